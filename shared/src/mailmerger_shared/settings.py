@@ -1,0 +1,163 @@
+"""Typed, frozen settings read from environment variables.
+
+Each concern is a frozen msgspec Struct with its own prefix (``MM_DB_``, ``MM_REDIS_``…); a field
+``url`` of ``DatabaseSettings`` is read from ``MM_DB_URL``. Loading checks every field before it
+fails, so one start-up error names every missing or malformed variable at once.
+
+A ``.env`` file is read for development (real environment variables win over it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar, get_origin
+
+import msgspec
+from dotenv import dotenv_values
+
+S = TypeVar("S", bound="Settings")
+
+
+class SettingsError(Exception):
+    """Configuration is missing or malformed; the message names every offending variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every settings group; subclasses set ``prefix``."""
+
+    prefix: ClassVar[str]
+
+
+def environment(env_file: str | Path | None = ".env") -> dict[str, str]:
+    """The process environment layered over the ``.env`` file, if one exists."""
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ)
+    return values
+
+
+def _parse(raw: str, field_type: Any) -> Any:
+    """Convert one variable's text to its field type.
+
+    Lists, dicts and structs are written as JSON; a list of scalars may also be written
+    comma-separated (``MM_HTTP_CORS_ORIGINS=http://a,http://b``).
+    """
+    stripped = raw.strip()
+    if stripped[:1] in "[{":
+        return msgspec.json.decode(stripped.encode(), type=field_type, strict=False)
+    if get_origin(field_type) in (list, tuple, set, frozenset):
+        parts = [part.strip() for part in raw.split(",") if part.strip()]
+        return msgspec.convert(parts, field_type, strict=False)
+    return msgspec.convert(raw, field_type, strict=False)
+
+
+def load(cls: type[S], env: Mapping[str, str] | None = None, *, problems: list[str] | None = None) -> S:
+    """Build ``cls`` from ``env``; raise SettingsError naming every bad variable.
+
+    When ``problems`` is given, errors are appended to it instead of raised, so several groups
+    can be loaded and reported together (see ``load_all``).
+    """
+    env = environment() if env is None else env
+    collect = problems if problems is not None else []
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(cls):
+        variable = f"{cls.prefix}{field.name.upper()}"
+        raw = env.get(variable)
+        if raw is None or raw == "":
+            if field.required:
+                collect.append(f"{variable} is required ({_describe(field.type)})")
+            continue
+        try:
+            values[field.name] = _parse(raw, field.type)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            collect.append(f"{variable}={raw!r} is malformed: expected {_describe(field.type)} ({exc})")
+    if problems is None and collect:
+        raise SettingsError(collect)
+    if collect:
+        return None  # type: ignore[return-value]  # caller raises after collecting all groups
+    try:
+        return msgspec.convert(values, cls)
+    except msgspec.ValidationError as exc:  # cross-field constraints (e.g. Meta bounds)
+        raise SettingsError([f"{cls.prefix}*: {exc}"]) from exc
+
+
+def load_all(*classes: type[Settings], env: Mapping[str, str] | None = None) -> tuple[Any, ...]:
+    """Load several settings groups, reporting the problems of all of them in one error."""
+    env = environment() if env is None else env
+    problems: list[str] = []
+    loaded = tuple(load(cls, env, problems=problems) for cls in classes)
+    if problems:
+        raise SettingsError(problems)
+    return loaded
+
+
+def _describe(field_type: Any) -> str:
+    name = getattr(field_type, "__name__", None)
+    return name if name else str(field_type).replace("typing.", "")
+
+
+# --- settings every service shares -----------------------------------------------------------
+
+
+class DatabaseSettings(Settings, frozen=True, kw_only=True):
+    prefix: ClassVar[str] = "MM_DB_"
+    url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/mailmerger"
+    pool_size: int = 10
+    max_overflow: int = 10
+    echo: bool = False
+
+
+class RedisSettings(Settings, frozen=True, kw_only=True):
+    prefix: ClassVar[str] = "MM_REDIS_"
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "mm:"
+
+
+class BrokerSettings(Settings, frozen=True, kw_only=True):
+    prefix: ClassVar[str] = "MM_AMQP_"
+    url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    prefetch: int = 32
+    delivery_limit: int = 5
+    publish_timeout: float = 10.0
+
+
+class HttpSettings(Settings, frozen=True, kw_only=True):
+    prefix: ClassVar[str] = "MM_HTTP_"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    cors_origins: list[str] = msgspec.field(
+        default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"]
+    )
+    public_url: str = "http://127.0.0.1:8080"
+    debug: bool = False
+
+
+class JwtSettings(Settings, frozen=True, kw_only=True):
+    """How every service verifies access tokens issued by auth."""
+
+    prefix: ClassVar[str] = "MM_JWT_"
+    jwks_url: str = "http://127.0.0.1:8080/v1/auth/.well-known/jwks.json"
+    issuer: str = "mailmerger-auth"
+    audience: str = "mailmerger"
+    leeway_seconds: int = 10
+
+
+class InternalSettings(Settings, frozen=True, kw_only=True):
+    """The service credential that guards ``/internal/...`` routes and how to reach them."""
+
+    prefix: ClassVar[str] = "MM_INTERNAL_"
+    service_token: str
+    base_url: str = "http://127.0.0.1:8080"
+
+
+class LogSettings(Settings, frozen=True, kw_only=True):
+    prefix: ClassVar[str] = "MM_LOG_"
+    level: str = "INFO"
+    json: bool = True

@@ -154,10 +154,23 @@ class InternalSettings(Settings, frozen=True, kw_only=True):
 
     prefix: ClassVar[str] = "MM_INTERNAL_"
     service_token: str
-    base_url: str = "http://127.0.0.1:8080"
+    base_url: str = "http://127.0.0.1:8081"  # the all-in-one internal listener
 
 
 class LogSettings(Settings, frozen=True, kw_only=True):
     prefix: ClassVar[str] = "MM_LOG_"
     level: str = "INFO"
     json: bool = True
+
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+def load_service(cls: type[T], env: Mapping[str, str] | None = None) -> T:
+    """Load a service's settings: a Struct whose every field is a settings group.
+
+    All groups are checked before failing, so one error lists every bad variable of the service.
+    """
+    fields = msgspec.structs.fields(cls)
+    groups = load_all(*(field.type for field in fields), env=env)
+    return cls(**{field.name: group for field, group in zip(fields, groups, strict=True)})

@@ -1,0 +1,61 @@
+"""Settings of the Google emulator (``MM_EMULATOR_*``).
+
+Every absolute URL the emulator emits (issuer, discovery endpoints, consent form action) is built
+from ``public_url``, never from the request, so the same app works standalone and when mounted under
+a prefix by a path-stripping router (``http://127.0.0.1:8080/google``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+import msgspec
+
+from mailmerger_shared.settings import Settings
+
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class OAuthClient(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered OAuth client; redirect URIs are matched exactly, as Google does."""
+
+    client_id: str
+    client_secret: str
+    redirect_uris: list[str]
+
+
+def _dev_clients() -> list[OAuthClient]:
+    return [
+        OAuthClient(
+            client_id="mailmerger-dev",
+            client_secret="mailmerger-dev-secret",  # noqa: S106  # the public dev client of the emulator
+            redirect_uris=[
+                "http://127.0.0.1:8080/v1/auth/google/callback",
+                "http://127.0.0.1:8080/api/oauth/oauth2callback",
+            ],
+        )
+    ]
+
+
+class GoogleEmulatorSettings(Settings, frozen=True, kw_only=True):
+    prefix: ClassVar[str] = "MM_EMULATOR_"
+
+    public_url: str = "http://127.0.0.1:8090"
+    clients: list[OAuthClient] = msgspec.field(default_factory=_dev_clients)
+    # Approve every authorization at once for ``login_hint`` (or ``default_user_email``): for tests
+    # and scripted demos that cannot click through the consent page.
+    auto_approve: bool = False
+    default_user_email: str = "tester@gmail.local"
+    access_token_ttl_seconds: PositiveInt = 3600
+    # Per-user Gmail quota (15,000 units/user/minute for projects older than May 2026) and the
+    # account's rolling-24-hour sending cap (Workspace: 2,000; consumer Gmail: 500).
+    quota_units_per_minute: PositiveInt = 15_000
+    daily_send_cap: PositiveInt = 2_000
+    quotas_enabled: bool = True
+    max_message_bytes: PositiveInt = 35 * 1024 * 1024
+    max_recipients: PositiveInt = 100
+
+    @property
+    def base_url(self) -> str:
+        """``public_url`` without a trailing slash, ready for joining with a path."""
+        return self.public_url.rstrip("/")

@@ -1,0 +1,23 @@
+"""Everything the sender service reads from the environment."""
+
+from __future__ import annotations
+
+import msgspec
+
+from mailmerger_shared.settings import (
+    BrokerSettings,
+    DatabaseSettings,
+    HttpSettings,
+    JwtSettings,
+    LogSettings,
+    RedisSettings,
+)
+
+
+class SenderSettings(msgspec.Struct, frozen=True, kw_only=True):
+    http: HttpSettings
+    database: DatabaseSettings
+    redis: RedisSettings
+    broker: BrokerSettings
+    jwt: JwtSettings
+    log: LogSettings

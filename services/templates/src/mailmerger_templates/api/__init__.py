@@ -1,0 +1,7 @@
+"""HTTP routes of the templates service."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+ROUTES: list[ControllerRouterHandler] = []

@@ -1,0 +1,7 @@
+"""RabbitMQ: topology, confirmed publishing and acknowledged consuming."""
+
+from mailmerger_shared.broker.consumer import Consumer, Handler
+from mailmerger_shared.broker.publisher import Publisher, PublishFailed, UnroutableMessage
+from mailmerger_shared.broker.topology import QUEUES, QueueSpec
+
+__all__ = ["QUEUES", "Consumer", "Handler", "PublishFailed", "Publisher", "QueueSpec", "UnroutableMessage"]

@@ -1,0 +1,108 @@
+"""Consuming with manual acks, bounded prefetch and dead-lettering.
+
+A handler that returns acks the message; one that raises nacks it back to its quorum queue, whose
+delivery limit dead-letters it after the last attempt, so a poison message never blocks the rest.
+A message that cannot even be decoded is rejected straight to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import msgspec
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+
+from mailmerger_shared import contracts as c
+from mailmerger_shared.broker.topology import QUEUES, declare_queue
+from mailmerger_shared.context import set_correlation_id
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[c.Message, c.Envelope], Awaitable[None]]
+
+
+def envelope_of(incoming: AbstractIncomingMessage) -> c.Envelope:
+    headers = incoming.headers or {}
+    traceparent = headers.get("traceparent")
+    return c.Envelope(
+        id=uuid.UUID(incoming.message_id) if incoming.message_id else uuid.uuid4(),
+        tag=incoming.type or "",
+        occurred_at=incoming.timestamp or datetime.now(UTC),
+        correlation_id=incoming.correlation_id,
+        traceparent=traceparent if isinstance(traceparent, str) else None,
+    )
+
+
+class Consumer:
+    """Feeds one queue's messages to one handler, at most ``prefetch`` at a time."""
+
+    def __init__(self, queue_name: str, handler: Handler, *, prefetch: int, delivery_limit: int):
+        self.queue_name = queue_name
+        self._spec = QUEUES[queue_name]
+        self._handler = handler
+        self._prefetch = prefetch
+        self._delivery_limit = delivery_limit
+        self._queue: AbstractQueue | None = None
+        self._tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def start(self, connection: AbstractRobustConnection) -> None:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=self._prefetch)
+        self._queue = await declare_queue(channel, self._spec, delivery_limit=self._delivery_limit)
+        self._tag = await self._queue.consume(self._on_message, no_ack=False)
+
+    async def _on_message(self, incoming: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._handle(incoming)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _handle(self, incoming: AbstractIncomingMessage) -> None:
+        envelope = envelope_of(incoming)
+        set_correlation_id(envelope.correlation_id)
+        try:
+            message = c.decode(envelope.tag, incoming.body)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            log.error("undecodable message dead-lettered", extra={"tag": envelope.tag, "error": str(exc)})
+            await incoming.reject(requeue=False)
+            return
+        try:
+            await self._handler(message, envelope)
+        except asyncio.CancelledError:
+            await _settle_quietly(incoming.nack(requeue=True))
+            raise
+        except Exception:
+            log.exception(
+                "handler failed; message returned to its queue",
+                extra={"tag": envelope.tag, "message_id": str(envelope.id), "queue": self.queue_name},
+            )
+            await _settle_quietly(incoming.nack(requeue=True))
+            return
+        await _settle_quietly(incoming.ack())
+
+    async def stop(self, *, grace: float = 30.0) -> None:
+        """Stop taking messages, let in-flight ones finish; unacked ones return to the queue."""
+        if self._queue is not None and self._tag is not None:
+            try:
+                await self._queue.cancel(self._tag)
+            except Exception:  # the channel may already be gone; redelivery covers it
+                log.warning("could not cancel consumer", extra={"queue": self.queue_name})
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=grace)
+
+
+async def _settle_quietly(settle: Awaitable[None]) -> None:
+    """Ack/nack on a channel that died is harmless: the broker redelivers the message anyway."""
+    try:
+        await settle
+    except Exception:
+        log.warning("could not settle message; the broker will redeliver it")

@@ -1,0 +1,158 @@
+"""Transactional outbox: an event is a row written in the business transaction.
+
+``stage`` adds the row inside the caller's transaction, so the event exists exactly when the
+change that caused it was committed. ``OutboxRelay`` then publishes rows with confirms and marks
+them published. A crash between the confirm and the mark publishes a row again with the *same*
+envelope id, so consumers can (and do) treat events idempotently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    delete,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailmerger_shared import contracts as c
+from mailmerger_shared.broker.publisher import Publisher
+from mailmerger_shared.context import current_correlation_id
+from mailmerger_shared.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", Uuid, primary_key=True),
+        Column("tag", String(100), nullable=False),
+        Column("body", LargeBinary, nullable=False),
+        Column("correlation_id", String(128)),
+        Column("traceparent", String(64)),
+        Column("occurred_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True)),
+        Index("ix_outbox_pending", "occurred_at", postgresql_where=text("published_at IS NULL")),
+    )
+
+
+async def stage(session: AsyncSession, table: Table, event: c.Message) -> c.Envelope:
+    """Record ``event`` in the caller's transaction; the relay publishes it after commit."""
+    envelope = c.Envelope.new(event.TAG, correlation_id=current_correlation_id())
+    await session.execute(
+        table.insert().values(
+            id=envelope.id,
+            tag=envelope.tag,
+            body=c.encode(event),
+            correlation_id=envelope.correlation_id,
+            traceparent=envelope.traceparent,
+            occurred_at=envelope.occurred_at,
+        )
+    )
+    return envelope
+
+
+class OutboxRelay:
+    """Publishes staged rows in order, a batch at a time; safe to run in several processes."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        table: Table,
+        publisher: Publisher,
+        *,
+        batch_size: int = 200,
+        idle_interval: float = 0.5,
+        keep_published: timedelta = timedelta(days=1),
+    ):
+        self._sessions = sessions
+        self._table = table
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._idle_interval = idle_interval
+        self._keep_published = keep_published
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask for a pass now (after a commit that staged events) instead of at the next tick."""
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of pending rows; returns how many were published."""
+        t = self._table
+        async with transaction(self._sessions) as session:
+            rows = (
+                await session.execute(
+                    select(t.c.id, t.c.tag, t.c.body, t.c.correlation_id, t.c.traceparent, t.c.occurred_at)
+                    .where(t.c.published_at.is_(None))
+                    .order_by(t.c.occurred_at)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            # Publish concurrently: confirms are pipelined on one channel.
+            await asyncio.gather(
+                *(
+                    self._publisher.publish(
+                        c.decode(row.tag, row.body),
+                        c.Envelope(
+                            id=row.id,
+                            tag=row.tag,
+                            occurred_at=row.occurred_at,
+                            correlation_id=row.correlation_id,
+                            traceparent=row.traceparent,
+                        ),
+                    )
+                    for row in rows
+                )
+            )
+            await session.execute(
+                update(t).where(t.c.id.in_([row.id for row in rows])).values(published_at=datetime.now(UTC))
+            )
+            return len(rows)
+
+    async def prune(self) -> None:
+        cutoff = datetime.now(UTC) - self._keep_published
+        async with transaction(self._sessions) as session:
+            await session.execute(delete(self._table).where(self._table.c.published_at < cutoff))
+
+    async def run(self) -> None:
+        """Relay until cancelled; errors are logged and retried with backoff, never fatal."""
+        backoff = self._idle_interval
+        passes = 0
+        while True:
+            try:
+                published = await self.publish_pending()
+                backoff = self._idle_interval
+                passes += 1
+                if passes % 1000 == 0:
+                    await self.prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay pass failed; retrying")
+                published = 0
+                backoff = min(backoff * 2, 10.0)
+            if published:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)

@@ -1,0 +1,99 @@
+"""Opening and closing the infrastructure a process uses, in one lifespan.
+
+Resources close in reverse order of opening; a failure while closing one is logged and the rest
+are still closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import redis.asyncio as aioredis
+from aio_pika.abc import AbstractRobustConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from mailmerger_shared.broker.publisher import Publisher
+from mailmerger_shared.db import create_engine, create_sessionmaker, ping
+from mailmerger_shared.settings import BrokerSettings, DatabaseSettings, RedisSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Infrastructure:
+    """What a service process holds open: any of database, Redis and broker."""
+
+    name: str
+    engine: AsyncEngine | None = None
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    redis: aioredis.Redis | None = None
+    amqp: AbstractRobustConnection | None = None
+    publisher: Publisher | None = None
+    readiness: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+
+
+async def _broker_alive(connection: AbstractRobustConnection) -> None:
+    if connection.is_closed:
+        raise ConnectionError("broker connection is closed (reconnecting)")
+
+
+@contextlib.asynccontextmanager
+async def open_infrastructure(
+    name: str,
+    *,
+    database: DatabaseSettings | None = None,
+    redis: RedisSettings | None = None,
+    broker: BrokerSettings | None = None,
+) -> AsyncIterator[Infrastructure]:
+    infra = Infrastructure(name=name)
+    async with contextlib.AsyncExitStack() as stack:
+        if database is not None:
+            engine = create_engine(database, application_name=f"mailmerger-{name}")
+            stack.push_async_callback(_closing, "database", engine.dispose)
+            infra.engine, infra.sessions = engine, create_sessionmaker(engine)
+            infra.readiness["database"] = lambda: ping(engine)
+        if redis is not None:
+            client = aioredis.Redis.from_url(redis.url, socket_timeout=5, socket_connect_timeout=2)
+            stack.push_async_callback(_closing, "redis", client.aclose)
+            infra.redis = client
+            infra.readiness["redis"] = client.ping
+        if broker is not None:
+            connection = await aio_pika.connect_robust(
+                broker.url, client_properties={"connection_name": f"mailmerger-{name}"}
+            )
+            stack.push_async_callback(_closing, "broker", connection.close)
+            infra.amqp = connection
+            infra.publisher = await Publisher.open(connection, timeout=broker.publish_timeout)
+            infra.readiness["broker"] = lambda: _broker_alive(connection)
+        yield infra
+
+
+async def _closing(what: str, close: Callable[[], Awaitable[object]]) -> None:
+    try:
+        await close()
+    except Exception:
+        log.exception("failed to close %s; continuing shutdown", what)
+
+
+def infrastructure_lifespan(
+    name: str,
+    *,
+    database: DatabaseSettings | None = None,
+    redis: RedisSettings | None = None,
+    broker: BrokerSettings | None = None,
+) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """A Litestar lifespan that opens the infrastructure into ``app.state.infra``."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with open_infrastructure(name, database=database, redis=redis, broker=broker) as infra:
+            app.state.infra = infra
+            app.state.readiness = infra.readiness
+            yield
+
+    return lifespan

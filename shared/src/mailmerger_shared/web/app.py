@@ -1,0 +1,81 @@
+"""The one way every service builds its Litestar application."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.types import ControllerRouterHandler, LifespanHook
+
+from mailmerger_shared.web.auth import JwtAuthMiddleware, TokenVerifier
+from mailmerger_shared.web.deps import provide_principal, provide_transaction
+from mailmerger_shared.web.health import health_routes
+from mailmerger_shared.web.middleware import RequestIdMiddleware
+from mailmerger_shared.web.problems import EXCEPTION_HANDLERS
+from mailmerger_shared.settings import HttpSettings
+
+# Paths that never need a user token.
+PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/internal/"]
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+    opt = {"exclude_from_auth": True}
+
+
+def service_app(
+    *,
+    name: str,
+    version: str = "1.0.0",
+    route_handlers: Sequence[ControllerRouterHandler],
+    http: HttpSettings,
+    verifier: TokenVerifier | None,
+    lifespan: Sequence[Any] = (),
+    on_startup: Sequence[LifespanHook] = (),
+    dependencies: dict[str, Provide] | None = None,
+    state: dict[str, Any] | None = None,
+) -> Litestar:
+    """A service's app: problem+json errors, CORS, request ids, JWT auth, probes, metrics, OpenAPI.
+
+    ``verifier`` is None only for apps that authenticate by other means (the emulator).
+    """
+    middleware: list[Any] = [RequestIdMiddleware()]
+    middleware.append(PrometheusConfig(app_name=name, prefix="mailmerger", group_path=True).middleware)
+    if verifier is not None:
+        middleware.append(DefineMiddleware(JwtAuthMiddleware, verifier=verifier, exclude=PUBLIC_PATHS))
+    return Litestar(
+        route_handlers=[*health_routes(), MetricsController, *route_handlers],
+        middleware=middleware,
+        cors_config=CORSConfig(
+            allow_origins=list(http.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after", "location"],
+            max_age=600,
+        ),
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=list(lifespan),
+        on_startup=list(on_startup),
+        dependencies={
+            "tx": Provide(provide_transaction),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+            **(dependencies or {}),
+        },
+        state=State(state or {}),
+        openapi_config=OpenAPIConfig(
+            title=f"MailMerger {name}",
+            version=version,
+            path=f"/schema/{name}",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        debug=http.debug,
+    )

@@ -1,0 +1,176 @@
+"""Offline verification of auth's access tokens, and the guard for internal routes.
+
+Every service verifies EdDSA JWTs against auth's JWKS, fetched once and cached; an unknown ``kid``
+triggers at most one refetch per ``min_refresh_interval`` (a key rotation is picked up at once,
+while a flood of forged kids cannot turn into a flood of JWKS requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import jwt
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from mailmerger_shared.web.problems import Unauthorized
+from mailmerger_shared.settings import JwtSettings
+
+ALGORITHM = "EdDSA"
+# Header parameters that would let a token name its own key; we only trust auth's JWKS.
+_FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c"})
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """The authenticated user of a request."""
+
+    user_id: int
+    token_id: str
+    claims: dict[str, Any]
+
+
+JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def http_jwks_fetcher(url: str) -> JwksFetcher:
+    """Fetch auth's JWKS over HTTP. Fetches are rare (see JwksCache), so no client is kept open."""
+
+    async def fetch() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            response = await client.get(url)
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
+
+    return fetch
+
+
+class JwksCache:
+    """Public keys by ``kid``, refreshed on demand."""
+
+    def __init__(self, fetch: JwksFetcher, *, min_refresh_interval: float = 30.0) -> None:
+        self._fetch = fetch
+        self._min_refresh_interval = min_refresh_interval
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> jwt.PyJWK | None:
+        if kid in self._keys:
+            return self._keys[kid]
+        async with self._lock:  # one refetch serves every request waiting on it
+            if kid not in self._keys and time.monotonic() - self._fetched_at >= self._min_refresh_interval:
+                await self._refresh()
+        return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        document = await self._fetch()
+        keys: dict[str, jwt.PyJWK] = {}
+        for entry in document.get("keys", []):
+            if entry.get("kid") and entry.get("kty") == "OKP":
+                keys[entry["kid"]] = jwt.PyJWK(entry, algorithm=ALGORITHM)
+        self._keys = keys
+        self._fetched_at = time.monotonic()
+
+
+class TokenVerifier:
+    """Checks signature, algorithm, issuer, audience, expiry and token type of an access token."""
+
+    def __init__(self, keys: JwksCache, settings: JwtSettings) -> None:
+        self._keys = keys
+        self._settings = settings
+
+    async def verify(self, token: str, *, token_type: str = "access") -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("the bearer token is not a well-formed JWT") from exc
+        if header.get("alg") != ALGORITHM:
+            raise Unauthorized("the bearer token is not signed with the expected algorithm")
+        if _FORBIDDEN_HEADERS & header.keys():
+            raise Unauthorized("the bearer token names its own key, which is never trusted")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthorized("the bearer token has no key id")
+        try:
+            key = await self._keys.key(kid)
+        except httpx.HTTPError as exc:
+            raise Unauthorized("signing keys are unavailable; retry shortly") from exc
+        if key is None:
+            raise Unauthorized("the bearer token was signed with an unknown key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[ALGORITHM],
+                audience=self._settings.audience,
+                issuer=self._settings.issuer,
+                leeway=self._settings.leeway_seconds,
+                options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("the bearer token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"the bearer token is invalid: {exc}") from exc
+        if claims.get("typ") != token_type:
+            raise Unauthorized(f"a {token_type} token is required")
+        try:
+            user_id = int(claims["sub"])
+        except (TypeError, ValueError) as exc:
+            raise Unauthorized("the bearer token's subject is not a user id") from exc
+        return Principal(user_id=user_id, token_id=str(claims["jti"]), claims=claims)
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    value = connection.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "send an access token as 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": 'Bearer realm="mailmerger"'},
+        )
+    return token.strip()
+
+
+def token_verifier(settings: JwtSettings, fetch: JwksFetcher | None = None) -> TokenVerifier:
+    """The verifier a service uses: auth's JWKS over HTTP unless a key source is given (tests, auth)."""
+    return TokenVerifier(JwksCache(fetch or http_jwks_fetcher(settings.jwks_url)), settings)
+
+
+class JwtAuthMiddleware(AbstractAuthenticationMiddleware):
+    """Authenticates every route unless its handler sets ``opt={"exclude_from_auth": True}``."""
+
+    def __init__(self, app: Any, verifier: TokenVerifier, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._verifier = verifier
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        principal = await self._verifier.verify(bearer_token(connection))
+        return AuthenticationResult(user=principal, auth=principal.claims)
+
+
+def requires_service_credential(
+    token: str,
+) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
+    """Guard for ``/internal`` routes: the caller must present the shared service credential.
+
+    Internal routes skip user authentication; this credential is their only key.
+    """
+
+    expected = token.encode()
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        presented = connection.headers.get("x-service-token", "").encode()
+        if not presented or not hmac.compare_digest(presented, expected):
+            raise Unauthorized("internal route: send the service credential as 'X-Service-Token'")
+
+    return guard

@@ -1,0 +1,33 @@
+"""Request-scoped dependencies shared by every service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailmerger_shared.web.auth import Principal
+from mailmerger_shared.web.problems import Conflict
+
+
+async def provide_transaction(state: State) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction: committed when the handler returns, rolled back if it raises.
+
+    Committing happens before the response is sent, so a 2xx always means the change is durable.
+    """
+    sessions = state.infra.sessions
+    async with sessions() as session:
+        try:
+            async with session.begin():
+                yield session
+        except IntegrityError as exc:
+            raise Conflict("the change conflicts with existing data") from exc
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal: Principal = request.user
+    return principal

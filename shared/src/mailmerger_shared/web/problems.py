@@ -1,0 +1,201 @@
+"""RFC 9457 problem responses for every error a service returns.
+
+Domain code raises ``Problem`` (or a subclass) with a status and a detail that says what to fix;
+framework errors (validation, 404, 405…) are converted to the same shape. An infrastructure
+outage (database, Redis, broker unreachable) is a 503 naming the dependency, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error answered as ``application/problem+json``."""
+
+    status: int = 400
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int | None = None,
+        title: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        if title is not None:
+            self.title = title
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+class NotFound(Problem):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(Problem):
+    status = 409
+    title = "Conflict"
+
+
+class Unprocessable(Problem):
+    status = 422
+    title = "Unprocessable content"
+
+
+class Unauthorized(Problem):
+    status = 401
+    title = "Unauthorized"
+
+
+class ServiceUnavailable(Problem):
+    status = 503
+    title = "Service unavailable"
+
+
+def problem_response(
+    request: Request[Any, Any, Any],
+    *,
+    status: int,
+    title: str,
+    detail: str,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body["instance"] = request.url.path
+    if extra:
+        body.update(extra)
+    return Response(
+        content=msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[bytes]:
+    return problem_response(
+        request, status=exc.status, title=exc.title, detail=exc.detail, extra=exc.extra, headers=exc.headers
+    )
+
+
+def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    return problem_response(
+        request,
+        status=exc.status_code,
+        title="Invalid request",
+        detail=exc.detail or "the request does not match the expected shape",
+        extra={"errors": errors} if errors else None,
+    )
+
+
+def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    return problem_response(
+        request,
+        status=exc.status_code,
+        title=_title(exc.status_code),
+        detail=exc.detail,
+        headers=dict(exc.headers or {}),
+    )
+
+
+def _unavailable_dependency(exc: BaseException) -> str | None:
+    """Name the dependency an exception says is unreachable, or None if it is a real bug."""
+    import aiormq.exceptions
+    import asyncpg
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    from mailmerger_shared.broker.publisher import PublishFailed
+
+    for cause in _chain(exc):
+        if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
+            return "database"
+        if isinstance(
+            cause,
+            asyncpg.exceptions.CannotConnectNowError
+            | asyncpg.exceptions.ConnectionDoesNotExistError
+            | asyncpg.exceptions.ConnectionFailureError
+            | asyncpg.exceptions.AdminShutdownError,
+        ):
+            return "database"
+        if isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return "database"
+        if isinstance(cause, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            return "redis"
+        if isinstance(cause, aiormq.exceptions.AMQPConnectionError | PublishFailed):
+            return "broker"
+        if isinstance(cause, ConnectionRefusedError):
+            return "a backing service"
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    dependency = _unavailable_dependency(exc)
+    if dependency is not None:
+        log.warning("dependency unavailable", extra={"dependency": dependency, "error": repr(exc)})
+        return problem_response(
+            request,
+            status=503,
+            title="Service unavailable",
+            detail=f"{dependency} is unavailable; retry shortly",
+            headers={"Retry-After": "5"},
+        )
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return problem_response(
+        request, status=500, title="Internal server error", detail="an unexpected error occurred"
+    )
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    Problem: _on_problem,
+    ValidationException: _on_validation,
+    HTTPException: _on_http,
+    Exception: _on_unexpected,
+}
+
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "PROBLEM_JSON",
+    "Conflict",
+    "NotFound",
+    "Problem",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "Unprocessable",
+    "problem_response",
+]

@@ -1,0 +1,89 @@
+"""The ``mailmerger`` command: run the system, one service, migrations, the gateway config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import ClassVar
+
+from mailmerger_shared.settings import LogSettings, Settings, SettingsError, load
+
+
+class RunSettings(Settings, frozen=True, kw_only=True):
+    """Only the all-in-one mode reads these."""
+
+    prefix: ClassVar[str] = "MM_RUN_"
+    internal_port: int = 8081  # /internal/... routes; never the public port
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailmerger", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="the all-in-one mode: every service, the workers, local stand-ins")
+    serve = commands.add_parser("serve", help="serve one service's HTTP app")
+    serve.add_argument("service", choices=["auth", "templates", "queue", "sender", "storage"])
+    migrate = commands.add_parser("migrate", help="create the database if needed and migrate schemas")
+    migrate.add_argument("service", nargs="?", default="all")
+    revision = commands.add_parser("makemigrations", help="autogenerate a migration for one service")
+    revision.add_argument("service")
+    revision.add_argument("-m", "--message", required=True)
+    gateway = commands.add_parser("gateway", help="print the generated gateway configuration")
+    gateway.add_argument("kind", choices=["nginx"])
+    emulator = commands.add_parser("emulator", help="run a local stand-in for an external service")
+    emulator.add_argument("which", choices=["google"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except SettingsError as exc:
+        print(f"mailmerger: {exc}", file=sys.stderr)
+        print("Set these variables (see .env.example) and start again.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from mailmerger_shared.logs import configure_logging
+
+    if args.command == "gateway":
+        from mailmerger.gateway import render_nginx
+
+        print(render_nginx(), end="")
+        return 0
+    configure_logging(load(LogSettings), service=f"mailmerger-{args.command}")
+    if args.command == "migrate":
+        from mailmerger.migrate import migrate
+
+        asyncio.run(migrate(args.service))
+        return 0
+    if args.command == "makemigrations":
+        from mailmerger.migrate import make_migration
+
+        make_migration(args.service, args.message)
+        return 0
+    if args.command == "serve":
+        from mailmerger.serve import serve_service
+
+        serve_service(args.service)
+        return 0
+    if args.command == "emulator":
+        from mailmerger.serve import serve_google_emulator
+
+        serve_google_emulator()
+        return 0
+    if args.command == "run":
+        from mailmerger.serve import run_all_in_one
+
+        run_all_in_one(load(RunSettings))
+        return 0
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

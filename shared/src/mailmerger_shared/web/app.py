@@ -78,4 +78,5 @@ def service_app(
             render_plugins=[ScalarRenderPlugin()],
         ),
         debug=http.debug,
+        logging_config=None,  # logs are configured once per process (mailmerger_shared.logs)
     )

@@ -1,0 +1,191 @@
+"""Google's error answers, byte for byte where shared/GMAIL_FACTS.md quotes them.
+
+Two families: Google API errors (``{"error": {"code", "message", "errors": [...]}}``) answered by
+the Gmail API, and OAuth errors (``{"error": "...", "error_description": "..."}``) answered by the
+token, revocation and userinfo endpoints. Handlers raise; ``app.py`` turns the exceptions into
+responses, so an error body is always one of these shapes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+class GoogleApiError(Exception):
+    """An error answer of a Google API; ``body`` is the exact JSON document sent."""
+
+    def __init__(self, status_code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status_code} {body['error']['message']}")
+        self.status_code = status_code
+        self.body = body
+        self.headers = headers or {}
+
+    @property
+    def reason(self) -> str:
+        return str(self.body["error"]["errors"][0]["reason"])
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode(self.body)
+
+
+class OAuthError(Exception):
+    """An error answer of Google's OAuth endpoints (RFC 6749 section 5.2 shape)."""
+
+    def __init__(self, status_code: int, error: str, description: str) -> None:
+        super().__init__(f"{status_code} {error}: {description}")
+        self.status_code = status_code
+        self.body = {"error": error, "error_description": description}
+
+
+def api_error(
+    code: int,
+    reason: str,
+    message: str,
+    *,
+    domain: str = "global",
+    with_status: bool = True,
+    **error_fields: str,
+) -> GoogleApiError:
+    """A Google API error with one ``errors`` entry.
+
+    ``with_status=False`` gives the older shape without ``"status"`` that the Gmail "Resolve
+    errors" page prints for quota and credential errors.
+    """
+    entry = {"domain": domain, "reason": reason, "message": message, **error_fields}
+    error: dict[str, Any] = {"errors": [entry], "code": code, "message": message}
+    if with_status:
+        error["status"] = _STATUS_NAMES.get(code, "UNKNOWN")
+    return GoogleApiError(code, {"error": error})
+
+
+# --- credentials and permissions ---------------------------------------------------------------
+
+_BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'}
+
+
+def invalid_credentials() -> GoogleApiError:
+    """An unknown, expired or revoked access token (GMAIL_FACTS.md, verbatim)."""
+    error = api_error(
+        401,
+        "authError",
+        "Invalid Credentials",
+        with_status=False,
+        locationType="header",
+        location="Authorization",
+    )
+    error.headers = dict(_BEARER_CHALLENGE)
+    return error
+
+
+def login_required() -> GoogleApiError:
+    """No ``Authorization`` header at all."""
+    return api_error(
+        401,
+        "required",
+        "Request is missing required authentication credential. Expected OAuth 2 access token, "
+        "login cookie or other valid authentication credential.",
+        locationType="header",
+        location="Authorization",
+    )
+
+
+def insufficient_scopes() -> GoogleApiError:
+    error = api_error(403, "insufficientPermissions", "Request had insufficient authentication scopes.")
+    error.body["error"]["errors"][0]["message"] = "Insufficient Permission"
+    return error
+
+
+def forbidden(message: str) -> GoogleApiError:
+    """Gmail's ``forbidden`` reason: metadata-scope limits and ``Delegation denied``."""
+    return api_error(403, "forbidden", message)
+
+
+def mail_service_not_enabled() -> GoogleApiError:
+    return api_error(400, "failedPrecondition", "Mail service not enabled")
+
+
+def domain_policy() -> GoogleApiError:
+    return api_error(
+        403, "domainPolicy", "The domain administrators have disabled Gmail apps.", with_status=False
+    )
+
+
+# --- quotas ----------------------------------------------------------------------------------
+
+
+def user_rate_limit_exceeded() -> GoogleApiError:
+    return api_error(403, "userRateLimitExceeded", "User Rate Limit Exceeded", domain="usageLimits", with_status=False)
+
+
+def mail_sending_limit(retry_at: float) -> GoogleApiError:
+    """The account's rolling-24-hour sending cap: 429 naming the time sending is possible again.
+
+    Gmail words it like its other per-user limits, "User-rate limit exceeded.  Retry after <RFC 3339
+    UTC, milliseconds> (<limit>)", with the limit "Mail sending" named by the Gmail errors guide.
+    """
+    message = f"User-rate limit exceeded.  Retry after {google_timestamp(retry_at)} (Mail sending)"
+    return api_error(429, "rateLimitExceeded", message, domain="usageLimits")
+
+
+def google_timestamp(epoch_seconds: float) -> str:
+    """RFC 3339 UTC with milliseconds, as in Google's ``Retry after`` texts."""
+    moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# --- requests Gmail refuses --------------------------------------------------------------------
+
+
+def invalid_argument(message: str) -> GoogleApiError:
+    return api_error(400, "invalidArgument", message)
+
+
+def bad_request(message: str) -> GoogleApiError:
+    return api_error(400, "badRequest", message)
+
+
+def not_found() -> GoogleApiError:
+    return api_error(404, "notFound", "Requested entity was not found.")
+
+
+# --- injected failures -------------------------------------------------------------------------
+
+# Messages Google pairs with a reason (and, where it differs, with a status) in its answers.
+_FAULT_MESSAGES: dict[tuple[int | None, str], tuple[str, str]] = {
+    (None, "backendError"): ("global", "Backend Error"),
+    (503, "backendError"): ("global", "The service is currently unavailable."),
+    (None, "userRateLimitExceeded"): ("usageLimits", "User Rate Limit Exceeded"),
+    (None, "rateLimitExceeded"): ("usageLimits", "Rate Limit Exceeded"),
+    (429, "rateLimitExceeded"): ("usageLimits", "Too many requests: Too many concurrent requests for user"),
+    (None, "dailyLimitExceeded"): ("usageLimits", "Daily Limit Exceeded"),
+    (None, "domainPolicy"): ("global", "The domain administrators have disabled Gmail apps."),
+    (None, "failedPrecondition"): ("global", "Mail service not enabled"),
+    (None, "authError"): ("global", "Invalid Credentials"),
+}
+
+
+def injected_error(status_code: int, reason: str, message: str | None) -> GoogleApiError:
+    """The error a fault rule asks for, worded as Google words that reason at that status."""
+    domain, default_message = _FAULT_MESSAGES.get(
+        (status_code, reason), _FAULT_MESSAGES.get((None, reason), ("global", reason))
+    )
+    if reason == "authError":
+        error = invalid_credentials()
+        if message:
+            error.body["error"]["message"] = error.body["error"]["errors"][0]["message"] = message
+        return error
+    return api_error(status_code, reason, message or default_message, domain=domain)

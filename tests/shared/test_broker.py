@@ -1,0 +1,191 @@
+"""The broker kit against a real RabbitMQ: confirms, mandatory routing, dead-lettering, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from mailmerger_shared import contracts as c
+from mailmerger_shared.broker import QUEUES, Consumer, Publisher, UnroutableMessage
+from mailmerger_shared.broker.topology import declare_queue
+from tests.support import eventually
+
+DELIVERY_LIMIT = 3
+
+
+@pytest.fixture
+async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    conn = await aio_pika.connect_robust(amqp_url, client_properties={"connection_name": name})
+    yield conn
+    await conn.close()
+
+
+async def _fresh_queue(connection: AbstractRobustConnection, name: str) -> None:
+    """Start from an empty queue and dead-letter queue (tests in a run share the vhost)."""
+    channel = await connection.channel()
+    spec = QUEUES[name]
+    await channel.queue_delete(spec.name)
+    await channel.queue_delete(spec.dead_letter_queue)
+    await declare_queue(channel, spec, delivery_limit=DELIVERY_LIMIT)
+    await channel.close()
+
+
+async def test_publish_waits_for_the_broker_confirm(connection: AbstractRobustConnection) -> None:
+    """A published message is in its queue once publish returns."""
+    await _fresh_queue(connection, "storage.user-deleted")
+    publisher = await Publisher.open(connection)
+    envelope = await publisher.publish(c.UserDeleted(user_id=1))
+    channel = await connection.channel()
+    queue = await channel.get_queue("storage.user-deleted")
+    message = await queue.get(timeout=5)
+    assert message.message_id == str(envelope.id)
+    assert message.type == "user_deleted.v1"
+    assert c.decode(message.type, message.body) == c.UserDeleted(user_id=1)
+    await message.ack()
+
+
+async def test_unroutable_publish_raises(connection: AbstractRobustConnection) -> None:
+    """A message no queue is bound for raises instead of vanishing."""
+    channel = await connection.channel()
+    for spec in QUEUES.values():
+        if c.AttachmentDeleted in spec.messages:
+            await channel.queue_delete(spec.name)
+    publisher = await Publisher.open(connection)
+    with pytest.raises(UnroutableMessage, match="attachment_deleted.v1"):
+        await publisher.publish(c.AttachmentDeleted(user_id=1, attachment_id=2))
+
+
+async def test_envelope_travels_in_message_properties(connection: AbstractRobustConnection) -> None:
+    """Correlation id and traceparent reach the consumer with the payload."""
+    await _fresh_queue(connection, "templates.user-deleted")
+    received: list[c.Envelope] = []
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        received.append(envelope)
+
+    consumer = Consumer("templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
+    await consumer.start(connection)
+    publisher = await Publisher.open(connection)
+    sent = c.Envelope.new("user_deleted.v1", correlation_id="req-42", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    await publisher.publish(c.UserDeleted(user_id=9), sent)
+    await eventually(lambda: received)
+    await consumer.stop()
+    assert received[0].id == sent.id
+    assert received[0].correlation_id == "req-42"
+    assert received[0].traceparent == sent.traceparent
+
+
+async def test_failing_message_is_dead_lettered_after_exactly_the_delivery_limit(
+    connection: AbstractRobustConnection,
+) -> None:
+    """A poison message is tried DELIVERY_LIMIT times, then dead-lettered, while others keep flowing."""
+    await _fresh_queue(connection, "templates.user-deleted")
+    attempts: Counter[int] = Counter()
+    handled: set[int] = set()
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        assert isinstance(message, c.UserDeleted)
+        attempts[message.user_id] += 1
+        if message.user_id == 666:
+            raise RuntimeError("poison")
+        handled.add(message.user_id)
+
+    consumer = Consumer("templates.user-deleted", handler, prefetch=8, delivery_limit=DELIVERY_LIMIT)
+    await consumer.start(connection)
+    publisher = await Publisher.open(connection)
+    await publisher.publish(c.UserDeleted(user_id=666))
+    for user_id in range(1, 21):
+        await publisher.publish(c.UserDeleted(user_id=user_id))
+
+    channel = await connection.channel()
+    dead = await channel.get_queue(QUEUES["templates.user-deleted"].dead_letter_queue)
+
+    async def dead_lettered() -> bool:
+        return (await dead.declare()).message_count == 1
+
+    await eventually(dead_lettered)
+    await eventually(lambda: len(handled) == 20)
+    await consumer.stop()
+    assert attempts[666] == DELIVERY_LIMIT
+    assert all(attempts[user_id] == 1 for user_id in range(1, 21))
+
+
+async def test_undecodable_message_is_dead_lettered_at_once(connection: AbstractRobustConnection) -> None:
+    """A body that does not match its tag is not retried: it goes straight to the dead-letter queue."""
+    await _fresh_queue(connection, "storage.user-deleted")
+    calls: list[c.Message] = []
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        calls.append(message)
+
+    consumer = Consumer("storage.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
+    await consumer.start(connection)
+    channel = await connection.channel()
+    exchange = await channel.get_exchange("mailmerger.events")
+    await exchange.publish(
+        aio_pika.Message(b'{"user_id": "not a number"}', type="user_deleted.v1", message_id=str(uuid.uuid4())),
+        routing_key="user_deleted.v1",
+    )
+    dead = await channel.get_queue(QUEUES["storage.user-deleted"].dead_letter_queue)
+
+    async def dead_lettered() -> bool:
+        return (await dead.declare()).message_count == 1
+
+    await eventually(dead_lettered)
+    await consumer.stop()
+    assert calls == []
+
+
+def _close_broker_side(connection_name: str) -> None:
+    """Drop one connection from the broker's side, as a network failure or broker restart would."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+        check=True, capture_output=True, text=True, timeout=30,
+    ).stdout
+    pids = [line.split("\t")[0] for line in listing.splitlines() if connection_name in line]
+    assert pids, f"connection {connection_name} not found"
+    for pid in pids:
+        subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test drop"], check=True, timeout=30)
+
+
+async def test_consumer_resumes_after_its_connection_is_dropped(amqp_url: str) -> None:
+    """After the broker drops the connection, the robust connection reconnects and consuming goes on."""
+    name = f"drop-{uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect_robust(amqp_url, client_properties={"connection_name": name})
+    try:
+        await _fresh_queue(connection, "queue.account-events")
+        seen: set[int] = set()
+
+        async def handler(message: c.Message, envelope: c.Envelope) -> None:
+            assert isinstance(message, c.UserDeleted)
+            seen.add(message.user_id)
+
+        consumer = Consumer("queue.account-events", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
+        await consumer.start(connection)
+        publisher = await Publisher.open(connection)
+        await publisher.publish(c.UserDeleted(user_id=1))
+        await eventually(lambda: 1 in seen)
+
+        await asyncio.to_thread(_close_broker_side, name)
+        await eventually(lambda: not connection.is_closed and connection.connected.is_set(), timeout=20)
+
+        async def republish() -> bool:
+            try:
+                await publisher.publish(c.UserDeleted(user_id=2))
+            except Exception:
+                return False
+            return True
+
+        await eventually(republish, timeout=20, interval=0.5)
+        await eventually(lambda: 2 in seen, timeout=20)
+        await consumer.stop()
+    finally:
+        await connection.close()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 from litestar import Request
+from litestar.di import NamedDependency
 from litestar.datastructures import State
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,3 +32,8 @@ async def provide_transaction(state: State) -> AsyncIterator[AsyncSession]:
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     principal: Principal = request.user
     return principal
+
+
+# Handlers declare what they need by these names: ``principal: CurrentUser, tx: Transaction``.
+CurrentUser: TypeAlias = NamedDependency[Principal]
+Transaction: TypeAlias = NamedDependency[AsyncSession]

@@ -1,0 +1,94 @@
+"""The transactional outbox: an event exists exactly when its business change was committed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from mailmerger_shared import contracts as c
+from mailmerger_shared.broker import Publisher
+from mailmerger_shared.broker.topology import QUEUES, declare_queue
+from mailmerger_shared.db import create_engine, create_sessionmaker, transaction
+from mailmerger_shared.outbox import OutboxRelay, stage
+from mailmerger_shared.settings import DatabaseSettings
+from mailmerger_storage.models import outbox  # any service's outbox table will do
+
+
+@pytest.fixture
+async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(DatabaseSettings(url=migrated_database, pool_size=2), application_name="test-outbox")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    sessions = create_sessionmaker(engine)
+    async with transaction(sessions) as session:
+        await session.execute(outbox.delete())
+    return sessions
+
+
+async def _pending(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with transaction(sessions) as session:
+        return int(
+            (await session.execute(select(func.count()).where(outbox.c.published_at.is_(None)))).scalar_one()
+        )
+
+
+async def test_rolled_back_transaction_leaves_no_event(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """An event staged in a transaction that fails is never published."""
+    with pytest.raises(RuntimeError):
+        async with transaction(sessions) as session:
+            await stage(session, outbox, c.UserDeleted(user_id=1))
+            raise RuntimeError("business rule failed")
+    assert await _pending(sessions) == 0
+
+
+async def test_relay_publishes_committed_events_and_marks_them(
+    sessions: async_sessionmaker[AsyncSession], amqp_url: str
+) -> None:
+    """Committed rows are published with their envelope id, in order, then marked published."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        channel = await connection.channel()
+        spec = QUEUES["storage.user-deleted"]
+        await channel.queue_delete(spec.name)
+        queue = await declare_queue(channel, spec, delivery_limit=3)
+        async with transaction(sessions) as session:
+            envelopes = [await stage(session, outbox, c.UserDeleted(user_id=n)) for n in range(5)]
+        relay = OutboxRelay(sessions, outbox, await Publisher.open(connection))
+
+        assert await relay.publish_pending() == 5
+        assert await relay.publish_pending() == 0
+        assert await _pending(sessions) == 0
+        received = []
+        for _ in range(5):
+            message = await queue.get(timeout=5)
+            received.append(message.message_id)
+            await message.ack()
+        assert received == [str(e.id) for e in envelopes]
+    finally:
+        await connection.close()
+
+
+async def test_unpublishable_event_stays_pending(sessions: async_sessionmaker[AsyncSession], amqp_url: str) -> None:
+    """When publishing fails (no route), the rows stay pending for the next pass."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        channel = await connection.channel()
+        for spec in QUEUES.values():
+            if c.AttachmentDeleted in spec.messages:
+                await channel.queue_delete(spec.name)
+        async with transaction(sessions) as session:
+            await stage(session, outbox, c.AttachmentDeleted(user_id=1, attachment_id=1))
+        relay = OutboxRelay(sessions, outbox, await Publisher.open(connection))
+        with pytest.raises(Exception, match="no queue is bound"):
+            await relay.publish_pending()
+        assert await _pending(sessions) == 1
+    finally:
+        await connection.close()

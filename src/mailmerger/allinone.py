@@ -9,19 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, MutableMapping
 from typing import Any
 
 import httpx
 import msgspec
 from asgi_lifespan import LifespanManager
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from mailmerger.gateway import service_for
 
 log = logging.getLogger(__name__)
 
-Worker = Callable[[], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Event = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Event]]
+Send = Callable[[Event], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Worker = Callable[[], Coroutine[Any, Any, None]]
 
 
 class PrefixRouter:
@@ -33,15 +37,15 @@ class PrefixRouter:
 
     def __init__(
         self,
-        apps: Mapping[str, ASGIApp],
+        apps: Mapping[str, Any],  # ASGI apps (Litestar instances)
         *,
         owner: Callable[[str], str | None] = service_for,
-        mounts: Mapping[str, ASGIApp] | None = None,
+        mounts: Mapping[str, Any] | None = None,
         workers: Mapping[str, Worker] | None = None,
     ) -> None:
-        self.apps = dict(apps)
+        self.apps: dict[str, ASGIApp] = dict(apps)
         self._owner = owner
-        self._mounts = dict(mounts or {})
+        self._mounts: dict[str, ASGIApp] = dict(mounts or {})
         self._workers = dict(workers or {})
         self._probes = {
             name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://in-process")
@@ -58,7 +62,7 @@ class PrefixRouter:
                 child = dict(
                     scope, path=path[len(prefix) :] or "/", root_path=scope.get("root_path", "") + prefix
                 )
-                await app(child, receive, send)  # type: ignore[arg-type]
+                await app(child, receive, send)
                 return
         if path in ("/ready", "/health") and scope["type"] == "http":
             await self._probe(path, send)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from mailmerger.allinone import PrefixRouter
 from mailmerger.services import registry
+from mailmerger_shared.serving import server_config
 from mailmerger_shared.settings import HttpSettings, load
 
 if TYPE_CHECKING:
@@ -18,25 +19,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _config(app: Any, host: str, port: int, *, lifespan: str = "on") -> uvicorn.Config:
-    # log_config=None keeps our JSON logging; uvicorn's access log duplicates the metrics.
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        lifespan=lifespan,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=30,
-    )
-
-
 def serve_service(name: str) -> None:
     service = registry()[name]
     settings = service.settings()
-    uvicorn.Server(_config(service.create_app(settings), settings.http.host, settings.http.port)).run()
+    uvicorn.Server(server_config(service.create_app(settings), settings.http.host, settings.http.port)).run()
 
 
 def serve_google_emulator() -> None:
@@ -45,7 +31,7 @@ def serve_google_emulator() -> None:
 
     settings = load(GoogleEmulatorSettings)
     host, _, port = settings.public_url.split("//", 1)[1].partition(":")
-    uvicorn.Server(_config(create_app(settings), host, int(port.split("/")[0] or 80))).run()
+    uvicorn.Server(server_config(create_app(settings), host, int(port.split("/")[0] or 80))).run()
 
 
 def build_all_in_one() -> tuple[PrefixRouter, PrefixRouter, HttpSettings]:
@@ -68,9 +54,9 @@ def run_all_in_one(run: RunSettings) -> None:
 
     async def main() -> None:
         servers = [
-            uvicorn.Server(_config(public, http.host, http.port)),
+            uvicorn.Server(server_config(public, http.host, http.port)),
             # Same app objects, already started by the public server's lifespan.
-            uvicorn.Server(_config(internal, "127.0.0.1", run.internal_port, lifespan="off")),
+            uvicorn.Server(server_config(internal, "127.0.0.1", run.internal_port, lifespan="off")),
         ]
         print(
             f"MailMerger is starting:\n"

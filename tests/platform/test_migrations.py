@@ -30,13 +30,17 @@ async def test_each_service_has_its_schema_with_its_own_version_table(engine: As
     async with engine.connect() as connection:
         rows = (
             await connection.execute(
-                text("SELECT table_schema FROM information_schema.tables WHERE table_name = 'alembic_version'")
+                text(
+                    "SELECT table_schema FROM information_schema.tables WHERE table_name = 'alembic_version'"
+                )
             )
         ).scalars()
         schemas = sorted(rows)
         assert schemas == sorted(SERVICES)
         for schema in SERVICES:
-            version = (await connection.execute(text(f'SELECT version_num FROM "{schema}".alembic_version'))).scalar()
+            version = (
+                await connection.execute(text(f'SELECT version_num FROM "{schema}".alembic_version'))
+            ).scalar()
             assert version
 
 

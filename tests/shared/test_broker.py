@@ -59,7 +59,7 @@ async def test_unroutable_publish_raises(connection: AbstractRobustConnection) -
         if c.AttachmentDeleted in spec.messages:
             await channel.queue_delete(spec.name)
     publisher = await Publisher.open(connection)
-    with pytest.raises(UnroutableMessage, match="attachment_deleted.v1"):
+    with pytest.raises(UnroutableMessage, match=r"attachment_deleted\.v1"):
         await publisher.publish(c.AttachmentDeleted(user_id=1, attachment_id=2))
 
 
@@ -74,7 +74,9 @@ async def test_envelope_travels_in_message_properties(connection: AbstractRobust
     consumer = Consumer("templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
     await consumer.start(connection)
     publisher = await Publisher.open(connection)
-    sent = c.Envelope.new("user_deleted.v1", correlation_id="req-42", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    sent = c.Envelope.new(
+        "user_deleted.v1", correlation_id="req-42", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    )
     await publisher.publish(c.UserDeleted(user_id=9), sent)
     await eventually(lambda: received)
     await consumer.stop()
@@ -131,7 +133,9 @@ async def test_undecodable_message_is_dead_lettered_at_once(connection: Abstract
     channel = await connection.channel()
     exchange = await channel.get_exchange("mailmerger.events")
     await exchange.publish(
-        aio_pika.Message(b'{"user_id": "not a number"}', type="user_deleted.v1", message_id=str(uuid.uuid4())),
+        aio_pika.Message(
+            b'{"user_id": "not a number"}', type="user_deleted.v1", message_id=str(uuid.uuid4())
+        ),
         routing_key="user_deleted.v1",
     )
     dead = await channel.get_queue(QUEUES["storage.user-deleted"].dead_letter_queue)
@@ -148,7 +152,10 @@ def _close_broker_side(connection_name: str) -> None:
     """Drop one connection from the broker's side, as a network failure or broker restart would."""
     listing = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        check=True, capture_output=True, text=True, timeout=30,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
     ).stdout
     pids = [line.split("\t")[0] for line in listing.splitlines() if connection_name in line]
     assert pids, f"connection {connection_name} not found"

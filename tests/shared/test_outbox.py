@@ -20,7 +20,9 @@ from mailmerger_storage.models import outbox  # any service's outbox table will 
 
 @pytest.fixture
 async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(DatabaseSettings(url=migrated_database, pool_size=2), application_name="test-outbox")
+    engine = create_engine(
+        DatabaseSettings(url=migrated_database, pool_size=2), application_name="test-outbox"
+    )
     yield engine
     await engine.dispose()
 
@@ -42,10 +44,14 @@ async def _pending(sessions: async_sessionmaker[AsyncSession]) -> int:
 
 async def test_rolled_back_transaction_leaves_no_event(sessions: async_sessionmaker[AsyncSession]) -> None:
     """An event staged in a transaction that fails is never published."""
-    with pytest.raises(RuntimeError):
+
+    async def failing_unit_of_work() -> None:
         async with transaction(sessions) as session:
             await stage(session, outbox, c.UserDeleted(user_id=1))
             raise RuntimeError("business rule failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_unit_of_work()
     assert await _pending(sessions) == 0
 
 
@@ -76,7 +82,9 @@ async def test_relay_publishes_committed_events_and_marks_them(
         await connection.close()
 
 
-async def test_unpublishable_event_stays_pending(sessions: async_sessionmaker[AsyncSession], amqp_url: str) -> None:
+async def test_unpublishable_event_stays_pending(
+    sessions: async_sessionmaker[AsyncSession], amqp_url: str
+) -> None:
     """When publishing fails (no route), the rows stay pending for the next pass."""
     connection = await aio_pika.connect_robust(amqp_url)
     try:

@@ -25,7 +25,10 @@ def test_defaults_apply_when_variables_are_absent() -> None:
 
 def test_values_are_converted_to_their_types() -> None:
     """Text from the environment becomes ints, bools and lists."""
-    http = load(HttpSettings, {"MM_HTTP_PORT": "9000", "MM_HTTP_DEBUG": "true", "MM_HTTP_CORS_ORIGINS": "http://a, http://b"})
+    http = load(
+        HttpSettings,
+        {"MM_HTTP_PORT": "9000", "MM_HTTP_DEBUG": "true", "MM_HTTP_CORS_ORIGINS": "http://a, http://b"},
+    )
     assert (http.port, http.debug, http.cors_origins) == (9000, True, ["http://a", "http://b"])
 
 
@@ -38,7 +41,12 @@ def test_settings_are_frozen() -> None:
 def test_every_missing_and_malformed_variable_is_named_at_once() -> None:
     """One error lists all problems across groups, each with its variable name."""
     with pytest.raises(SettingsError) as caught:
-        load_all(DatabaseSettings, InternalSettings, HttpSettings, env={"MM_DB_POOL_SIZE": "ten", "MM_HTTP_PORT": "80a"})
+        load_all(
+            DatabaseSettings,
+            InternalSettings,
+            HttpSettings,
+            env={"MM_DB_POOL_SIZE": "ten", "MM_HTTP_PORT": "80a"},
+        )
     message = str(caught.value)
     assert "MM_DB_POOL_SIZE='ten' is malformed" in message
     assert "MM_INTERNAL_SERVICE_TOKEN is required" in message

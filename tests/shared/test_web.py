@@ -14,11 +14,11 @@ from litestar import get
 from litestar.datastructures import State
 from litestar.params import FromPath
 
+from mailmerger_shared.settings import HttpSettings, JwtSettings
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import requires_service_credential, token_verifier
 from mailmerger_shared.web.deps import CurrentUser
 from mailmerger_shared.web.problems import NotFound
-from mailmerger_shared.settings import HttpSettings, JwtSettings
 from tests.tokens import TestSigner
 
 SIGNER = TestSigner()
@@ -82,24 +82,39 @@ async def test_valid_token_identifies_the_user(client: httpx.AsyncClient) -> Non
 def _negative_tokens() -> dict[str, str]:
     other = TestSigner(kid=SIGNER.kid)  # same kid, different key
     public_pem = SIGNER.private_key.public_key().public_bytes(
-        encoding=__import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.Raw,
-        format=__import__("cryptography.hazmat.primitives.serialization", fromlist=["PublicFormat"]).PublicFormat.Raw,
+        encoding=__import__(
+            "cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]
+        ).Encoding.Raw,
+        format=__import__(
+            "cryptography.hazmat.primitives.serialization", fromlist=["PublicFormat"]
+        ).PublicFormat.Raw,
     )
     valid = SIGNER.token(7)
-    head, payload, signature = valid.split(".")
+    head, _payload, signature = valid.split(".")
     tampered_payload = _b64({**_claims(), "sub": "8"})
     return {
         "alg none": _forged({"alg": "none", "kid": SIGNER.kid}, _claims()),
-        "HS256 with the public key": jwt.encode(_claims(), public_pem, algorithm="HS256", headers={"kid": SIGNER.kid}),
+        "HS256 with the public key": jwt.encode(
+            _claims(), public_pem, algorithm="HS256", headers={"kid": SIGNER.kid}
+        ),
         "expired": SIGNER.token(7, ttl=-60),
         "future nbf": SIGNER.token(7, nbf=int(__import__("time").time()) + 3600),
         "wrong issuer": SIGNER.token(7, iss="someone-else"),
         "wrong audience": SIGNER.token(7, aud="another-app"),
         "unknown kid": jwt.encode(_claims(), other.private_key, algorithm="EdDSA", headers={"kid": "nope"}),
-        "malicious kid": jwt.encode(_claims(), other.private_key, algorithm="EdDSA", headers={"kid": "../../etc/passwd"}),
+        "malicious kid": jwt.encode(
+            _claims(), other.private_key, algorithm="EdDSA", headers={"kid": "../../etc/passwd"}
+        ),
         "other key same kid": other.token(7),
-        "embedded jwk": jwt.encode(_claims(), other.private_key, algorithm="EdDSA", headers={"kid": SIGNER.kid, "jwk": other.jwk}),
-        "jku": jwt.encode(_claims(), other.private_key, algorithm="EdDSA", headers={"kid": SIGNER.kid, "jku": "http://evil/jwks"}),
+        "embedded jwk": jwt.encode(
+            _claims(), other.private_key, algorithm="EdDSA", headers={"kid": SIGNER.kid, "jwk": other.jwk}
+        ),
+        "jku": jwt.encode(
+            _claims(),
+            other.private_key,
+            algorithm="EdDSA",
+            headers={"kid": SIGNER.kid, "jku": "http://evil/jwks"},
+        ),
         "tampered payload": f"{head}.{tampered_payload}.{signature}",
         "refresh token used as access": SIGNER.token(7, typ="refresh"),
         "garbage": "not-a-jwt",

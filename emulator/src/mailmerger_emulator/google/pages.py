@@ -63,10 +63,10 @@ def consent_page(
     return _page("Sign in - Google Accounts", body)
 
 
-def access_blocked_page(error: str, description: str) -> str:
+def access_blocked_page(status_code: int, error: str, description: str) -> str:
     body = (
         "<h1>Access blocked: This app's request is invalid</h1>"
         f"<p>{escape(description)}</p>"
-        f"<p><b>Error {escape(error)}</b></p>"
+        f"<p><b>Error {status_code}: {escape(error)}</b></p>"
     )
     return _page("Error", body)

@@ -1,4 +1,7 @@
-"""Composition root of the sender service. Delivery through the Gmail API (the HTTP side only serves probes and metrics)."""
+"""Composition root of the sender service: delivery through the Gmail API.
+
+Its HTTP side serves only probes and metrics; the delivery worker consumes from RabbitMQ.
+"""
 
 from __future__ import annotations
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from mailmerger_storage.api import ROUTES
-from mailmerger_storage.settings import StorageSettings
 from mailmerger_shared.runtime import infrastructure_lifespan
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
+from mailmerger_storage.api import ROUTES
+from mailmerger_storage.settings import StorageSettings
 
 NAME = "storage"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from mailmerger_templates.api import ROUTES
-from mailmerger_templates.settings import TemplatesSettings
 from mailmerger_shared.runtime import infrastructure_lifespan
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
+from mailmerger_templates.api import ROUTES
+from mailmerger_templates.settings import TemplatesSettings
 
 NAME = "templates"
 

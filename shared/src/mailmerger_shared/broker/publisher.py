@@ -6,6 +6,8 @@ for raises ``UnroutableMessage`` rather than vanishing.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aiormq.exceptions import DeliveryError, PublishError
@@ -24,7 +26,7 @@ class PublishFailed(Exception):
 
 
 def to_amqp(message: c.Message, envelope: c.Envelope) -> aio_pika.Message:
-    headers: dict[str, str] = {}
+    headers: dict[str, Any] = {}
     if envelope.traceparent:
         headers["traceparent"] = envelope.traceparent
     return aio_pika.Message(

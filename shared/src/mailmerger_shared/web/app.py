@@ -15,12 +15,12 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ControllerRouterHandler, LifespanHook
 
+from mailmerger_shared.settings import HttpSettings
 from mailmerger_shared.web.auth import JwtAuthMiddleware, TokenVerifier
 from mailmerger_shared.web.deps import provide_principal, provide_transaction
 from mailmerger_shared.web.health import health_routes
 from mailmerger_shared.web.middleware import RequestIdMiddleware
 from mailmerger_shared.web.problems import EXCEPTION_HANDLERS
-from mailmerger_shared.settings import HttpSettings
 
 # Paths that never need a user token.
 PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/internal/"]

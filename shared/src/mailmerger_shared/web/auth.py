@@ -20,8 +20,8 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from mailmerger_shared.web.problems import Unauthorized
 from mailmerger_shared.settings import JwtSettings
+from mailmerger_shared.web.problems import Unauthorized
 
 ALGORITHM = "EdDSA"
 # Header parameters that would let a token name its own key; we only trust auth's JWKS.
@@ -87,7 +87,7 @@ class TokenVerifier:
         self._keys = keys
         self._settings = settings
 
-    async def verify(self, token: str, *, token_type: str = "access") -> Principal:
+    async def verify(self, token: str, *, kind: str = "access") -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -119,8 +119,8 @@ class TokenVerifier:
             raise Unauthorized("the bearer token has expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"the bearer token is invalid: {exc}") from exc
-        if claims.get("typ") != token_type:
-            raise Unauthorized(f"a {token_type} token is required")
+        if claims.get("typ") != kind:
+            raise Unauthorized(f"a {kind} token is required")
         try:
             user_id = int(claims["sub"])
         except (TypeError, ValueError) as exc:

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 from litestar import Request
-from litestar.di import NamedDependency
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 

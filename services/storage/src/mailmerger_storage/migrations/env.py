@@ -1,6 +1,6 @@
 """Alembic environment of the ``storage`` schema."""
 
-from mailmerger_storage.models import metadata
 from mailmerger_shared.migrations import run_env
+from mailmerger_storage.models import metadata
 
 run_env(metadata)

@@ -1,6 +1,6 @@
 """Alembic environment of the ``templates`` schema."""
 
-from mailmerger_templates.models import metadata
 from mailmerger_shared.migrations import run_env
+from mailmerger_templates.models import metadata
 
 run_env(metadata)

@@ -7,10 +7,6 @@ Create Date: 2026-11-24 06:57:03.117472
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
-
-
 revision: str = "2d49942a5953"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None

@@ -1,0 +1,51 @@
+# MailMerger — every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTEST_ARGS ?=
+
+.PHONY: help install run test check lint typecheck imports unit fmt bench gateway clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: ## install uv (if missing) and the locked dependencies
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+.env:
+	cp .env.example .env
+
+run: install .env ## start the whole system on 127.0.0.1:8080 (migrates first)
+	$(UV) run mailmerger migrate all
+	$(UV) run mailmerger run
+
+test: check ## everything CI checks: lint, types, import boundaries, the full test suite
+
+check: install lint typecheck imports unit
+
+lint: ## ruff lint and format check
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+typecheck: ## mypy --strict over every package
+	$(UV) run mypy
+
+imports: ## services import only the shared kit, never each other
+	$(UV) run lint-imports
+
+unit: ## the test suite against real PostgreSQL, Redis, RabbitMQ
+	$(UV) run pytest $(PYTEST_ARGS)
+
+fmt: ## format and autofix
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+bench: install ## benchmarks → bench/report.md and bench/report.json
+	$(UV) run python bench/run.py
+
+gateway: ## regenerate deploy/nginx.conf from the prefix table
+	$(UV) run mailmerger gateway nginx > deploy/nginx.conf
+
+clean: ## remove caches
+	rm -rf .pytest_cache .mypy_cache .ruff_cache

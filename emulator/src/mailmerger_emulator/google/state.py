@@ -1,0 +1,41 @@
+"""The emulator's whole in-memory state, owned by one app instance (one process)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mailmerger_emulator.google.accounts import Directory
+from mailmerger_emulator.google.faults import FaultPlan
+from mailmerger_emulator.google.mailbox import PostOffice
+from mailmerger_emulator.google.quota import QuotaLedger
+from mailmerger_emulator.google.settings import GoogleEmulatorSettings, OAuthClient
+from mailmerger_emulator.google.signing import IdTokenSigner
+from mailmerger_emulator.google.tokens import TokenStore
+
+Clock = Callable[[], float]
+
+
+class EmulatorState:
+    """Users, OAuth grants, mailboxes, quota windows and faults.
+
+    Registered clients and the signing key come from configuration and survive ``reset``; message
+    ids keep increasing across resets so an id seen before a reset never names another message.
+    """
+
+    def __init__(self, settings: GoogleEmulatorSettings, clock: Clock, signer: IdTokenSigner) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.signer = signer
+        self.clients: dict[str, OAuthClient] = {client.client_id: client for client in settings.clients}
+        self.directory = Directory()
+        self.tokens = TokenStore(clock, settings.access_token_ttl_seconds)
+        self.post_office = PostOffice(clock)
+        self.quota = QuotaLedger(clock)
+        self.faults = FaultPlan()
+
+    def reset(self) -> None:
+        self.directory = Directory()
+        self.tokens = TokenStore(self.clock, self.settings.access_token_ttl_seconds)
+        self.post_office.clear()
+        self.quota.clear()
+        self.faults.clear()

@@ -1,0 +1,98 @@
+"""What can go wrong with a template: problems found when it is compiled, errors when a row is rendered.
+
+Every message says what is wrong and, where there is one, what to change. Compile problems point at
+the part (subject, html, text) and the line; render errors point at the part and line that failed when
+they can (a row missing fields fails before any part runs, so it has neither).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Part = Literal["subject", "html", "text"]
+
+
+class SyntaxProblem(msgspec.Struct, frozen=True):
+    """One reason a template cannot be compiled.
+
+    ``part`` is None when the problem concerns the whole template (its total size). ``line`` and
+    ``column`` are 1-based; ``column`` is known only for errors the parser meets at a token.
+    """
+
+    part: Part | None
+    line: int | None
+    column: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{_location(self.part, self.line, self.column)}{self.message}"
+
+
+class TemplateError(Exception):
+    """Base of every error the rendering engine raises on purpose."""
+
+
+class TemplateInvalid(TemplateError):
+    """The template cannot be compiled; ``problems`` lists every problem found, in source order."""
+
+    def __init__(self, problems: list[SyntaxProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("the template is invalid:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class RenderError(TemplateError):
+    """A row could not be rendered. ``reason`` says why; ``part`` and ``line`` say where, when known.
+
+    The renderer fills ``part`` and ``line`` in as the error leaves the part being rendered; an error
+    keeps the first location it is given.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.part: Part | None = None
+        self.line: int | None = None
+
+    def locate(self, part: Part, line: int | None) -> None:
+        """Record where the error happened, unless a location is already known."""
+        if self.part is None:
+            self.part, self.line = part, line
+
+    def __str__(self) -> str:
+        return f"{_location(self.part, self.line, None)}{self.reason}"
+
+
+class MissingFields(RenderError):
+    """The row lacks fields the template needs; ``names`` lists all of them, sorted."""
+
+    def __init__(self, names: list[str], detail: str | None = None) -> None:
+        self.names = tuple(names)
+        reason = f"missing fields: {', '.join(self.names)}"
+        if detail:
+            reason += f" ({detail})"
+        super().__init__(
+            reason + "; add them to the row, or write e.g. {{ name | default('…') }} for optional ones"
+        )
+
+
+class RenderRefused(RenderError):
+    """The template tried something the sandbox forbids (private attributes, unsafe calls)."""
+
+
+class RenderLimitExceeded(RenderError):
+    """Rendering would exceed a limit: time, loop iterations, range size, or output/value size."""
+
+
+class RenderFailed(RenderError):
+    """The template's own logic failed for this row, e.g. dividing by zero or adding text to a number."""
+
+
+def _location(part: Part | None, line: int | None, column: int | None) -> str:
+    where: list[str] = [part] if part else []
+    if line is not None:
+        where.append(f"line {line}")
+    if column is not None:
+        where.append(f"column {column}")
+    return f"{', '.join(where)}: " if where else ""

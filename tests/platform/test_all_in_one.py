@@ -1,0 +1,136 @@
+"""The all-in-one mode: every service behind its prefixes, one /ready that names what is down."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from mailmerger.allinone import PrefixRouter
+from mailmerger.gateway import ROUTES
+from mailmerger.serve import build_all_in_one
+from tests.support import eventually
+
+SERVICES = {"auth", "templates", "queue", "sender", "storage"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A private redis-server, so a test can stop and restart Redis without disturbing others."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def all_in_one(
+    service_env: dict[str, str], private_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[PrefixRouter, httpx.AsyncClient]]:
+    for name, value in {**service_env, "MM_REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0"}.items():
+        monkeypatch.setenv(name, value)
+    public, _internal, _http = build_all_in_one()
+    async with LifespanManager(public, startup_timeout=60) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield public, client
+
+
+async def test_ready_lists_five_ready_services(all_in_one: tuple[PrefixRouter, httpx.AsyncClient]) -> None:
+    """With every dependency up, /ready is 200 and lists each service as ready."""
+    _, client = all_in_one
+    response = await client.get("/ready")
+    assert response.status_code == 200, response.text
+    services = response.json()["services"]
+    assert set(services) == SERVICES
+    assert all(service["ready"] for service in services.values())
+
+
+async def test_stopping_redis_makes_ready_503_naming_redis_and_restarting_recovers(
+    all_in_one: tuple[PrefixRouter, httpx.AsyncClient], private_redis: RedisServer
+) -> None:
+    """Redis down → 503 whose body names redis; Redis back → 200 again."""
+    _, client = all_in_one
+    private_redis.stop()
+    response = await client.get("/ready")
+    assert response.status_code == 503
+    failing = {
+        name: checks["checks"]["redis"]
+        for name, checks in response.json()["services"].items()
+        if "redis" in checks.get("checks", {}) and checks["checks"]["redis"] != "ok"
+    }
+    assert failing, response.text
+    assert all(state.startswith("unavailable") for state in failing.values())
+
+    private_redis.start()
+
+    async def recovered() -> bool:
+        return (await client.get("/ready")).status_code == 200
+
+    await eventually(recovered, timeout=20, interval=0.3)
+
+
+async def test_each_prefix_reaches_its_service(all_in_one: tuple[PrefixRouter, httpx.AsyncClient]) -> None:
+    """Every prefix of the table is served by the app of the service it names."""
+    router, _ = all_in_one
+    for route in ROUTES:
+        assert router.apps[route.service] is not None
+
+
+async def test_unknown_path_is_404_problem(all_in_one: tuple[PrefixRouter, httpx.AsyncClient]) -> None:
+    """A path no service owns is a 404 problem, not a crash."""
+    _, client = all_in_one
+    response = await client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_openapi_documents_are_public_through_the_router(
+    all_in_one: tuple[PrefixRouter, httpx.AsyncClient],
+) -> None:
+    """Each service's OpenAPI document is reachable at /schema/<service> without a token."""
+    _, client = all_in_one
+    for service in ("auth", "templates", "queue", "storage"):
+        response = await client.get(f"/schema/{service}/openapi.json")
+        assert response.status_code == 200, service
+        assert response.json()["info"]["title"] == f"MailMerger {service}"

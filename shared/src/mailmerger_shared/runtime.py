@@ -6,6 +6,7 @@ are still closed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,10 +16,13 @@ from typing import Any
 import aio_pika
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mailmerger_shared.broker.consumer import Consumer, Handler
 from mailmerger_shared.broker.publisher import Publisher
 from mailmerger_shared.db import create_engine, create_sessionmaker, ping
+from mailmerger_shared.outbox import OutboxRelay
 from mailmerger_shared.settings import BrokerSettings, DatabaseSettings, RedisSettings
 
 log = logging.getLogger(__name__)
@@ -95,5 +99,50 @@ def infrastructure_lifespan(
             app.state.infra = infra
             app.state.readiness = infra.readiness
             yield
+
+    return lifespan
+
+
+def consumer_lifespan(
+    queue_name: str, handler: Callable[[Infrastructure], Handler], broker: BrokerSettings
+) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """Consume ``queue_name`` for the app's lifetime; ``handler`` is built from the open infra.
+
+    Must come after ``infrastructure_lifespan`` in the app's lifespan list.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        infra: Infrastructure = app.state.infra
+        assert infra.amqp is not None, f"{queue_name}: consuming needs the broker"
+        consumer = Consumer(
+            queue_name, handler(infra), prefetch=broker.prefetch, delivery_limit=broker.delivery_limit
+        )
+        await consumer.start(infra.amqp)
+        try:
+            yield
+        finally:
+            await consumer.stop()
+
+    return lifespan
+
+
+def outbox_lifespan(table: Table) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """Relay the service's outbox for the app's lifetime (as ``app.state.outbox``, to ``wake()``)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        infra: Infrastructure = app.state.infra
+        assert infra.sessions is not None, "the outbox needs the database"
+        assert infra.publisher is not None, "the outbox needs the broker"
+        relay = OutboxRelay(infra.sessions, table, infra.publisher)
+        app.state.outbox = relay
+        task = asyncio.create_task(relay.run(), name=f"{infra.name}-outbox-relay")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     return lifespan

@@ -9,7 +9,7 @@ from typing import Any
 
 from litestar import Request, Response, Router, get, post
 
-from mailmerger_emulator.google.accounts import AccountExists, looks_like_email
+from mailmerger_emulator.google.accounts import looks_like_email
 from mailmerger_emulator.google.authorize import (
     AuthorizationPageError,
     approval_redirect,
@@ -125,10 +125,7 @@ def oauth_router(state: EmulatorState) -> Router:
         email = form.get("new_email", "").strip()
         if not looks_like_email(email):
             return html_response(access_blocked_page(400, "invalid_request", f"Invalid email: {email}"), 400)
-        try:
-            user = state.directory.create(email, form.get("new_name", "").strip() or None)
-        except AccountExists:
-            user = state.directory.get_or_create(email)
+        user = state.directory.get_or_create(email, form.get("new_name", "").strip() or None)
         return approve(auth_request, user.email)
 
     return Router(path="/", route_handlers=[openid_configuration, certs, authorize, decide])

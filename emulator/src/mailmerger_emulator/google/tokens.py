@@ -123,7 +123,8 @@ class TokenStore:
         grant = self._grants.get((user_email, client_id))
         return list(grant.scopes) if grant else []
 
-    def issue_code(self, request: AuthorizationRequest, user_email: str) -> str:
+    def issue_code(self, request: AuthorizationRequest, user_email: str) -> tuple[str, tuple[str, ...]]:
+        """Record the user's approval; the code and the scopes it will grant."""
         grant = self._grants.setdefault((user_email, request.client_id), Grant())
         new_scopes = [scope for scope in request.scopes if scope not in grant.scopes]
         with_refresh = request.offline and (
@@ -139,7 +140,7 @@ class TokenStore:
             with_refresh_token=with_refresh,
             expires_at=self._clock() + CODE_TTL_SECONDS,
         )
-        return code
+        return code, scopes
 
     # --- token endpoint --------------------------------------------------------------------
 

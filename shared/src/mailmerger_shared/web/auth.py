@@ -169,7 +169,7 @@ def requires_service_credential(
     expected = token.encode()
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        presented = connection.headers.get("x-service-token", "").encode()
+        presented = connection.headers.get("x-service-token", "").encode()  # see web.internal
         if not presented or not hmac.compare_digest(presented, expected):
             raise Unauthorized("internal route: send the service credential as 'X-Service-Token'")
 

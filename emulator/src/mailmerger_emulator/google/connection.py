@@ -26,9 +26,4 @@ class DroppedConnection(Response[bytes]):
         super().__init__(content=content, media_type=MediaType.JSON)
 
     def to_asgi_response(self, app: Any, request: Request[Any, Any, Any], **_: Any) -> ASGIResponse:
-        return _HeadersOnly(
-            body=self.content,
-            media_type=MediaType.JSON,
-            status_code=200,
-            headers={"content-length": str(len(self.content))},
-        )
+        return _HeadersOnly(body=self.content, media_type=MediaType.JSON, status_code=200)

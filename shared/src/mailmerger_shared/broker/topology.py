@@ -46,7 +46,13 @@ QUEUES: dict[str, QueueSpec] = {
         QueueSpec(
             "queue.account-events",
             EVENTS_EXCHANGE,
-            (c.GmailConnected, c.GmailDisconnected, c.GmailReconnectRequired, c.UserDeleted),
+            (
+                c.GmailConnected,
+                c.GmailDisconnected,
+                c.GmailReconnectRequired,
+                c.UserDeleted,
+                c.AttachmentDeleted,
+            ),
         ),
         QueueSpec("templates.user-deleted", EVENTS_EXCHANGE, (c.UserDeleted,)),
         QueueSpec("storage.user-deleted", EVENTS_EXCHANGE, (c.UserDeleted,)),

@@ -1,0 +1,216 @@
+"""The operator and test API under ``/_emulator`` (never under a Google path).
+
+Users, their account state and quota overrides; tokens minted without the browser dance; faults;
+reset; and inspection of every delivered message (JSON and a small HTML mailbox).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from litestar import Request, Response, Router, delete, get, patch, post
+from litestar.exceptions import NotFoundException, ValidationException
+
+from mailmerger_emulator.google import scopes as scope_catalog
+from mailmerger_emulator.google.accounts import AccountExists, AccountStatus, TestUser, looks_like_email
+from mailmerger_emulator.google.faults import ActiveFault, FaultRule
+from mailmerger_emulator.google.http import html_response, json_response, query
+from mailmerger_emulator.google.inspection import message_detail
+from mailmerger_emulator.google.mailbox import rfc_message_id_key
+from mailmerger_emulator.google.mailbox_page import mailbox_list_page, message_page
+from mailmerger_emulator.google.mime import decode_header_value
+from mailmerger_emulator.google.state import EmulatorState
+from mailmerger_emulator.google.tokens import AuthorizationRequest
+
+T = TypeVar("T")
+Limit = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class NewUser(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+    name: str | None = None
+
+
+class UserChange(msgspec.Struct, forbid_unknown_fields=True):
+    """A partial update; ``null`` for a quota field goes back to the settings' default."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    status: AccountStatus | msgspec.UnsetType = msgspec.UNSET
+    units_per_minute: Limit | None | msgspec.UnsetType = msgspec.UNSET
+    daily_send_cap: Limit | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+    scopes: list[str]
+    client_id: str | None = None
+    offline: bool = True
+
+
+def _decode(body: bytes, type_: type[T]) -> T:
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise ValidationException(str(error)) from None
+
+
+def _user_json(user: TestUser) -> dict[str, Any]:
+    return {
+        "email": user.email,
+        "name": user.name,
+        "sub": user.sub,
+        "status": user.status.value,
+        "units_per_minute": user.units_per_minute,
+        "daily_send_cap": user.daily_send_cap,
+    }
+
+
+def _fault_json(fault: ActiveFault) -> dict[str, Any]:
+    return {"id": fault.id, "remaining": fault.remaining, **msgspec.to_builtins(fault.rule)}
+
+
+def admin_router(state: EmulatorState) -> Router:
+    base_url = state.settings.base_url
+
+    def user_or_404(email: str) -> TestUser:
+        user = state.directory.get(email)
+        if user is None:
+            raise NotFoundException(f"no test user {email}")
+        return user
+
+    @post("/reset", status_code=200, sync_to_thread=False)
+    def reset() -> Response[bytes]:
+        state.reset()
+        return json_response({"reset": True})
+
+    @get("/users", sync_to_thread=False)
+    def list_users() -> Response[bytes]:
+        return json_response({"users": [_user_json(user) for user in state.directory.all()]})
+
+    @post("/users", status_code=201)
+    async def create_user(request: Request[Any, Any, Any]) -> Response[bytes]:
+        new = _decode(await request.body(), NewUser)
+        if not looks_like_email(new.email):
+            raise ValidationException(f"not an email address: {new.email}")
+        try:
+            user = state.directory.create(new.email, new.name)
+        except AccountExists:
+            return json_response({"detail": f"{new.email} already exists"}, 409)
+        return json_response(_user_json(user), 201)
+
+    @patch("/users/{email:str}")
+    async def change_user(request: Request[Any, Any, Any], email: str) -> Response[bytes]:
+        user = user_or_404(email)
+        change = _decode(await request.body(), UserChange)
+        for field in msgspec.structs.fields(UserChange):
+            value = getattr(change, field.name)
+            if value is not msgspec.UNSET:
+                setattr(user, field.name, value)
+        return json_response(_user_json(user))
+
+    @post("/tokens", status_code=200)
+    async def mint_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
+        """Tokens for a user without the browser: a consent approved and redeemed in one step."""
+        wanted = _decode(await request.body(), TokenRequest)
+        client = state.clients.get(wanted.client_id) if wanted.client_id else state.settings.clients[0]
+        granted, unknown = scope_catalog.normalize(" ".join(wanted.scopes))
+        if client is None or unknown or not granted or not looks_like_email(wanted.email):
+            raise ValidationException("unknown client, unknown scopes or an invalid email")
+        user = state.directory.get_or_create(wanted.email)
+        auth_request = AuthorizationRequest(
+            client_id=client.client_id,
+            redirect_uri=client.redirect_uris[0],
+            scopes=tuple(granted),
+            state=None,
+            nonce=None,
+            code_challenge=None,
+            code_challenge_method="",
+            offline=wanted.offline,
+            prompt=frozenset({"consent"}),
+            login_hint=user.email,
+            include_granted_scopes=False,
+        )
+        code, _ = state.tokens.issue_code(auth_request, user.email)
+        issued = state.tokens.redeem_code(
+            code, client_id=client.client_id, redirect_uri=auth_request.redirect_uri, verifier=None
+        )
+        body: dict[str, Any] = {
+            "access_token": issued.access.token,
+            "expires_in": round(issued.access.expires_at - state.clock()),
+            "scope": " ".join(sorted(issued.access.scopes)),
+            "token_type": "Bearer",
+        }
+        if issued.refresh_token is not None:
+            body["refresh_token"] = issued.refresh_token
+        return json_response(body)
+
+    @post("/faults", status_code=201)
+    async def add_faults(request: Request[Any, Any, Any]) -> Response[bytes]:
+        rules = _decode(await request.body(), FaultRule | list[FaultRule])  # type: ignore[arg-type]
+        added = [state.faults.add(rule) for rule in (rules if isinstance(rules, list) else [rules])]
+        return json_response({"faults": [_fault_json(fault) for fault in added]}, 201)
+
+    @get("/faults", sync_to_thread=False)
+    def list_faults() -> Response[bytes]:
+        return json_response({"faults": [_fault_json(fault) for fault in state.faults.active()]})
+
+    @delete("/faults", status_code=200, sync_to_thread=False)
+    def clear_faults() -> Response[bytes]:
+        state.faults.clear()
+        return json_response({"faults": []})
+
+    @get("/messages")
+    async def list_messages(request: Request[Any, Any, Any]) -> Response[bytes]:
+        params = query(request)
+        messages = state.post_office.messages(params["user"].lower() if params.get("user") else None)
+        if params.get("rfc822msgid"):
+            key = rfc_message_id_key(params["rfc822msgid"])
+            messages = [m for m in messages if rfc_message_id_key(m.envelope.message_id) == key]
+        return json_response({"messages": [message_detail(message) for message in messages]})
+
+    @get("/messages/counts")
+    async def message_counts(request: Request[Any, Any, Any]) -> Response[bytes]:
+        user = query(request).get("user")
+        counts = state.post_office.copies_by_rfc_message_id(user.lower() if user else None)
+        return json_response({"counts": counts, "total": sum(counts.values())})
+
+    @get("/messages/{message_id:str}", sync_to_thread=False)
+    def get_message(message_id: str) -> Response[bytes]:
+        message = state.post_office.find(message_id)
+        if message is None:
+            raise NotFoundException(f"no message {message_id}")
+        return json_response(message_detail(message))
+
+    @get("/mailbox")
+    async def mailbox(request: Request[Any, Any, Any]) -> Response[str]:
+        user = query(request).get("user") or None
+        messages = state.post_office.messages(user.lower() if user else None)
+        return html_response(mailbox_list_page(base_url, messages, state.directory.all(), user))
+
+    @get("/mailbox/{message_id:str}", sync_to_thread=False)
+    def mailbox_message(message_id: str) -> Response[str]:
+        message = state.post_office.find(message_id)
+        if message is None:
+            raise NotFoundException(f"no message {message_id}")
+        headers = [(name, decode_header_value(value)) for name, value in message.envelope.headers]
+        return html_response(message_page(base_url, message, headers))
+
+    return Router(
+        path="/_emulator",
+        route_handlers=[
+            reset,
+            list_users,
+            create_user,
+            change_user,
+            mint_tokens,
+            add_faults,
+            list_faults,
+            clear_faults,
+            list_messages,
+            message_counts,
+            get_message,
+            mailbox,
+            mailbox_message,
+        ],
+    )

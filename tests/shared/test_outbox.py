@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import Publisher
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
+from mailmerger_shared.context import set_correlation_id
 from mailmerger_shared.db import create_engine, create_sessionmaker, transaction
 from mailmerger_shared.outbox import OutboxRelay, stage
 from mailmerger_shared.settings import DatabaseSettings
@@ -80,6 +81,24 @@ async def test_relay_publishes_committed_events_and_marks_them(
         assert received == [str(e.id) for e in envelopes]
     finally:
         await connection.close()
+
+
+async def test_staged_event_carries_the_requests_correlation_id(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The correlation id of the HTTP request that staged an event travels in its envelope."""
+    set_correlation_id("req-outbox-1")
+    try:
+        async with transaction(sessions) as session:
+            envelope = await stage(session, outbox, c.UserDeleted(user_id=3))
+    finally:
+        set_correlation_id(None)
+    assert envelope.correlation_id == "req-outbox-1"
+    async with transaction(sessions) as session:
+        stored = (
+            await session.execute(select(outbox.c.correlation_id).where(outbox.c.id == envelope.id))
+        ).scalar()
+    assert stored == "req-outbox-1"
 
 
 async def test_unpublishable_event_stays_pending(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2.defaults import DEFAULT_FILTERS
+from jinja2.filters import FILTERS as JINJA_FILTERS
 
 
 def first_name(value: object) -> str:
@@ -32,7 +32,7 @@ def _words(value: object) -> list[str]:
 _FROM_JINJA = ("default", "d", "title", "lower", "upper", "capitalize", "trim", "length")
 
 PUBLIC_FILTERS: Mapping[str, Callable[..., Any]] = {
-    **{name: DEFAULT_FILTERS[name] for name in _FROM_JINJA},
+    **{name: JINJA_FILTERS[name] for name in _FROM_JINJA},
     "first_name": first_name,
     "last_name": last_name,
 }

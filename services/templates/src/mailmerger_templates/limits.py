@@ -18,9 +18,9 @@ from mailmerger_templates.errors import RenderLimitExceeded
 
 T = TypeVar("T")
 
-# Numbers in a mail merge are prices, counts and dates; 1024 bits (about 300 digits) is far beyond
-# them, and small enough that arithmetic on capped numbers stays instantaneous.
-MAX_INTEGER_BITS = 1024
+# Numbers in a mail merge are prices, counts and dates; 128 bits (38 digits) is far beyond them, and
+# small enough that arithmetic on capped numbers stays instantaneous.
+MAX_INTEGER_BITS = 128
 
 
 class RenderLimits(msgspec.Struct, frozen=True, kw_only=True):

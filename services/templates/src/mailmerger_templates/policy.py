@@ -43,7 +43,7 @@ _REFUSED_TAGS: dict[type[nodes.Node], str] = {
     nodes.Macro: f"{{% macro %}} is not supported; {_PLAIN_TAGS}",
     nodes.CallBlock: f"{{% call %}} is not supported; {_PLAIN_TAGS}",
     nodes.AssignBlock: f"{{% set %}}…{{% endset %}} is not supported; {_PLAIN_TAGS}",
-    nodes.FilterBlock: f"{{% filter %}} is not supported; apply the filter to each value instead",
+    nodes.FilterBlock: "{% filter %} is not supported; apply the filter to each value instead",
     nodes.With: f"{{% with %}} is not supported; {_PLAIN_TAGS}",
     nodes.ScopedEvalContextModifier: "{% autoescape %} is not supported; HTML escaping is always on",
 }
@@ -52,7 +52,9 @@ _GUARDING_FILTERS = frozenset({"default", "d"})
 _GUARDING_TESTS = frozenset({"defined", "undefined"})
 
 
-def check(template: nodes.Template, part: Part, *, max_nesting: int, tests: Collection[str]) -> list[SyntaxProblem]:
+def check(
+    template: nodes.Template, part: Part, *, max_nesting: int, tests: Collection[str]
+) -> list[SyntaxProblem]:
     """Every reason (up to MAX_PROBLEMS_PER_PART) this part may not be compiled; empty when it may."""
     problems: list[SyntaxProblem] = []
     too_deep_reported = False
@@ -81,7 +83,9 @@ def optional_fields(template: nodes.Template) -> set[str]:
 
 
 def _too_deep(max_nesting: int) -> str:
-    return f"the template nests more than {max_nesting} levels deep here; flatten its conditions or expressions"
+    return (
+        f"the template nests more than {max_nesting} levels deep here; flatten its conditions or expressions"
+    )
 
 
 def _walk(template: nodes.Template) -> Iterator[tuple[nodes.Node, int]]:
@@ -102,13 +106,21 @@ def _refusal(node: nodes.Node, tests: Collection[str]) -> str | None:
         return _name_refusal(node.name)
     if isinstance(node, nodes.Getattr):
         return _attribute_refusal(node.attr)
-    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+    ):
         return _attribute_refusal(node.arg.value)
     if isinstance(node, nodes.Filter) and node.name not in PUBLIC_FILTERS:
         return f"unknown filter {node.name!r}; the filters are: {', '.join(sorted(PUBLIC_FILTERS))}"
     if isinstance(node, nodes.Test) and node.name not in tests:
         return f"unknown test {node.name!r}; e.g. write `name is defined` or `count is even`"
-    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name not in _FUNCTIONS:
+    if (
+        isinstance(node, nodes.Call)
+        and isinstance(node.node, nodes.Name)
+        and node.node.name not in _FUNCTIONS
+    ):
         return f"{node.node.name}() is not a function templates can call; the only function is range()"
     if isinstance(node, nodes.For) and node.recursive:
         return "recursive loops are not supported; loop over each level of the list explicitly"

@@ -7,6 +7,8 @@ step: cache the result); rendering fills them in for one row or for a campaign's
 
 Rules a caller can rely on:
 
+* fields are plain data — text, numbers, booleans, None, and lists or dicts of them — as decoded
+  from JSON or a spreadsheet; the sandbox lets templates read them, never change them;
 * values are HTML-escaped in the HTML body only; the subject and text body get them verbatim;
 * a value is always inserted literally: ``{{ … }}`` inside a value is never evaluated;
 * a row must contain every field the template uses (it may be empty), except fields the template
@@ -25,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple, cast
 
 import msgspec
-from jinja2 import Template, meta, nodes
+from jinja2 import Template, meta
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 
 from mailmerger_templates import policy
@@ -205,7 +207,7 @@ class Renderer:
             raise TemplateInvalid([SyntaxProblem(part, error.lineno, None, message)]) from None
         except (SyntaxError, RecursionError):  # Python's limits on nested blocks and brackets
             raise TemplateInvalid([SyntaxProblem(part, None, None, _TOO_DEEP)]) from None
-        template = environment.template_class.from_code(environment, code, environment.make_globals(None))
+        template = environment.template_class.from_code(environment, code, environment.globals)
         return _CompiledPart(template, variables, optional)
 
     def _check_compiled_here(self, compiled: CompiledTemplate) -> None:
@@ -218,7 +220,9 @@ class Renderer:
             raise MissingFields(missing)
         limits = self.limits
         budget = RenderBudget(limits)
-        raw_subject = _render_part(compiled.subject_template, "subject", fields, budget, limits.max_body_chars)
+        raw_subject = _render_part(
+            compiled.subject_template, "subject", fields, budget, limits.max_body_chars
+        )
         subject = _LINE_BREAKS.sub(" ", raw_subject).strip()
         if len(subject) > limits.max_subject_chars:
             error = RenderLimitExceeded(
@@ -240,17 +244,20 @@ def _render_part(
     template: Template, part: Part, fields: Mapping[str, object], budget: RenderBudget, max_chars: int
 ) -> str:
     """Render one part, stopping as soon as its output passes ``max_chars`` or the budget runs out."""
-    # Calling the compiled render function directly skips Template.render's traceback rewriting;
-    # errors are turned into RenderErrors below instead.
-    context = cast(BudgetedContext, template.new_context(fields if isinstance(fields, dict) else dict(fields)))
-    context.budget = budget
     chunks: list[str] = []
     size = 0
     try:
+        context = cast(BudgetedContext, template.new_context(dict(fields)))
+        context.budget = budget
+        # Calling the compiled render function directly skips Template.render's traceback
+        # rewriting; errors become RenderErrors below instead.
         for chunk in template.root_render_func(context):
             size += len(chunk)
             if size > max_chars:
-                raise RenderLimitExceeded(f"the {part} would be longer than {max_chars} characters")
+                raise RenderLimitExceeded(
+                    f"the {part} would be longer than {max_chars} characters; shorten the template"
+                    " or the values, or loop over fewer items"
+                )
             budget.check_clock()
             chunks.append(chunk)
     except Exception as error:  # whatever the template's code raised: this row fails, no other

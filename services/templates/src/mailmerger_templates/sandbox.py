@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final, NoReturn, cast
+from typing import Any, Final, NoReturn, TypeVar, cast
 
 from jinja2 import nodes, pass_context, pass_eval_context
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.nodes import EvalContext
-from jinja2.runtime import Context, LoopContext, StrictUndefined, Undefined, markup_join, missing
+from jinja2.runtime import Context, LoopContext, StrictUndefined, Undefined, markup_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
 from jinja2.visitor import NodeTransformer
 
 from mailmerger_templates.errors import RenderLimitExceeded, RenderRefused
@@ -32,19 +33,22 @@ from mailmerger_templates.limits import MAX_INTEGER_BITS, RenderBudget, RenderLi
 
 METERED_FILTER: Final = "_metered"
 CONCAT_FILTER: Final = "_concat_within_limit"
+_U = TypeVar("_U", bound=Undefined)
 
 # Methods a template may call, by the type of the value they belong to. Each returns something no
 # bigger than its input (case changes may grow text by a small constant factor at most).
+_TEXT_METHODS = frozenset(
+    {
+        "lower", "upper", "title", "capitalize", "casefold", "swapcase",
+        "strip", "lstrip", "rstrip", "removeprefix", "removesuffix",
+        "split", "rsplit", "splitlines", "partition", "rpartition",
+        "startswith", "endswith", "find", "rfind", "index", "rindex", "count",
+        "isalpha", "isalnum", "isdigit", "isdecimal", "isnumeric", "isspace",
+        "islower", "isupper", "istitle",
+    }
+)  # fmt: skip
 _CALLABLE_METHODS: tuple[tuple[type, frozenset[str]], ...] = (
-    (
-        str,
-        frozenset(
-            "lower upper title capitalize casefold swapcase strip lstrip rstrip split rsplit"
-            " splitlines partition rpartition startswith endswith find rfind index rindex count"
-            " removeprefix removesuffix isalpha isalnum isdigit isdecimal isnumeric isspace"
-            " islower isupper istitle".split()
-        ),
-    ),
+    (str, _TEXT_METHODS),
     (Mapping, frozenset({"get", "keys", "values", "items"})),
     (Sequence, frozenset({"index", "count"})),
     (LoopContext, frozenset({"cycle", "changed"})),
@@ -66,6 +70,20 @@ class UndefinedField(UndefinedError):
         self.top_level = top_level
 
 
+def _failing_everywhere(cls: type[_U]) -> type[_U]:
+    """Route every failing operation of an Undefined subclass through its own failure method.
+
+    Jinja binds the operator methods of (Strict)Undefined to the base class's failure function when
+    it defines the classes, so a subclass overriding that function would otherwise be bypassed.
+    """
+    base_failure = Undefined._fail_with_undefined_error
+    for name, member in (vars(Undefined) | vars(StrictUndefined)).items():
+        if member is base_failure and name != "_fail_with_undefined_error":
+            setattr(cls, name, cls._fail_with_undefined_error)
+    return cls
+
+
+@_failing_everywhere
 class FieldUndefined(StrictUndefined):
     """Jinja's StrictUndefined, failing with :class:`UndefinedField` so the render can name the field.
 
@@ -83,13 +101,6 @@ class FieldUndefined(StrictUndefined):
             name if isinstance(name, str) else f"[{name!r}]",
             top_level=self._undefined_obj is missing,
         )
-
-
-# Jinja binds the operator methods of (Strict)Undefined to the base class's failure function when it
-# defines the classes, so they would bypass the override above; rebind each of them to it.
-for _name, _member in (vars(Undefined) | vars(StrictUndefined)).items():
-    if _member is Undefined._fail_with_undefined_error and _name != "_fail_with_undefined_error":
-        setattr(FieldUndefined, _name, FieldUndefined._fail_with_undefined_error)
 
 
 def _blank_none(value: object) -> object:
@@ -133,7 +144,7 @@ class MailMergeSandbox(ImmutableSandboxedEnvironment):
         else:
             reason = (
                 f"calling {attribute!r} on a {type(obj).__name__} value is not allowed in templates;"
-                " use a filter such as | upper or | trim instead"
+                " templates read fields and change them with filters such as | upper"
             )
         return self.undefined(reason, name=attribute, obj=obj, exc=SecurityError)
 
@@ -194,7 +205,7 @@ class MailMergeSandbox(ImmutableSandboxedEnvironment):
 
     @pass_eval_context
     def _concat_within_limit(self, eval_ctx: EvalContext, operands: tuple[Any, ...]) -> str:
-        """``~``: each operand as text, joined — refusing before a too-large result is built."""
+        """``~``: the operands as text, joined — refused before joining if the result would be too large."""
         texts = [operand if isinstance(operand, str) else str(operand) for operand in operands]
         self._check_value_size(sum(map(len, texts)))
         return markup_join(texts) if eval_ctx.autoescape else "".join(texts)
@@ -236,10 +247,15 @@ def _is_number(value: object) -> bool:
 
 def _check_power(base: int | float, exponent: int | float) -> None:
     """Refuse integer powers whose result would be too large, before computing them."""
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
-        # The result has at least exponent * log2(|base|) bits.
-        if exponent * math.log2(abs(base)) > MAX_INTEGER_BITS:
-            raise _number_too_large()
+    # The result has at least exponent * log2(|base|) bits.
+    if (
+        isinstance(base, int)
+        and isinstance(exponent, int)
+        and exponent > 0
+        and abs(base) > 1
+        and exponent * math.log2(abs(base)) > MAX_INTEGER_BITS
+    ):
+        raise _number_too_large()
 
 
 def _number_too_large() -> RenderLimitExceeded:

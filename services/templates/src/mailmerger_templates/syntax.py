@@ -21,7 +21,9 @@ from mailmerger_templates.errors import Part, SyntaxProblem
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def syntax_problem(environment: Environment, source: str, part: Part, error: TemplateSyntaxError) -> SyntaxProblem:
+def syntax_problem(
+    environment: Environment, source: str, part: Part, error: TemplateSyntaxError
+) -> SyntaxProblem:
     """The problem ``error`` (raised parsing ``source``) describes, with its column when it can be found."""
     return SyntaxProblem(part, error.lineno, _error_column(environment, source, part), _advice(error.message))
 

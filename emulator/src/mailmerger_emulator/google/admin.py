@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath
 
 from mailmerger_emulator.google import scopes as scope_catalog
 from mailmerger_emulator.google.accounts import AccountExists, AccountStatus, TestUser, looks_like_email
@@ -20,6 +21,7 @@ from mailmerger_emulator.google.inspection import message_detail
 from mailmerger_emulator.google.mailbox import rfc_message_id_key
 from mailmerger_emulator.google.mailbox_page import mailbox_list_page, message_page
 from mailmerger_emulator.google.mime import decode_header_value
+from mailmerger_emulator.google.oauth_tokens import token_response
 from mailmerger_emulator.google.state import EmulatorState
 from mailmerger_emulator.google.tokens import AuthorizationRequest
 
@@ -37,8 +39,8 @@ class UserChange(msgspec.Struct, forbid_unknown_fields=True):
 
     name: str | msgspec.UnsetType = msgspec.UNSET
     status: AccountStatus | msgspec.UnsetType = msgspec.UNSET
-    units_per_minute: Limit | None | msgspec.UnsetType = msgspec.UNSET
-    daily_send_cap: Limit | None | msgspec.UnsetType = msgspec.UNSET
+    units_per_minute: Limit | msgspec.UnsetType | None = msgspec.UNSET
+    daily_send_cap: Limit | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,6 +55,12 @@ def _decode(body: bytes, type_: type[T]) -> T:
         return msgspec.json.decode(body, type=type_)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
         raise ValidationException(str(error)) from None
+
+
+def _decode_rules(body: bytes) -> list[FaultRule]:
+    """One fault rule, or a list of them."""
+    rules: FaultRule | list[FaultRule] = _decode(body, FaultRule | list[FaultRule])  # type: ignore[arg-type]
+    return rules if isinstance(rules, list) else [rules]
 
 
 def _user_json(user: TestUser) -> dict[str, Any]:
@@ -100,7 +108,7 @@ def admin_router(state: EmulatorState) -> Router:
         return json_response(_user_json(user), 201)
 
     @patch("/users/{email:str}")
-    async def change_user(request: Request[Any, Any, Any], email: str) -> Response[bytes]:
+    async def change_user(request: Request[Any, Any, Any], email: FromPath[str]) -> Response[bytes]:
         user = user_or_404(email)
         change = _decode(await request.body(), UserChange)
         for field in msgspec.structs.fields(UserChange):
@@ -135,20 +143,11 @@ def admin_router(state: EmulatorState) -> Router:
         issued = state.tokens.redeem_code(
             code, client_id=client.client_id, redirect_uri=auth_request.redirect_uri, verifier=None
         )
-        body: dict[str, Any] = {
-            "access_token": issued.access.token,
-            "expires_in": round(issued.access.expires_at - state.clock()),
-            "scope": " ".join(sorted(issued.access.scopes)),
-            "token_type": "Bearer",
-        }
-        if issued.refresh_token is not None:
-            body["refresh_token"] = issued.refresh_token
-        return json_response(body)
+        return token_response(state, issued.access, issued.refresh_token, None)
 
     @post("/faults", status_code=201)
     async def add_faults(request: Request[Any, Any, Any]) -> Response[bytes]:
-        rules = _decode(await request.body(), FaultRule | list[FaultRule])  # type: ignore[arg-type]
-        added = [state.faults.add(rule) for rule in (rules if isinstance(rules, list) else [rules])]
+        added = [state.faults.add(rule) for rule in _decode_rules(await request.body())]
         return json_response({"faults": [_fault_json(fault) for fault in added]}, 201)
 
     @get("/faults", sync_to_thread=False)
@@ -176,7 +175,7 @@ def admin_router(state: EmulatorState) -> Router:
         return json_response({"counts": counts, "total": sum(counts.values())})
 
     @get("/messages/{message_id:str}", sync_to_thread=False)
-    def get_message(message_id: str) -> Response[bytes]:
+    def get_message(message_id: FromPath[str]) -> Response[bytes]:
         message = state.post_office.find(message_id)
         if message is None:
             raise NotFoundException(f"no message {message_id}")
@@ -189,7 +188,7 @@ def admin_router(state: EmulatorState) -> Router:
         return html_response(mailbox_list_page(base_url, messages, state.directory.all(), user))
 
     @get("/mailbox/{message_id:str}", sync_to_thread=False)
-    def mailbox_message(message_id: str) -> Response[str]:
+    def mailbox_message(message_id: FromPath[str]) -> Response[str]:
         message = state.post_office.find(message_id)
         if message is None:
             raise NotFoundException(f"no message {message_id}")

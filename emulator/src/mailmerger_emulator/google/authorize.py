@@ -53,7 +53,9 @@ def parse_authorization_request(
         )
     response_type = _required(params, "response_type")
     if response_type != "code":
-        raise AuthorizationPageError(400, "unsupported_response_type", f"Invalid response_type: {response_type}")
+        raise AuthorizationPageError(
+            400, "unsupported_response_type", f"Invalid response_type: {response_type}"
+        )
     granted, unknown = scope_catalog.normalize(_required(params, "scope"))
     if unknown:
         raise AuthorizationPageError(

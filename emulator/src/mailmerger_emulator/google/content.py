@@ -53,12 +53,15 @@ class Content:
 
 
 def read_content(raw: bytes) -> Content:
-    # policy.default's message factory builds EmailMessage objects throughout the tree.
-    message = cast(EmailMessage, _PARSER.parsebytes(raw))
+    message = _PARSER.parsebytes(raw)
     tree = _part(message, "")
     leaves = list(_leaves(tree))
-    text = next((_text(leaf) for leaf in leaves if leaf.mime_type == "text/plain" and not leaf.is_attachment), None)
-    html = next((_text(leaf) for leaf in leaves if leaf.mime_type == "text/html" and not leaf.is_attachment), None)
+    text = next(
+        (_text(leaf) for leaf in leaves if leaf.mime_type == "text/plain" and not leaf.is_attachment), None
+    )
+    html = next(
+        (_text(leaf) for leaf in leaves if leaf.mime_type == "text/html" and not leaf.is_attachment), None
+    )
     attachments = tuple(
         Attachment(
             filename=leaf.filename,
@@ -80,6 +83,7 @@ def _part(message: EmailMessage, part_id: str) -> Part:
     filename = message.get_filename() or ""
     if message.is_multipart():
         children = tuple(
+            # policy.default's message factory builds EmailMessage objects throughout the tree.
             _part(cast(EmailMessage, child), f"{part_id}.{index}" if part_id else str(index))
             for index, child in enumerate(message.iter_parts())
         )

@@ -34,10 +34,6 @@ class GoogleApiError(Exception):
         self.body = body
         self.headers = headers or {}
 
-    @property
-    def reason(self) -> str:
-        return str(self.body["error"]["errors"][0]["reason"])
-
     def encode(self) -> bytes:
         return msgspec.json.encode(self.body)
 
@@ -58,17 +54,19 @@ def api_error(
     *,
     domain: str = "global",
     with_status: bool = True,
+    status: str | None = None,
     **error_fields: str,
 ) -> GoogleApiError:
     """A Google API error with one ``errors`` entry.
 
-    ``with_status=False`` gives the older shape without ``"status"`` that the Gmail "Resolve
-    errors" page prints for quota and credential errors.
+    ``status`` is the canonical gRPC name, by default the usual one for ``code``;
+    ``with_status=False`` gives the older shape without it that the Gmail "Resolve errors" page
+    prints for quota and credential errors.
     """
     entry = {"domain": domain, "reason": reason, "message": message, **error_fields}
     error: dict[str, Any] = {"errors": [entry], "code": code, "message": message}
     if with_status:
-        error["status"] = _STATUS_NAMES.get(code, "UNKNOWN")
+        error["status"] = status or _STATUS_NAMES.get(code, "UNKNOWN")
     return GoogleApiError(code, {"error": error})
 
 
@@ -115,7 +113,7 @@ def forbidden(message: str) -> GoogleApiError:
 
 
 def mail_service_not_enabled() -> GoogleApiError:
-    return api_error(400, "failedPrecondition", "Mail service not enabled")
+    return api_error(400, "failedPrecondition", "Mail service not enabled", status="FAILED_PRECONDITION")
 
 
 def domain_policy() -> GoogleApiError:
@@ -128,7 +126,9 @@ def domain_policy() -> GoogleApiError:
 
 
 def user_rate_limit_exceeded() -> GoogleApiError:
-    return api_error(403, "userRateLimitExceeded", "User Rate Limit Exceeded", domain="usageLimits", with_status=False)
+    return api_error(
+        403, "userRateLimitExceeded", "User Rate Limit Exceeded", domain="usageLimits", with_status=False
+    )
 
 
 def mail_sending_limit(retry_at: float) -> GoogleApiError:
@@ -164,28 +164,30 @@ def not_found() -> GoogleApiError:
 
 # --- injected failures -------------------------------------------------------------------------
 
-# Messages Google pairs with a reason (and, where it differs, with a status) in its answers.
-_FAULT_MESSAGES: dict[tuple[int | None, str], tuple[str, str]] = {
-    (None, "backendError"): ("global", "Backend Error"),
-    (503, "backendError"): ("global", "The service is currently unavailable."),
-    (None, "userRateLimitExceeded"): ("usageLimits", "User Rate Limit Exceeded"),
-    (None, "rateLimitExceeded"): ("usageLimits", "Rate Limit Exceeded"),
-    (429, "rateLimitExceeded"): ("usageLimits", "Too many requests: Too many concurrent requests for user"),
-    (None, "dailyLimitExceeded"): ("usageLimits", "Daily Limit Exceeded"),
-    (None, "domainPolicy"): ("global", "The domain administrators have disabled Gmail apps."),
-    (None, "failedPrecondition"): ("global", "Mail service not enabled"),
-    (None, "authError"): ("global", "Invalid Credentials"),
+# How Google words each reason (at a given status, where that differs): domain, message, and
+# whether the body carries "status" (the bodies GMAIL_FACTS.md quotes from the errors guide don't).
+_FAULT_WORDING: dict[tuple[int | None, str], tuple[str, str, bool]] = {
+    (None, "backendError"): ("global", "Backend Error", False),
+    (503, "backendError"): ("global", "The service is currently unavailable.", True),
+    (None, "userRateLimitExceeded"): ("usageLimits", "User Rate Limit Exceeded", False),
+    (None, "rateLimitExceeded"): ("usageLimits", "Rate Limit Exceeded", False),
+    (429, "rateLimitExceeded"): (
+        "usageLimits",
+        "Too many requests: Too many concurrent requests for user",
+        True,
+    ),
+    (None, "dailyLimitExceeded"): ("usageLimits", "Daily Limit Exceeded", False),
+    (None, "domainPolicy"): ("global", "The domain administrators have disabled Gmail apps.", False),
 }
 
 
 def injected_error(status_code: int, reason: str, message: str | None) -> GoogleApiError:
     """The error a fault rule asks for, worded as Google words that reason at that status."""
-    domain, default_message = _FAULT_MESSAGES.get(
-        (status_code, reason), _FAULT_MESSAGES.get((None, reason), ("global", reason))
-    )
     if reason == "authError":
-        error = invalid_credentials()
-        if message:
-            error.body["error"]["message"] = error.body["error"]["errors"][0]["message"] = message
-        return error
-    return api_error(status_code, reason, message or default_message, domain=domain)
+        return invalid_credentials()
+    if reason == "failedPrecondition" and message is None:
+        return mail_service_not_enabled()
+    domain, default_message, with_status = _FAULT_WORDING.get(
+        (status_code, reason), _FAULT_WORDING.get((None, reason), ("global", reason, True))
+    )
+    return api_error(status_code, reason, message or default_message, domain=domain, with_status=with_status)

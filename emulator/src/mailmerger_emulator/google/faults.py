@@ -60,7 +60,9 @@ class ActiveFault:
 
     def matches(self, user: str, method: str) -> bool:
         rule = self.rule
-        return (rule.user is None or rule.user.lower() == user) and (rule.methods is None or method in rule.methods)
+        return (rule.user is None or rule.user.lower() == user) and (
+            rule.methods is None or method in rule.methods
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
+from litestar.params import FromPath
 
 from mailmerger_emulator.google import scopes
 from mailmerger_emulator.google.accounts import AccountStatus, TestUser, normalize_email
@@ -31,7 +32,12 @@ from mailmerger_emulator.google.errors import (
     user_rate_limit_exceeded,
 )
 from mailmerger_emulator.google.http import json_response, query
-from mailmerger_emulator.google.mime import check_message_media, decode_raw, read_envelope, split_related_upload
+from mailmerger_emulator.google.mime import (
+    check_message_media,
+    decode_raw,
+    read_envelope,
+    split_related_upload,
+)
 from mailmerger_emulator.google.quota import METHOD_UNITS
 from mailmerger_emulator.google.resources import FORMATS, message_reference, render_message
 from mailmerger_emulator.google.search import parse_query
@@ -46,7 +52,7 @@ class MessageRequest(msgspec.Struct):
     """The part of a ``Message`` body that ``messages.send`` reads."""
 
     raw: str | None = None
-    threadId: str | None = None  # noqa: N815  # Gmail's JSON name
+    threadId: str | None = None  # Gmail's JSON name
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,7 +72,9 @@ class AdmittedCall:
 def gmail_router(state: EmulatorState) -> Router:
     settings = state.settings
 
-    async def admit(request: Request[Any, Any, Any], user_id: str, method: str, allowed: frozenset[str]) -> AdmittedCall:
+    async def admit(
+        request: Request[Any, Any, Any], user_id: str, method: str, allowed: frozenset[str]
+    ) -> AdmittedCall:
         token = request.headers.get("authorization")
         if token is None:
             raise login_required()
@@ -104,7 +112,9 @@ def gmail_router(state: EmulatorState) -> Router:
             max_recipients=settings.max_recipients,
         )
         if settings.quotas_enabled:
-            blocked_until = state.quota.sending_blocked_until(user.email, user.daily_send_cap or settings.daily_send_cap)
+            blocked_until = state.quota.sending_blocked_until(
+                user.email, user.daily_send_cap or settings.daily_send_cap
+            )
             if blocked_until is not None:
                 raise mail_sending_limit(blocked_until)
             state.quota.record_send(user.email)
@@ -112,7 +122,7 @@ def gmail_router(state: EmulatorState) -> Router:
         return call.answer({**message_reference(stored), "labelIds": list(stored.label_ids)})
 
     @post("/gmail/v1/users/{user_id:str}/messages/send", status_code=200)
-    async def send(request: Request[Any, Any, Any], user_id: str) -> Response[Any]:
+    async def send(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Response[Any]:
         call = await admit(request, user_id, "messages.send", scopes.SEND)
         body = await request.body()
         # base64 grows the message by 4/3: refuse an oversized one before decoding it.
@@ -125,11 +135,13 @@ def gmail_router(state: EmulatorState) -> Router:
         except msgspec.ValidationError as error:
             raise bad_request(f"Invalid JSON payload received. {error}") from None
         if not message.raw:
-            raise bad_request("'raw' RFC822 payload message string or uploading message via /upload/* URL required")
+            raise bad_request(
+                "'raw' RFC822 payload message string or uploading message via /upload/* URL required"
+            )
         return deliver(call, decode_raw(message.raw), message.threadId)
 
     @post("/upload/gmail/v1/users/{user_id:str}/messages/send", status_code=200)
-    async def upload_send(request: Request[Any, Any, Any], user_id: str) -> Response[Any]:
+    async def upload_send(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Response[Any]:
         call = await admit(request, user_id, "messages.send", scopes.SEND)
         upload_type = query(request).get("uploadType", "")
         content_type = request.headers.get("content-type", "")
@@ -147,7 +159,7 @@ def gmail_router(state: EmulatorState) -> Router:
         raise bad_request(f"The emulator supports uploadType=media or multipart, not {upload_type!r}")
 
     @get("/gmail/v1/users/{user_id:str}/profile")
-    async def profile(request: Request[Any, Any, Any], user_id: str) -> Response[Any]:
+    async def profile(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Response[Any]:
         call = await admit(request, user_id, "getProfile", scopes.PROFILE)
         box = state.post_office.mailbox(call.user.email)
         return call.answer(
@@ -160,7 +172,7 @@ def gmail_router(state: EmulatorState) -> Router:
         )
 
     @get("/gmail/v1/users/{user_id:str}/messages")
-    async def list_messages(request: Request[Any, Any, Any], user_id: str) -> Response[Any]:
+    async def list_messages(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Response[Any]:
         call = await admit(request, user_id, "messages.list", scopes.READ)
         params = query(request)
         if "q" in params and scopes.metadata_only_restrictions(call.scopes):
@@ -174,7 +186,11 @@ def gmail_router(state: EmulatorState) -> Router:
             raise invalid_argument("Invalid maxResults")
         search = parse_query(params.get("q", ""), request.query_params.getall("labelIds", []))
         matches = list(search.candidates(state.post_office.mailbox(call.user.email)))
-        start = 0 if after is None else next((i for i, m in enumerate(matches) if m.position < after), len(matches))
+        start = (
+            0
+            if after is None
+            else next((i for i, m in enumerate(matches) if m.position < after), len(matches))
+        )
         page = matches[start : start + page_size]
         body: dict[str, Any] = {}
         if page:
@@ -185,7 +201,9 @@ def gmail_router(state: EmulatorState) -> Router:
         return call.answer(body)
 
     @get("/gmail/v1/users/{user_id:str}/messages/{message_id:str}")
-    async def get_message(request: Request[Any, Any, Any], user_id: str, message_id: str) -> Response[Any]:
+    async def get_message(
+        request: Request[Any, Any, Any], user_id: FromPath[str], message_id: FromPath[str]
+    ) -> Response[Any]:
         call = await admit(request, user_id, "messages.get", scopes.READ)
         params = query(request)
         message_format = params.get("format", "full")
@@ -198,6 +216,8 @@ def gmail_router(state: EmulatorState) -> Router:
         message = state.post_office.mailbox(call.user.email).by_id.get(message_id)
         if message is None:
             raise not_found()
-        return call.answer(render_message(message, message_format, request.query_params.getall("metadataHeaders", [])))
+        return call.answer(
+            render_message(message, message_format, request.query_params.getall("metadataHeaders", []))
+        )
 
     return Router(path="/", route_handlers=[send, upload_send, profile, list_messages, get_message])

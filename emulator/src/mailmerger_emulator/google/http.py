@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -11,11 +12,15 @@ from litestar.enums import MediaType
 
 from mailmerger_emulator.google.errors import GoogleApiError, OAuthError
 
+log = logging.getLogger("mailmerger_emulator.google")
+
 # Google never lets a token answer be cached.
 NO_STORE = {"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate", "Pragma": "no-cache"}
 
 
-def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response[bytes]:
     content = body if isinstance(body, bytes) else msgspec.json.encode(body)
     return Response(content=content, status_code=status_code, media_type=MediaType.JSON, headers=headers)
 
@@ -59,3 +64,10 @@ def google_api_error_response(_: Request[Any, Any, Any], error: GoogleApiError) 
 
 def oauth_error_response(_: Request[Any, Any, Any], error: OAuthError) -> Response[bytes]:
     return json_response(error.body, error.status_code, NO_STORE)
+
+
+def unexpected_error_response(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+    """An emulator bug: logged with its traceback, answered with a plain 500 that no Google error
+    body disguises (a fake ``backendError`` would make clients retry a bug forever)."""
+    log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=error)
+    return json_response({"status_code": 500, "detail": "Internal Server Error"}, 500)

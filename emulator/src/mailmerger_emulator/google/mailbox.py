@@ -53,7 +53,6 @@ class Thread:
     id: str
     subject_key: str
     rfc_message_ids: set[str] = field(default_factory=set)
-    size: int = 0
 
 
 @dataclass(slots=True)
@@ -103,9 +102,10 @@ class PostOffice:
         message_id = f"{self._last_id:016x}"
         thread = self._thread_for(box, envelope, requested_thread_id)
         if thread is None:
-            thread = box.threads[message_id] = Thread(id=message_id, subject_key=thread_subject(envelope.subject))
+            thread = box.threads[message_id] = Thread(
+                id=message_id, subject_key=thread_subject(envelope.subject)
+            )
         thread.rfc_message_ids.add(envelope.message_id)
-        thread.size += 1
         self._history_id += 1
         stored = StoredMessage(
             id=message_id,

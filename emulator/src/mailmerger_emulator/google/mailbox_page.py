@@ -33,7 +33,9 @@ def _when(message: StoredMessage) -> str:
     return datetime.fromtimestamp(message.internal_date_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def mailbox_list_page(base_url: str, messages: list[StoredMessage], users: list[TestUser], user: str | None) -> str:
+def mailbox_list_page(
+    base_url: str, messages: list[StoredMessage], users: list[TestUser], user: str | None
+) -> str:
     home = f"{base_url}/_emulator/mailbox"
     filters = " · ".join(
         [f'<a href="{escape(home)}">all</a>']
@@ -59,7 +61,9 @@ def mailbox_list_page(base_url: str, messages: list[StoredMessage], users: list[
 
 def message_page(base_url: str, message: StoredMessage, headers: list[tuple[str, str]]) -> str:
     content = message.content()
-    header_rows = "".join(f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in headers)
+    header_rows = "".join(
+        f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in headers
+    )
     if message.envelope.bcc:
         header_rows += f"<tr><th>Bcc (not stored)</th><td>{escape(', '.join(message.envelope.bcc))}</td></tr>"
     attachments = "".join(

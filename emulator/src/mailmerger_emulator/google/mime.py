@@ -20,12 +20,13 @@ from email.message import Message
 from email.parser import HeaderParser
 from email.utils import formatdate, getaddresses, make_msgid
 
+import pybase64
+
 from mailmerger_emulator.google.errors import api_error, bad_request, invalid_argument
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _MSGID = re.compile(r"<[^<>\s]+>")
-_TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
 _HEADERS = HeaderParser(policy=policy.compat32)
 
 
@@ -49,13 +50,17 @@ class Envelope:
 
 
 def decode_raw(value: str) -> bytes:
-    """The ``raw`` field: base64url, padding optional (the standard alphabet is accepted too)."""
+    """The ``raw`` field: base64url, padding optional, like every proto3 JSON ``bytes`` field
+    (which also accepts the standard alphabet, and so does this, though not both in one value)."""
     try:
-        data = value.strip().encode("ascii").translate(_TO_STANDARD_ALPHABET)
-        return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
+        data = value.strip().encode("ascii")
+        altchars = None if b"+" in data or b"/" in data else b"-_"
+        return pybase64.b64decode(data + b"=" * (-len(data) % 4), altchars=altchars, validate=True)
     except (UnicodeEncodeError, binascii.Error):
         raise api_error(
-            400, "invalid", f"Invalid value at 'message.raw' (TYPE_BYTES), Base64 decoding failed for \"{value[:40]}\""
+            400,
+            "invalid",
+            f"Invalid value at 'message.raw' (TYPE_BYTES), Base64 decoding failed for \"{value[:40]}\"",
         ) from None
 
 
@@ -108,7 +113,8 @@ def read_envelope(raw: bytes, *, account: str, now: float, max_bytes: int, max_r
     if parsed["Bcc"] is not None:
         stored_raw = _without_bcc(raw, header_end)
     if added:
-        stored_raw = "".join(f"{name}: {value}\r\n" for name, value in added).encode() + stored_raw
+        eol = "\r\n" if raw[header_end : header_end + 1] == b"\r" else "\n"  # keep the message's line ends
+        stored_raw = "".join(f"{name}: {value}{eol}" for name, value in added).encode() + stored_raw
 
     headers = tuple(added) + tuple(
         (name, _FOLD.sub("", value)) for name, value in parsed.items() if name.lower() != "bcc"

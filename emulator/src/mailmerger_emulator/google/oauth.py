@@ -115,13 +115,16 @@ def oauth_router(state: EmulatorState) -> Router:
         form = await form_body(request)
         auth_request = state.tokens.take_consent(form.get("consent_id", ""))
         if auth_request is None:
-            description = "This sign-in request has expired or was already answered. Start again from the app."
+            description = (
+                "This sign-in request has expired or was already answered. Start again from the app."
+            )
             return html_response(access_blocked_page(400, "invalid_request", description), 400)
         if form.get("decision") != "approve":
             return redirect(error_redirect(auth_request, "access_denied"))
         account = form.get("account", "")
-        if account != "new" and state.directory.get(account) is not None:
-            return approve(auth_request, account.lower())
+        existing = state.directory.get(account) if account != "new" else None
+        if existing is not None:
+            return approve(auth_request, existing.email)
         email = form.get("new_email", "").strip()
         if not looks_like_email(email):
             return html_response(access_blocked_page(400, "invalid_request", f"Invalid email: {email}"), 400)

@@ -40,6 +40,44 @@ def _required(form: dict[str, str], name: str) -> str:
     return value
 
 
+def _id_token(state: EmulatorState, access: AccessToken, user: TestUser, nonce: str | None) -> str:
+    now = int(state.clock())
+    claims: dict[str, Any] = {
+        "iss": state.settings.base_url,
+        "azp": access.client_id,
+        "aud": access.client_id,
+        "sub": user.sub,
+        "at_hash": access_token_hash(access.token),
+        "iat": now,
+        "exp": now + ID_TOKEN_TTL_SECONDS,
+    }
+    if scopes.USERINFO_EMAIL in access.scopes:
+        claims.update(email=user.email, email_verified=True)
+    if scopes.USERINFO_PROFILE in access.scopes:
+        claims.update(name=user.name, given_name=user.given_name, family_name=user.family_name)
+    if nonce:
+        claims["nonce"] = nonce
+    return state.signer.sign(claims)
+
+
+def token_response(
+    state: EmulatorState, access: AccessToken, refresh_token: str | None, nonce: str | None
+) -> Response[bytes]:
+    """The token endpoint's answer; an ID token only when ``openid`` was granted."""
+    body: dict[str, Any] = {
+        "access_token": access.token,
+        "expires_in": round(access.expires_at - state.clock()),
+        "scope": " ".join(sorted(access.scopes)),
+        "token_type": "Bearer",
+    }
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    user = state.directory.get(access.user_email)
+    if scopes.OPENID in access.scopes and user is not None:
+        body["id_token"] = _id_token(state, access, user, nonce)
+    return json_response(body, headers=NO_STORE)
+
+
 def token_router(state: EmulatorState) -> Router:
     def authenticate_client(request: Request[Any, Any, Any], form: dict[str, str]) -> OAuthClient:
         """``client_secret_basic`` or ``client_secret_post``."""
@@ -56,39 +94,6 @@ def token_router(state: EmulatorState) -> Router:
             raise OAuthError(401, "invalid_client", "Unauthorized")
         return client
 
-    def id_token(access: AccessToken, user: TestUser, nonce: str | None) -> str:
-        now = int(state.clock())
-        claims: dict[str, Any] = {
-            "iss": state.settings.base_url,
-            "azp": access.client_id,
-            "aud": access.client_id,
-            "sub": user.sub,
-            "at_hash": access_token_hash(access.token),
-            "iat": now,
-            "exp": now + ID_TOKEN_TTL_SECONDS,
-        }
-        if scopes.USERINFO_EMAIL in access.scopes:
-            claims.update(email=user.email, email_verified=True)
-        if scopes.USERINFO_PROFILE in access.scopes:
-            claims.update(name=user.name, given_name=user.given_name, family_name=user.family_name)
-        if nonce:
-            claims["nonce"] = nonce
-        return state.signer.sign(claims)
-
-    def token_answer(access: AccessToken, refresh_token: str | None, nonce: str | None) -> Response[bytes]:
-        body: dict[str, Any] = {
-            "access_token": access.token,
-            "expires_in": round(access.expires_at - state.clock()),
-            "scope": " ".join(sorted(access.scopes)),
-            "token_type": "Bearer",
-        }
-        if refresh_token is not None:
-            body["refresh_token"] = refresh_token
-        user = state.directory.get(access.user_email)
-        if scopes.OPENID in access.scopes and user is not None:
-            body["id_token"] = id_token(access, user, nonce)
-        return json_response(body, headers=NO_STORE)
-
     @post("/token", status_code=200)
     async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
         form = await form_body(request)
@@ -101,12 +106,12 @@ def token_router(state: EmulatorState) -> Router:
                 redirect_uri=_required(form, "redirect_uri"),
                 verifier=form.get("code_verifier"),
             )
-            return token_answer(issued.access, issued.refresh_token, issued.nonce)
+            return token_response(state, issued.access, issued.refresh_token, issued.nonce)
         if grant_type == "refresh_token":
             access = state.tokens.refresh(
                 _required(form, "refresh_token"), client_id=client.client_id, scope=form.get("scope") or None
             )
-            return token_answer(access, None, None)
+            return token_response(state, access, None, None)
         raise OAuthError(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
 
     @post("/revoke", status_code=200)

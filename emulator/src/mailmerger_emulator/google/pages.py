@@ -27,7 +27,7 @@ def _page(title: str, body: str) -> str:
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f"<style>{_STYLE}</style></head><body><div class=card>{body}"
-        '<p class=emulator>MailMerger Google emulator: no real Google account is involved.</p>'
+        "<p class=emulator>MailMerger Google emulator: no real Google account is involved.</p>"
         "</div></body></html>"
     )
 
@@ -44,7 +44,8 @@ def consent_page(
     )
     new_checked = "" if users else " checked"
     scope_items = "".join(
-        f"<li>{escape(scope_catalog.describe(scope))} <code>{escape(scope)}</code></li>" for scope in request.scopes
+        f"<li>{escape(scope_catalog.describe(scope))} <code>{escape(scope)}</code></li>"
+        for scope in request.scopes
     )
     body = (
         "<h1>Sign in with Google</h1>"

@@ -55,7 +55,9 @@ def _part(part: Part) -> dict[str, Any]:
     return rendered
 
 
-def render_message(message: StoredMessage, message_format: str, metadata_headers: list[str]) -> dict[str, Any]:
+def render_message(
+    message: StoredMessage, message_format: str, metadata_headers: list[str]
+) -> dict[str, Any]:
     rendered = _minimal(message)
     if message_format == "raw":
         rendered["raw"] = _b64url(message.envelope.raw)

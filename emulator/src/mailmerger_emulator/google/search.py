@@ -63,7 +63,9 @@ def parse_query(q: str, label_ids: Iterable[str] = ()) -> Query:
         elif operator == "from":
             query.predicates.append(_contains(value, lambda m: (m.envelope.sender,)))
         elif operator == "to":
-            query.predicates.append(_contains(value, lambda m: (*m.envelope.to, *m.envelope.cc, *m.envelope.bcc)))
+            query.predicates.append(
+                _contains(value, lambda m: (*m.envelope.to, *m.envelope.cc, *m.envelope.bcc))
+            )
         elif operator == "subject":
             query.predicates.append(_contains(value, lambda m: (m.envelope.subject,)))
         else:

@@ -97,7 +97,7 @@ def _pkce_matches(verifier: str, challenge: str, method: str) -> bool:
 class TokenStore:
     def __init__(self, clock: Callable[[], float], access_token_ttl: int) -> None:
         self._clock = clock
-        self.access_token_ttl = access_token_ttl
+        self._access_token_ttl = access_token_ttl
         self._pending: dict[str, tuple[AuthorizationRequest, float]] = {}
         self._codes: dict[str, IssuedCode] = {}
         self._grants: dict[tuple[str, str], Grant] = {}
@@ -144,7 +144,9 @@ class TokenStore:
 
     # --- token endpoint --------------------------------------------------------------------
 
-    def redeem_code(self, code: str, *, client_id: str, redirect_uri: str | None, verifier: str | None) -> TokenSet:
+    def redeem_code(
+        self, code: str, *, client_id: str, redirect_uri: str | None, verifier: str | None
+    ) -> TokenSet:
         issued = self._codes.pop(code, None)  # popped first: a failed redemption still burns it
         if issued is None:
             # Google tells a code it never issued from one that is spent or expired.
@@ -185,10 +187,7 @@ class TokenStore:
         owner = self._refresh.get(token) or self._access.get(token)
         if owner is None:
             return False
-        grant = self._grants.pop((owner.user_email, owner.client_id), None)
-        if grant is None:  # an access token issued before its grant was revoked by another token
-            self._access.pop(token, None)
-            return True
+        grant = self._grants.pop((owner.user_email, owner.client_id))
         for refresh_token in grant.refresh_tokens:
             self._refresh.pop(refresh_token, None)
         for access_token in grant.access_tokens:
@@ -207,10 +206,14 @@ class TokenStore:
             return None
         return found
 
-    def _issue_access(self, grant: Grant, client_id: str, user_email: str, scopes: tuple[str, ...]) -> AccessToken:
+    def _issue_access(
+        self, grant: Grant, client_id: str, user_email: str, scopes: tuple[str, ...]
+    ) -> AccessToken:
         # Forget the grant's expired tokens here, so a long run that refreshes hourly stays bounded.
         now = self._clock()
-        for expired in [t for t in grant.access_tokens if t not in self._access or self._access[t].expires_at <= now]:
+        for expired in [
+            t for t in grant.access_tokens if t not in self._access or self._access[t].expires_at <= now
+        ]:
             grant.access_tokens.discard(expired)
             self._access.pop(expired, None)
         access = AccessToken(
@@ -218,7 +221,7 @@ class TokenStore:
             client_id=client_id,
             user_email=user_email,
             scopes=frozenset(scopes),
-            expires_at=now + self.access_token_ttl,
+            expires_at=now + self._access_token_ttl,
         )
         self._access[access.token] = access
         grant.access_tokens.add(access.token)
@@ -226,7 +229,9 @@ class TokenStore:
 
     def _issue_refresh(self, grant: Grant, client_id: str, user_email: str, scopes: tuple[str, ...]) -> str:
         token = "1//0" + secrets.token_urlsafe(72)
-        self._refresh[token] = RefreshToken(token=token, client_id=client_id, user_email=user_email, scopes=scopes)
+        self._refresh[token] = RefreshToken(
+            token=token, client_id=client_id, user_email=user_email, scopes=scopes
+        )
         grant.refresh_tokens[token] = None
         if len(grant.refresh_tokens) > MAX_REFRESH_TOKENS_PER_GRANT:
             oldest = next(iter(grant.refresh_tokens))

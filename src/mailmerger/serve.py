@@ -10,7 +10,7 @@ import uvicorn
 
 from mailmerger.allinone import PrefixRouter
 from mailmerger.services import registry
-from mailmerger_shared.serving import server_config
+from mailmerger_shared.serving import serve_standalone, server_config
 from mailmerger_shared.settings import HttpSettings, load
 
 if TYPE_CHECKING:
@@ -30,8 +30,7 @@ def serve_google_emulator() -> None:
     from mailmerger_emulator.google.settings import GoogleEmulatorSettings
 
     settings = load(GoogleEmulatorSettings)
-    host, _, port = settings.public_url.split("//", 1)[1].partition(":")
-    uvicorn.Server(server_config(create_app(settings), host, int(port.split("/")[0] or 80))).run()
+    serve_standalone(create_app(settings), settings.public_url)
 
 
 def build_all_in_one() -> tuple[PrefixRouter, PrefixRouter, HttpSettings]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 import uvicorn
@@ -40,3 +41,9 @@ def main(name: str, settings_type: type[T], create_app: Callable[[T], Any]) -> N
     configure_logging(settings.log, service=name)  # type: ignore[attr-defined]
     http = settings.http  # type: ignore[attr-defined]
     uvicorn.Server(server_config(create_app(settings), http.host, http.port)).run()
+
+
+def serve_standalone(app: Any, public_url: str) -> None:
+    """Serve ``app`` on the host and port of its public URL (stand-ins such as the emulator)."""
+    url = urlsplit(public_url)
+    uvicorn.Server(server_config(app, url.hostname or "127.0.0.1", url.port or 80)).run()

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help install run test check lint typecheck imports unit fmt bench gateway clean
+.PHONY: help install run test check lint typecheck imports unit fmt bench deploy-files clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,8 +44,9 @@ fmt: ## format and autofix
 bench: install ## benchmarks → bench/report.md and bench/report.json
 	$(UV) run python bench/run.py
 
-gateway: ## regenerate deploy/nginx.conf from the prefix table
-	$(UV) run mailmerger gateway nginx > deploy/nginx.conf
+deploy-files: ## regenerate deploy/nginx.conf and deploy/k8s/mailmerger.yaml from the prefix table
+	$(UV) run mailmerger deploy nginx > deploy/nginx.conf
+	$(UV) run mailmerger deploy k8s > deploy/k8s/mailmerger.yaml
 
 clean: ## remove caches
 	rm -rf .pytest_cache .mypy_cache .ruff_cache

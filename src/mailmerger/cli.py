@@ -29,8 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     revision = commands.add_parser("makemigrations", help="autogenerate a migration for one service")
     revision.add_argument("service")
     revision.add_argument("-m", "--message", required=True)
-    gateway = commands.add_parser("gateway", help="print the generated gateway configuration")
-    gateway.add_argument("kind", choices=["nginx"])
+    deploy = commands.add_parser("deploy", help="print a deployment file generated from the prefix table")
+    deploy.add_argument("kind", choices=["nginx", "k8s"])
     emulator = commands.add_parser("emulator", help="run a local stand-in for an external service")
     emulator.add_argument("which", choices=["google"])
     return parser
@@ -51,10 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     from mailmerger_shared.logs import configure_logging
 
-    if args.command == "gateway":
-        from mailmerger.gateway import render_nginx
+    if args.command == "deploy":
+        if args.kind == "nginx":
+            from mailmerger.gateway import render_nginx
 
-        print(render_nginx(), end="")
+            print(render_nginx(), end="")
+        else:
+            from mailmerger import k8s
+
+            print(k8s.render(), end="")
         return 0
     configure_logging(load(LogSettings), service=f"mailmerger-{args.command}")
     if args.command == "migrate":

@@ -51,7 +51,7 @@ def service_for(path: str) -> str | None:
 def render_nginx(upstream_host: str = "{service}") -> str:
     """nginx configuration for the gateway; ``upstream_host`` is formatted with the service name."""
     lines = [
-        "# Generated from src/mailmerger/gateway.py by `mailmerger gateway nginx`; do not edit.",
+        "# Generated from src/mailmerger/gateway.py by `mailmerger deploy nginx`; do not edit.",
         "worker_processes auto;",
         "events { worker_connections 4096; }",
         "http {",

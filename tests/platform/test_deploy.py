@@ -22,7 +22,7 @@ def _tool(name: str, *candidates: str) -> str:
 
 
 def test_nginx_config_is_generated_from_the_prefix_table() -> None:
-    """deploy/nginx.conf is exactly what `mailmerger gateway nginx` prints (run `make gateway`)."""
+    """deploy/nginx.conf is exactly what `mailmerger deploy nginx` prints (run `make deploy-files`)."""
     assert (ROOT / "deploy" / "nginx.conf").read_text() == render_nginx()
 
 
@@ -90,3 +90,52 @@ def test_compose_runs_every_routed_service_with_a_healthcheck() -> None:
         assert "healthcheck" in compose[service], service
     gateway_depends = set(compose["gateway"]["depends_on"])
     assert {route.service for route in ROUTES} <= gateway_depends
+
+
+def test_k8s_manifests_are_generated_from_the_tables() -> None:
+    """deploy/k8s/mailmerger.yaml is exactly what `mailmerger deploy k8s` prints."""
+    from mailmerger import k8s
+
+    assert (ROOT / "deploy" / "k8s" / "mailmerger.yaml").read_text() == k8s.render()
+
+
+def test_k8s_manifests_pass_strict_validation() -> None:
+    """kubernetes-validate --strict accepts every built-in resource (the KEDA CRD has no bundled schema)."""
+    result = subprocess.run(
+        [
+            shutil.which("kubernetes-validate") or "kubernetes-validate",
+            "--strict",
+            "--no-warn",
+            "deploy/k8s/mailmerger.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "failed" not in result.stdout.lower()
+
+
+def test_ingress_routes_every_prefix_to_its_service() -> None:
+    """The Ingress has one Prefix path per gateway route, pointing at the owning service."""
+    documents = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "mailmerger.yaml").read_text()))
+    ingress = next(d for d in documents if d["kind"] == "Ingress")
+    paths = {
+        (p["path"], p["backend"]["service"]["name"]) for p in ingress["spec"]["rules"][0]["http"]["paths"]
+    }
+    assert paths == {(route.prefix, route.service) for route in ROUTES}
+    services = {d["metadata"]["name"] for d in documents if d["kind"] == "Service"}
+    assert {route.service for route in ROUTES} <= services
+
+
+def test_senders_scale_on_their_queue_depth() -> None:
+    """The KEDA ScaledObject watches the sender's quorum queue and targets the sender workers."""
+    from mailmerger_shared.broker import QUEUES
+
+    documents = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "mailmerger.yaml").read_text()))
+    scaled = next(d for d in documents if d["kind"] == "ScaledObject")
+    queue = scaled["spec"]["triggers"][0]["metadata"]["queueName"]
+    assert queue in QUEUES
+    target = scaled["spec"]["scaleTargetRef"]["name"]
+    assert any(d["kind"] == "Deployment" and d["metadata"]["name"] == target for d in documents)

@@ -1,0 +1,77 @@
+"""A local S3 (moto) for development and tests, so uploads work with no account anywhere.
+
+Objects live in this process's memory and vanish with it; any access key is accepted. That is why
+it only ever listens on a loopback address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from types import TracebackType
+
+from moto.server import ThreadedMotoServer
+
+# moto accepts any credentials; these only need to be present and consistent.
+ACCESS_KEY_ID = "local-s3"
+SECRET_ACCESS_KEY = "local-s3-secret"  # noqa: S105 (moto checks no secret)
+REGION = "us-east-1"
+
+
+class LocalS3:
+    """A moto S3 server on ``host:port`` (port 0: any free port), served from a background thread.
+
+    Use as a context manager, or ``start()``/``stop()``. ``endpoint_url`` is known once started.
+    """
+
+    def __init__(self, port: int = 0, *, host: str = "127.0.0.1", quiet: bool = True) -> None:
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"the local S3 accepts any credentials: it listens on loopback only, not {host}")
+        self._host = host
+        self._port = port
+        self._quiet = quiet
+        self._server: ThreadedMotoServer | None = None
+        self._bound: tuple[str, int] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._bound is None:
+            raise RuntimeError("the local S3 is not running; call start() first")
+        host, port = self._bound
+        return f"http://{host}:{port}"
+
+    def environment(self, bucket: str = "mailmerger-attachments") -> dict[str, str]:
+        """``MM_S3_*`` variables that point the storage service at this server."""
+        return {
+            "MM_S3_ENDPOINT_URL": self.endpoint_url,
+            "MM_S3_REGION": REGION,
+            "MM_S3_BUCKET": bucket,
+            "MM_S3_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "MM_S3_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "MM_S3_ADDRESSING_STYLE": "path",
+        }
+
+    def start(self) -> LocalS3:
+        if self._server is not None:
+            return self
+        if self._quiet:
+            # werkzeug logs every request moto serves; keep that out of our own logs.
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        server.start()
+        self._server = server
+        self._bound = server.get_host_and_port()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            server, self._server, self._bound = self._server, None, None
+            server.stop()
+
+    def __enter__(self) -> LocalS3:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -31,16 +34,52 @@ def server_config(app: Any, host: str, port: int, *, lifespan: Literal["on", "of
     )
 
 
-def main(name: str, settings_type: type[T], create_app: Callable[[T], Any]) -> None:
-    """Entry point of ``python -m mailmerger_<service>``: load settings, log, serve."""
+Worker = Callable[[Any], Coroutine[Any, Any, None]]
+
+
+def main(
+    name: str,
+    settings_type: type[T],
+    create_app: Callable[[T], Any],
+    workers: Mapping[str, Worker] | None = None,
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Entry point of ``python -m mailmerger_<service> [worker]``.
+
+    Without an argument it serves the service's HTTP app; with the name of one of its workers
+    (``dispatcher``, ``worker``…) it runs that background loop until SIGTERM/SIGINT.
+    """
+    workers = dict(workers or {})
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] not in workers:
+        choices = ", ".join(workers) or "none"
+        print(f"mailmerger-{name}: unknown worker {args[0]!r} (workers: {choices})", file=sys.stderr)
+        raise SystemExit(2)
     try:
         settings = load_service(settings_type)
     except SettingsError as exc:
         print(f"mailmerger-{name}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    configure_logging(settings.log, service=name)  # type: ignore[attr-defined]
+    configure_logging(settings.log, service=name if not args else f"{name}-{args[0]}")  # type: ignore[attr-defined]
+    if args:
+        run_until_signalled(workers[args[0]](settings))
+        return
     http = settings.http  # type: ignore[attr-defined]
     uvicorn.Server(server_config(create_app(settings), http.host, http.port)).run()
+
+
+def run_until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work``; SIGTERM or SIGINT cancels it, so its ``finally`` blocks shut down gracefully."""
+
+    async def runner() -> None:
+        task = asyncio.ensure_future(work)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(runner())
 
 
 def serve_standalone(app: Any, public_url: str) -> None:

@@ -2,26 +2,153 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from typing import Any
 
-from mailmerger_auth.api import ROUTES
-from mailmerger_auth.settings import AuthSettings
-from mailmerger_shared.runtime import infrastructure_lifespan
+import httpx
+from litestar import Litestar, Request
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from mailmerger_auth import models
+from mailmerger_auth.adapters.google import GoogleOAuth
+from mailmerger_auth.api import routes
+from mailmerger_auth.api.deps import client_address
+from mailmerger_auth.crypto import Sealer
+from mailmerger_auth.domain import Clock, utc_now
+from mailmerger_auth.gmail_tokens import GmailTokens
+from mailmerger_auth.passwords import Passwords
+from mailmerger_auth.settings import DEV_ENCRYPTION_KEY_ID, AuthSettings
+from mailmerger_auth.signing_keys import KeyPolicy, SigningKeys
+from mailmerger_auth.throttle import LoginThrottle
+from mailmerger_auth.tokens import TokenIssuer
+from mailmerger_auth.worker import keep_up, run_upkeep
+from mailmerger_shared.runtime import Infrastructure, infrastructure_lifespan, outbox_lifespan
 from mailmerger_shared.web.app import service_app
-from mailmerger_shared.web.auth import JwksFetcher, token_verifier
+from mailmerger_shared.web.auth import token_verifier
 
 NAME = "auth"
+log = logging.getLogger(__name__)
 
 
-def create_app(settings: AuthSettings, *, jwks: JwksFetcher | None = None) -> Litestar:
+def create_app(
+    settings: AuthSettings,
+    *,
+    google_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock = utc_now,
+) -> Litestar:
+    """``google_transport`` carries the calls to Google (tests give the emulator's); ``clock`` is
+    the time every rule reads (tests move it)."""
+    account = settings.auth
+    sealer = Sealer.from_settings(settings.encryption)
+    if sealer.active_key_id == DEV_ENCRYPTION_KEY_ID:
+        log.warning("secrets are sealed with the published development key; set MM_AUTH_ENCRYPTION_KEYS")
+    access_ttl = timedelta(seconds=account.access_token_ttl_seconds)
+    session_lifetime = timedelta(seconds=account.session_lifetime_seconds)
+    keys = SigningKeys(
+        sealer,
+        KeyPolicy(
+            rotate_after=timedelta(seconds=account.signing_key_rotation_seconds),
+            publish_ahead=timedelta(seconds=account.signing_key_publish_ahead_seconds),
+            published_after_retirement=access_ttl + timedelta(seconds=settings.jwt.leeway_seconds),
+            verifies_after_retirement=max(session_lifetime, access_ttl)
+            + timedelta(seconds=settings.jwt.leeway_seconds),
+        ),
+        clock,
+    )
+    issuer = TokenIssuer(
+        keys,
+        settings.jwt,
+        access_ttl=access_ttl,
+        refresh_ttl=timedelta(seconds=account.refresh_token_ttl_seconds),
+        session_lifetime=session_lifetime,
+    )
+
+    @contextlib.asynccontextmanager
+    async def auth_lifespan(app: Litestar) -> AsyncIterator[None]:
+        infra: Infrastructure = app.state.infra
+        assert infra.sessions is not None, "auth needs the database"
+        assert infra.redis is not None, "auth needs Redis"
+        keys.bind(infra.sessions)
+        await keep_up(infra.sessions, keys, clock)  # a signing key exists before the first request
+        app.state.throttle = LoginThrottle(
+            infra.redis,
+            key_prefix=settings.redis.key_prefix,
+            per_account=account.login_attempts_per_account,
+            per_address=account.login_attempts_per_address,
+            window=timedelta(seconds=account.login_window_seconds),
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            google = None
+            if settings.google.client_id:
+                google = await stack.enter_async_context(
+                    GoogleOAuth.open(settings.google, clock, transport=google_transport)
+                )
+            app.state.google = google
+            app.state.gmail_tokens = GmailTokens(
+                infra.sessions,
+                google,
+                sealer,
+                clock,
+                margin=timedelta(seconds=settings.google.refresh_margin_seconds),
+            )
+            upkeep = asyncio.create_task(run_upkeep(infra.sessions, keys, clock), name="auth-upkeep")
+            try:
+                yield
+            finally:
+                upkeep.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await upkeep
+
+    def provide_now() -> datetime:
+        return clock()
+
+    def provide_client_address(request: Request[Any, Any, Any]) -> str:
+        return client_address(request, account.trusted_proxy_hops)
+
     return service_app(
         name=NAME,
-        route_handlers=ROUTES,
+        route_handlers=routes(settings.internal.service_token),
         http=settings.http,
-        verifier=token_verifier(settings.jwt, jwks),
+        verifier=token_verifier(settings.jwt, keys.published_jwks),
         lifespan=[
             infrastructure_lifespan(
                 NAME, database=settings.database, redis=settings.redis, broker=settings.broker
-            )
+            ),
+            outbox_lifespan(models.outbox),
+            auth_lifespan,
         ],
+        dependencies={
+            "config": _constant(settings),
+            "passwords": _constant(Passwords.from_settings(account)),
+            "issuer": _constant(issuer),
+            "keys": _constant(keys),
+            "sealer": _constant(sealer),
+            "now": Provide(provide_now, sync_to_thread=False),
+            "client_address": Provide(provide_client_address, sync_to_thread=False),
+            "sessions": _from_state(lambda state: state.infra.sessions),
+            "throttle": _from_state(lambda state: state.throttle),
+            "google": _from_state(lambda state: state.google),
+            "gmail_tokens": _from_state(lambda state: state.gmail_tokens),
+        },
     )
+
+
+def _constant(value: object) -> Provide:
+    def provide() -> Any:
+        return value
+
+    return Provide(provide, use_cache=True, sync_to_thread=False)
+
+
+def _from_state(read: Callable[[State], Any]) -> Provide:
+    """A resource the lifespan put in the app's state."""
+
+    def provide(state: State) -> Any:
+        return read(state)
+
+    return Provide(provide, sync_to_thread=False)

@@ -2,16 +2,117 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from typing import Annotated, ClassVar
+
 import msgspec
 
 from mailmerger_shared.settings import (
     BrokerSettings,
     DatabaseSettings,
     HttpSettings,
+    InternalSettings,
     JwtSettings,
     LogSettings,
     RedisSettings,
+    Settings,
 )
+
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
+GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
+
+# Development only: a published key, so that `make run` works without configuration. The app logs
+# a warning while it is the active key; every real deployment sets MM_AUTH_ENCRYPTION_KEYS.
+DEV_ENCRYPTION_KEY_ID = "dev"
+DEV_ENCRYPTION_KEY = "bWFpbG1lcmdlci1kZXYtb25seS1lbmNyeXB0aW9uLWs"  # base64url of 32 bytes
+
+
+class AccountSettings(Settings, frozen=True, kw_only=True):
+    """Passwords, token lifetimes, login throttling and where the browser is sent back to."""
+
+    prefix: ClassVar[str] = "MM_AUTH_"
+
+    access_token_ttl_seconds: Annotated[int, msgspec.Meta(gt=0, le=900)] = 900
+    refresh_token_ttl_seconds: Positive = 7 * 24 * 3600
+    # A session (one refresh-token family) ends this long after sign-in, however often it renews.
+    session_lifetime_seconds: Positive = 30 * 24 * 3600
+
+    signing_key_rotation_seconds: Positive = 30 * 24 * 3600
+    # A new key is published this long before it signs, so every JWKS cache has seen it first.
+    signing_key_publish_ahead_seconds: NonNegative = 120
+
+    # argon2id, RFC 9106's second recommended profile; the bounds are OWASP's minimum.
+    argon2_memory_kib: Annotated[int, msgspec.Meta(ge=19 * 1024)] = 64 * 1024
+    argon2_time_cost: Annotated[int, msgspec.Meta(ge=2)] = 3
+    argon2_parallelism: Positive = 4
+
+    login_attempts_per_account: Positive = 10
+    login_attempts_per_address: Positive = 100
+    login_window_seconds: Positive = 15 * 60
+    # How many reverse proxies append to X-Forwarded-For in front of this service (nginx: 1).
+    # 0 means the socket's peer address is the client's.
+    trusted_proxy_hops: NonNegative = 0
+
+    frontend_url: str = "http://localhost:5173"
+    connect_ticket_ttl_seconds: Annotated[int, msgspec.Meta(gt=0, le=600)] = 300
+    oauth_state_ttl_seconds: Annotated[int, msgspec.Meta(gt=0, le=600)] = 600
+
+
+class EncryptionSettings(Settings, frozen=True, kw_only=True):
+    """AES-256-GCM keys for secrets at rest (Google tokens, signing keys), by key id.
+
+    ``keys`` is a JSON object of key id to base64url-encoded 32-byte key. Rotating: add a new key,
+    make it active, run the re-encryption, then drop the old key.
+    """
+
+    prefix: ClassVar[str] = "MM_AUTH_ENCRYPTION_"
+
+    keys: dict[str, str] = msgspec.field(default_factory=lambda: {DEV_ENCRYPTION_KEY_ID: DEV_ENCRYPTION_KEY})
+    active_key: str = DEV_ENCRYPTION_KEY_ID
+
+    def __post_init__(self) -> None:
+        if self.active_key not in self.keys:
+            raise ValueError(f"the active key {self.active_key!r} is not among the keys")
+        for key_id, raw in self.key_bytes().items():
+            if len(raw) != 32:
+                raise ValueError(f"key {key_id!r} must be 32 bytes, not {len(raw)}")
+
+    def key_bytes(self) -> dict[str, bytes]:
+        decoded = {}
+        for key_id, encoded in self.keys.items():
+            try:
+                decoded[key_id] = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            except (binascii.Error, ValueError):
+                raise ValueError(f"key {key_id!r} is not base64url") from None
+        return decoded
+
+
+class GoogleSettings(Settings, frozen=True, kw_only=True):
+    """The Google OAuth client. Without a client id, the Google routes answer 503.
+
+    Redirect URIs default to the public URL's callback paths; each must be registered with Google
+    exactly as written.
+    """
+
+    prefix: ClassVar[str] = "MM_GOOGLE_"
+
+    client_id: str | None = None
+    client_secret: str | None = None
+    discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
+    redirect_uri: str | None = None
+    legacy_redirect_uri: str | None = None
+    scopes: list[str] = msgspec.field(default_factory=lambda: ["openid", "email", "profile", GMAIL_SEND])
+    # Reading metadata (reply and bounce detection) is a restricted scope: a deployment whose
+    # Google app passed verification for it turns this on, and users then opt in per connection.
+    metadata_tier: bool = False
+    metadata_scopes: list[str] = msgspec.field(default_factory=lambda: [GMAIL_METADATA])
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # Refresh a Gmail access token this long before it expires.
+    refresh_margin_seconds: NonNegative = 300
 
 
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,3 +122,7 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     broker: BrokerSettings
     jwt: JwtSettings
     log: LogSettings
+    internal: InternalSettings
+    auth: AccountSettings
+    encryption: EncryptionSettings
+    google: GoogleSettings

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from litestar import Router
 from litestar.types import ControllerRouterHandler
 
-ROUTES: list[ControllerRouterHandler] = []
+from mailmerger_auth.api import google, v1
+from mailmerger_auth.api.internal import internal_router
+from mailmerger_auth.api.legacy import legacy_router
+
+
+def routes(service_token: str) -> list[ControllerRouterHandler]:
+    return [
+        Router(path="/v1/auth", route_handlers=[*v1.ROUTES, *google.ROUTES], tags=["auth"]),
+        legacy_router(),
+        internal_router(service_token),
+    ]

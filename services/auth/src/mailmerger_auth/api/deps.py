@@ -1,0 +1,45 @@
+"""What auth's handlers receive, by name, besides ``tx`` and ``principal``.
+
+Handlers declare these as ``NamedDependency[...]`` parameters; ``app.create_app`` provides them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Request
+
+from mailmerger_auth.adapters.google import GoogleOAuth
+from mailmerger_shared.web.auth import Principal
+from mailmerger_shared.web.problems import ServiceUnavailable
+
+PUBLIC: dict[str, Any] = {"exclude_from_auth": True}
+
+
+def client_address(request: Request[Any, Any, Any], trusted_proxy_hops: int) -> str:
+    """The client's address: the socket peer, or the entry our last trusted proxy appended.
+
+    Entries further left in X-Forwarded-For are written by the client and prove nothing.
+    """
+    peer = request.client.host if request.client else "unknown"
+    if trusted_proxy_hops == 0:
+        return peer
+    forwarded = [
+        part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()
+    ]
+    return forwarded[-trusted_proxy_hops] if len(forwarded) >= trusted_proxy_hops else peer
+
+
+def session_id(principal: Principal) -> uuid.UUID | None:
+    """The session (refresh-token family) the caller's access token was issued for."""
+    try:
+        return uuid.UUID(str(principal.claims["sid"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def require_google(google: GoogleOAuth | None) -> GoogleOAuth:
+    if google is None:
+        raise ServiceUnavailable("sign-in with Google is not configured (MM_GOOGLE_CLIENT_ID)")
+    return google

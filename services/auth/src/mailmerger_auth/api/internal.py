@@ -1,0 +1,58 @@
+"""``/internal/auth``: what other services ask of auth (shapes in ``mailmerger_shared.internal_api``).
+
+Every route needs the service credential and no user token; the gateway never routes here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from litestar import Router, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+
+from mailmerger_auth import gmail_accounts, oauth_flow
+from mailmerger_auth.api.deps import PUBLIC
+from mailmerger_auth.api.google import connect_ticket
+from mailmerger_auth.gmail_tokens import GmailTokens
+from mailmerger_auth.settings import AuthSettings
+from mailmerger_shared.internal_api import ConnectTicket, GmailAccessToken, GmailAccountInfo
+from mailmerger_shared.web.auth import requires_service_credential
+from mailmerger_shared.web.deps import Transaction
+
+
+@post("/gmail-accounts/{account_id:int}/access-token", status_code=200)
+async def gmail_access_token(
+    account_id: FromPath[int], gmail_tokens: NamedDependency[GmailTokens]
+) -> GmailAccessToken:
+    """A token valid for at least the refresh margin; 409 ``reconnect_required`` when Google refused."""
+    return await gmail_tokens.access_token(account_id)
+
+
+@get("/users/{user_id:int}/gmail-accounts")
+async def user_gmail_accounts(user_id: FromPath[int], tx: Transaction) -> list[GmailAccountInfo]:
+    return await gmail_accounts.list_accounts(tx, user_id)
+
+
+@post("/users/{user_id:int}/connect-tickets", status_code=201)
+async def user_connect_ticket(
+    user_id: FromPath[int],
+    tx: Transaction,
+    config: NamedDependency[AuthSettings],
+    now: NamedDependency[datetime],
+) -> ConnectTicket:
+    """For a legacy client's browser: its ``url`` connects Gmail to ``user_id`` when opened."""
+    ticket, expires_at = await oauth_flow.issue_connect_ticket(
+        tx, user_id=user_id, now=now, ttl=timedelta(seconds=config.auth.connect_ticket_ttl_seconds)
+    )
+    return connect_ticket(config, ticket, expires_at, legacy=True)
+
+
+def internal_router(service_token: str) -> Router:
+    return Router(
+        path="/internal/auth",
+        route_handlers=[gmail_access_token, user_gmail_accounts, user_connect_ticket],
+        guards=[requires_service_credential(service_token)],
+        opt=PUBLIC,
+        include_in_schema=False,
+    )

@@ -1,0 +1,233 @@
+"""The legacy client's auth and OAuth routes (shared/LEGACY_API.md), as adapters over v1.
+
+Every answer is the envelope ``{"success", "status_code", "message", "data"}``, errors included,
+with the real HTTP status. The client authenticates refresh calls with the refresh token as its
+bearer token, so these routes are public to the JWT middleware.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import FromQuery, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailmerger_auth import service
+from mailmerger_auth import sessions as session_rules
+from mailmerger_auth.adapters.google import GoogleOAuth
+from mailmerger_auth.api.deps import PUBLIC
+from mailmerger_auth.api.google import BrowserSecret, OAuthState, authorization_redirect, callback_redirect
+from mailmerger_auth.api.v1 import Email, Name, Secret
+from mailmerger_auth.crypto import Sealer
+from mailmerger_auth.domain import Purpose
+from mailmerger_auth.passwords import Passwords
+from mailmerger_auth.settings import AuthSettings
+from mailmerger_auth.throttle import LoginThrottle
+from mailmerger_auth.tokens import TokenIssuer
+from mailmerger_shared.web.auth import bearer_token
+from mailmerger_shared.web.deps import Transaction
+from mailmerger_shared.web.problems import Problem
+
+REFRESH_COOKIE = "refresh_token"
+
+
+# Unknown fields are tolerated: the old client may send more than the contract lists.
+class SignUp(msgspec.Struct, frozen=True):
+    email: Email
+    password: Secret
+    name: Name = ""
+
+
+class Credentials(msgspec.Struct, frozen=True):
+    email: Email
+    password: Secret
+
+
+def envelope(
+    status: int, message: str, data: Any = None, *, cookies: list[Cookie] | None = None
+) -> Response[Any]:
+    body = {"success": status < 400, "status_code": status, "message": message, "data": data}
+    return Response(body, status_code=status, cookies=cookies)
+
+
+@post("/auth/signup", opt=PUBLIC, status_code=201)
+async def sign_up(
+    data: JSONBody[SignUp],
+    tx: Transaction,
+    passwords: NamedDependency[Passwords],
+    issuer: NamedDependency[TokenIssuer],
+    now: NamedDependency[datetime],
+) -> Response[Any]:
+    pair = await service.sign_up(
+        tx, passwords, issuer, email=data.email, password=data.password, name=data.name, now=now
+    )
+    return envelope(
+        201, "Account created", {"jwt_token": pair.access_token, "refresh_token": pair.refresh_token}
+    )
+
+
+@post("/auth/login", opt=PUBLIC, status_code=200)
+async def log_in(
+    data: JSONBody[Credentials],
+    tx: Transaction,
+    passwords: NamedDependency[Passwords],
+    issuer: NamedDependency[TokenIssuer],
+    throttle: NamedDependency[LoginThrottle],
+    client_address: NamedDependency[str],
+    config: NamedDependency[AuthSettings],
+    now: NamedDependency[datetime],
+) -> Response[Any]:
+    pair = await service.log_in(
+        tx,
+        passwords,
+        issuer,
+        throttle,
+        email=data.email,
+        password=data.password,
+        client_address=client_address,
+        now=now,
+    )
+    cookie = Cookie(
+        key=REFRESH_COOKIE,
+        value=pair.refresh_token,
+        max_age=int((pair.refresh_token_expires_at - now).total_seconds()),
+        path="/api/auth",
+        httponly=True,
+        secure=config.http.public_url.startswith("https://"),
+        samesite="strict",
+    )
+    return envelope(
+        200, "Logged in", {"jwt_token": pair.access_token, "user_name": pair.user_name}, cookies=[cookie]
+    )
+
+
+@get("/auth/refresh-jwt-token", opt=PUBLIC)
+async def refresh_jwt_token(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+    issuer: NamedDependency[TokenIssuer],
+    now: NamedDependency[datetime],
+) -> Response[Any]:
+    access_token, _ = await session_rules.access_token_for(sessions, issuer, bearer_token(request), now=now)
+    return envelope(200, "Token refreshed", {"jwt_token": access_token})
+
+
+@get("/auth/renew-refresh-and-jwt-token", opt=PUBLIC)
+async def renew_refresh_and_jwt_token(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+    issuer: NamedDependency[TokenIssuer],
+    now: NamedDependency[datetime],
+) -> Response[Any]:
+    """Accepts a refresh token past its ``exp`` (within the session's lifetime, if still current)."""
+    pair = await session_rules.renew_session(
+        sessions, issuer, bearer_token(request), now=now, allow_expired=True
+    )
+    return envelope(
+        200,
+        "Tokens renewed",
+        {"jwt_token": pair.access_token, "refresh_token": pair.refresh_token, "user_name": pair.user_name},
+    )
+
+
+@get("/oauth/gmail-authorize", opt=PUBLIC, status_code=302)
+async def gmail_authorize(
+    tx: Transaction,
+    google: NamedDependency[GoogleOAuth | None],
+    config: NamedDependency[AuthSettings],
+    now: NamedDependency[datetime],
+    purpose: FromQuery[Literal["signup", "authorize"]],
+    browser_secret: BrowserSecret = None,
+    ticket: FromQuery[str | None] = None,
+) -> Response[Any]:
+    """``signup`` finds or creates the account; ``authorize`` connects Gmail to the ticket's user,
+    or without a ticket signs in the account the Google account's email belongs to."""
+    return await authorization_redirect(
+        tx,
+        google,
+        config,
+        purpose=_purpose(purpose, ticket),
+        ticket=ticket,
+        metadata=False,
+        legacy=True,
+        browser_secret=browser_secret,
+        now=now,
+    )
+
+
+@get("/oauth/oauth2callback", opt=PUBLIC, status_code=302)
+async def oauth2callback(
+    tx: Transaction,
+    sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+    google: NamedDependency[GoogleOAuth | None],
+    issuer: NamedDependency[TokenIssuer],
+    sealer: NamedDependency[Sealer],
+    config: NamedDependency[AuthSettings],
+    now: NamedDependency[datetime],
+    browser_secret: BrowserSecret = None,
+    oauth_state: OAuthState = None,
+    code: FromQuery[str | None] = None,
+    error: FromQuery[str | None] = None,
+) -> Response[Any]:
+    return await callback_redirect(
+        tx,
+        sessions,
+        google,
+        issuer,
+        sealer,
+        config,
+        state=oauth_state,
+        code=code,
+        error=error,
+        legacy=True,
+        browser_secret=browser_secret,
+        now=now,
+    )
+
+
+def _purpose(legacy_purpose: str, ticket: str | None) -> Purpose:
+    if legacy_purpose == "signup":
+        return Purpose.SIGNUP
+    return Purpose.CONNECT if ticket else Purpose.SIGNIN
+
+
+def _on_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
+    response = envelope(exc.status, exc.detail)
+    response.headers.update(exc.headers)
+    return response
+
+
+def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    return envelope(exc.status_code, exc.detail or "the request does not match the expected shape")
+
+
+def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    response = envelope(exc.status_code, exc.detail)
+    response.headers.update(dict(exc.headers or {}))
+    return response
+
+
+def legacy_router() -> Router:
+    return Router(
+        path="/api",
+        route_handlers=[
+            sign_up,
+            log_in,
+            refresh_jwt_token,
+            renew_refresh_and_jwt_token,
+            gmail_authorize,
+            oauth2callback,
+        ],
+        exception_handlers={
+            Problem: _on_problem,
+            ValidationException: _on_validation,
+            HTTPException: _on_http,
+        },
+        tags=["legacy"],
+    )

@@ -1,0 +1,167 @@
+"""``/v1/auth``: accounts, sessions and the JWKS."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailmerger_auth import service
+from mailmerger_auth import sessions as session_rules
+from mailmerger_auth.adapters.google import GoogleOAuth
+from mailmerger_auth.api.deps import PUBLIC, session_id
+from mailmerger_auth.crypto import Sealer
+from mailmerger_auth.domain import TokenPair
+from mailmerger_auth.passwords import Passwords
+from mailmerger_auth.service import UserRecord
+from mailmerger_auth.signing_keys import SigningKeys
+from mailmerger_auth.throttle import LoginThrottle
+from mailmerger_auth.tokens import TokenIssuer
+from mailmerger_shared.web.deps import CurrentUser, Transaction
+
+# Bounded so that a huge body cannot make argon2 (or the JSON decoder) work for nothing.
+Secret = Annotated[str, msgspec.Meta(max_length=1024)]
+Email = Annotated[str, msgspec.Meta(max_length=320)]
+Name = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class SignUp(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    email: Email
+    password: Secret
+    name: Name = ""
+
+
+class Credentials(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    email: Email
+    password: Secret
+
+
+class Renewal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    refresh_token: Annotated[str, msgspec.Meta(max_length=4096)]
+
+
+class PasswordChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    current_password: Secret
+    new_password: Secret
+
+
+class SessionRead(msgspec.Struct, frozen=True, kw_only=True):
+    token_type: str = "Bearer"  # noqa: S105 (the OAuth token type, not a secret)
+    access_token: str
+    access_token_expires_at: datetime
+    refresh_token: str
+    refresh_token_expires_at: datetime
+    user_id: int
+    user_name: str
+
+    @classmethod
+    def of(cls, pair: TokenPair) -> SessionRead:
+        return cls(
+            access_token=pair.access_token,
+            access_token_expires_at=pair.access_token_expires_at,
+            refresh_token=pair.refresh_token,
+            refresh_token_expires_at=pair.refresh_token_expires_at,
+            user_id=pair.user_id,
+            user_name=pair.user_name,
+        )
+
+
+@post("/signup", opt=PUBLIC, status_code=201)
+async def sign_up(
+    data: JSONBody[SignUp],
+    tx: Transaction,
+    passwords: NamedDependency[Passwords],
+    issuer: NamedDependency[TokenIssuer],
+    now: NamedDependency[datetime],
+) -> SessionRead:
+    pair = await service.sign_up(
+        tx, passwords, issuer, email=data.email, password=data.password, name=data.name, now=now
+    )
+    return SessionRead.of(pair)
+
+
+@post("/login", opt=PUBLIC, status_code=200)
+async def log_in(
+    data: JSONBody[Credentials],
+    tx: Transaction,
+    passwords: NamedDependency[Passwords],
+    issuer: NamedDependency[TokenIssuer],
+    throttle: NamedDependency[LoginThrottle],
+    client_address: NamedDependency[str],
+    now: NamedDependency[datetime],
+) -> SessionRead:
+    pair = await service.log_in(
+        tx,
+        passwords,
+        issuer,
+        throttle,
+        email=data.email,
+        password=data.password,
+        client_address=client_address,
+        now=now,
+    )
+    return SessionRead.of(pair)
+
+
+@post("/refresh", opt=PUBLIC, status_code=200)
+async def refresh(
+    data: JSONBody[Renewal],
+    sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+    issuer: NamedDependency[TokenIssuer],
+    now: NamedDependency[datetime],
+) -> SessionRead:
+    """Rotates: the refresh token sent is spent; reusing it later revokes the session."""
+    return SessionRead.of(await session_rules.renew_session(sessions, issuer, data.refresh_token, now=now))
+
+
+@post("/logout", status_code=204)
+async def log_out(principal: CurrentUser, tx: Transaction, now: NamedDependency[datetime]) -> None:
+    await service.log_out(tx, user_id=principal.user_id, session_id=session_id(principal), now=now)
+
+
+@get("/me")
+async def me(principal: CurrentUser, tx: Transaction) -> UserRecord:
+    return await service.get_user(tx, principal.user_id)
+
+
+@delete("/me", status_code=204)
+async def delete_me(
+    principal: CurrentUser,
+    tx: Transaction,
+    google: NamedDependency[GoogleOAuth | None],
+    sealer: NamedDependency[Sealer],
+) -> None:
+    await service.delete_account(tx, google, sealer, user_id=principal.user_id)
+
+
+@put("/me/password", status_code=204)
+async def change_password(
+    data: JSONBody[PasswordChange],
+    principal: CurrentUser,
+    tx: Transaction,
+    passwords: NamedDependency[Passwords],
+    now: NamedDependency[datetime],
+) -> None:
+    await service.change_password(
+        tx,
+        passwords,
+        user_id=principal.user_id,
+        session_id=session_id(principal),
+        current_password=data.current_password,
+        new_password=data.new_password,
+        now=now,
+    )
+
+
+@get("/.well-known/jwks.json", opt=PUBLIC)
+async def jwks(keys: NamedDependency[SigningKeys]) -> Response[dict[str, Any]]:
+    # Caches may keep it briefly: a new key is published well before it signs anything.
+    return Response(await keys.published_jwks(), headers={"Cache-Control": "public, max-age=60"})
+
+
+ROUTES = [sign_up, log_in, refresh, log_out, me, delete_me, change_password, jwks]

@@ -1,0 +1,157 @@
+"""Rules and value types of accounts, sessions and connected Gmail accounts (no I/O)."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+import unicodedata
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import msgspec
+
+from mailmerger_shared.web.problems import Problem, Unauthorized, Unprocessable
+
+MIN_PASSWORD_LENGTH = 8
+# Long enough for any passphrase or password manager; short enough that hashing stays bounded.
+MAX_PASSWORD_LENGTH = 256
+MAX_NAME_LENGTH = 200
+
+# The service reads time through this seam, so tests can move it.
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalise_email(raw: str) -> str:
+    """The form an email is stored and looked up in: NFKC, trimmed, lower-case.
+
+    Lower-casing the local part is what users expect of every mainstream provider, and one
+    spelling per address is what makes the unique constraint mean "one account per address".
+    """
+    email = unicodedata.normalize("NFKC", raw).strip().lower()
+    if len(email) > 254 or not _EMAIL.match(email):
+        raise Unprocessable("the email address is not valid", extra={"field": "email"})
+    return email
+
+
+def check_password_policy(password: str) -> None:
+    """NIST SP 800-63B: a length floor and a generous ceiling, no composition rules."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Unprocessable(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters", extra={"field": "password"}
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise Unprocessable(
+            f"the password must have at most {MAX_PASSWORD_LENGTH} characters", extra={"field": "password"}
+        )
+
+
+def clean_name(raw: str, *, fallback: str) -> str:
+    name = " ".join(raw.split())[:MAX_NAME_LENGTH]
+    return name or fallback
+
+
+def digest(secret: str) -> bytes:
+    """How single-use secrets (OAuth states, tickets, browser bindings) are stored and compared."""
+    return hashlib.sha256(secret.encode()).digest()
+
+
+class InvalidCredentials(Unauthorized):
+    """The one answer to a wrong email *or* a wrong password, so neither can be told apart."""
+
+    def __init__(self) -> None:
+        super().__init__("the email or the password is incorrect")
+
+
+class InvalidRefreshToken(Unauthorized):
+    """A refresh token that is malformed, forged, expired, rotated, revoked or past its session."""
+
+    def __init__(self, detail: str = "the refresh token is invalid; sign in again") -> None:
+        super().__init__(detail)
+
+
+class ReconnectRequired(Problem):
+    """Google refused the account's refresh token: only the user can fix this, by reconnecting."""
+
+    status = 409
+    title = "Conflict"
+
+    def __init__(self, account_id: int) -> None:
+        super().__init__(
+            f"Gmail account {account_id} must be reconnected by its user",
+            extra={"reason": "reconnect_required", "account_id": account_id},
+        )
+
+
+class FamilyRevocation(enum.StrEnum):
+    """Why a session ended."""
+
+    LOGOUT = "logout"
+    REUSE = "refresh_token_reused"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a reason, not a password)
+
+
+class GmailAccountState(enum.StrEnum):
+    CONNECTED = "connected"
+    RECONNECT_REQUIRED = "reconnect_required"
+    DISCONNECTED = "disconnected"
+
+
+class Purpose(enum.StrEnum):
+    """What a Google authorization is for.
+
+    ``signup`` finds or creates the account of the Google identity; ``signin`` only finds it
+    (by Google subject, then by verified email); ``connect`` adds the Google account as a Gmail
+    sender of an already known user (named by a connect ticket).
+    """
+
+    SIGNUP = "signup"
+    SIGNIN = "signin"
+    CONNECT = "connect"
+
+
+class TokenPair(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed-in session as the client receives it."""
+
+    user_id: int
+    user_name: str
+    access_token: str
+    access_token_expires_at: datetime
+    refresh_token: str
+    refresh_token_expires_at: datetime
+
+
+class RefreshClaims(msgspec.Struct, frozen=True, kw_only=True):
+    """What a verified refresh token says; whether it may still be used is the family's to decide."""
+
+    user_id: int
+    family_id: uuid.UUID
+    jti: uuid.UUID
+    expires_at: datetime
+
+
+class GoogleIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """The verified claims of a Google ID token."""
+
+    sub: str
+    email: str
+    email_verified: bool
+    name: str | None = None
+
+
+class GoogleGrant(msgspec.Struct, frozen=True, kw_only=True):
+    """What Google's token endpoint handed out for one authorization or refresh."""
+
+    access_token: str
+    expires_at: datetime
+    scopes: list[str]
+    refresh_token: str | None = None
+    id_token: str | None = None

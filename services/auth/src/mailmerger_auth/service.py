@@ -1,0 +1,180 @@
+"""Use cases of accounts: sign-up, login, the signed-in user, password change, deletion.
+
+Invariants:
+- Emails are stored normalised and unique; passwords only as argon2id hashes.
+- A login answers a wrong email and a wrong password alike, after the same work (one argon2
+  verification), and every attempt counts towards the throttle before the password is checked.
+- A login that proves the password rehashes it when the hashing parameters changed.
+- Changing the password ends every other session; deleting the account revokes its Gmail grants
+  and publishes ``UserDeleted``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailmerger_auth import gmail_accounts, models
+from mailmerger_auth.adapters.google import GoogleOAuth
+from mailmerger_auth.crypto import Sealer
+from mailmerger_auth.domain import (
+    InvalidCredentials,
+    TokenPair,
+    check_password_policy,
+    clean_name,
+    normalise_email,
+)
+from mailmerger_auth.passwords import Passwords
+from mailmerger_auth.sessions import end_other_sessions, end_session, start_session
+from mailmerger_auth.throttle import LoginThrottle
+from mailmerger_auth.tokens import TokenIssuer
+from mailmerger_shared import contracts as c
+from mailmerger_shared.outbox import stage
+from mailmerger_shared.web.problems import Conflict, NotFound, Problem
+
+users = models.users
+
+
+class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    email: str
+    name: str
+    has_password: bool
+    signs_in_with_google: bool
+    created_at: datetime
+
+
+async def sign_up(
+    session: AsyncSession,
+    passwords: Passwords,
+    issuer: TokenIssuer,
+    *,
+    email: str,
+    password: str,
+    name: str,
+    now: datetime,
+) -> TokenPair:
+    email = normalise_email(email)
+    check_password_policy(password)
+    name = clean_name(name, fallback=email.split("@", 1)[0])
+    password_hash = await passwords.hash(password)
+    user_id = (
+        await session.execute(
+            insert(users)
+            .values(email=email, name=name, password_hash=password_hash, created_at=now)
+            .on_conflict_do_nothing(index_elements=[users.c.email])
+            .returning(users.c.id)
+        )
+    ).scalar_one_or_none()
+    if user_id is None:
+        raise Conflict("an account with this email already exists; sign in instead", extra={"field": "email"})
+    return await start_session(session, issuer, user_id=user_id, user_name=name, now=now)
+
+
+async def log_in(
+    session: AsyncSession,
+    passwords: Passwords,
+    issuer: TokenIssuer,
+    throttle: LoginThrottle,
+    *,
+    email: str,
+    password: str,
+    client_address: str,
+    now: datetime,
+) -> TokenPair:
+    # A malformed email cannot match an account, but must cost and answer the same as one that does.
+    try:
+        email = normalise_email(email)
+    except Problem:
+        email = email.strip().lower()
+    await throttle.attempt(email, client_address)
+    user = (
+        await session.execute(
+            select(users.c.id, users.c.name, users.c.password_hash).where(users.c.email == email)
+        )
+    ).one_or_none()
+    stored_hash = user.password_hash if user is not None else None
+    verified = await passwords.verify(stored_hash, password)  # without an account too: same cost
+    if user is None or stored_hash is None or not verified:
+        raise InvalidCredentials()
+    await throttle.succeeded(email)
+    if passwords.needs_rehash(stored_hash):
+        await session.execute(
+            update(users).where(users.c.id == user.id).values(password_hash=await passwords.hash(password))
+        )
+    return await start_session(session, issuer, user_id=user.id, user_name=user.name, now=now)
+
+
+async def get_user(session: AsyncSession, user_id: int) -> UserRecord:
+    row = (
+        await session.execute(
+            select(
+                users.c.id,
+                users.c.email,
+                users.c.name,
+                users.c.password_hash,
+                users.c.google_sub,
+                users.c.created_at,
+            ).where(users.c.id == user_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return UserRecord(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        has_password=row.password_hash is not None,
+        signs_in_with_google=row.google_sub is not None,
+        created_at=row.created_at,
+    )
+
+
+async def change_password(
+    session: AsyncSession,
+    passwords: Passwords,
+    *,
+    user_id: int,
+    session_id: uuid.UUID | None,
+    current_password: str,
+    new_password: str,
+    now: datetime,
+) -> None:
+    """Replace the password and end every session but the caller's."""
+    stored_hash = (
+        await session.execute(select(users.c.password_hash).where(users.c.id == user_id).with_for_update())
+    ).scalar_one_or_none()
+    if stored_hash is None:
+        raise Conflict("this account signs in with Google and has no password to change")
+    if not await passwords.verify(stored_hash, current_password):
+        raise Problem("the current password is incorrect", status=403, title="Forbidden")
+    check_password_policy(new_password)
+    await session.execute(
+        update(users).where(users.c.id == user_id).values(password_hash=await passwords.hash(new_password))
+    )
+    await end_other_sessions(session, user_id=user_id, keep=session_id, now=now)
+
+
+async def log_out(
+    session: AsyncSession, *, user_id: int, session_id: uuid.UUID | None, now: datetime
+) -> None:
+    """End the caller's session: its refresh token stops working; its access token simply expires."""
+    if session_id is not None:
+        await end_session(session, session_id, user_id=user_id, now=now)
+
+
+async def delete_account(
+    session: AsyncSession, google: GoogleOAuth | None, sealer: Sealer, *, user_id: int
+) -> None:
+    await gmail_accounts.revoke_all(session, google, sealer, user_id=user_id)
+    deleted = (
+        await session.execute(delete(users).where(users.c.id == user_id).returning(users.c.id))
+    ).scalar_one_or_none()
+    if deleted is None:
+        raise NotFound(f"user {user_id} does not exist")
+    await stage(session, models.outbox, c.UserDeleted(user_id=user_id))

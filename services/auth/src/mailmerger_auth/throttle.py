@@ -1,0 +1,85 @@
+"""Login throttling per account and per client address, in Redis.
+
+Invariants:
+- Every attempt is counted *before* the password is checked, so parallel guesses cannot slip past
+  the limit between a check and a count.
+- Accounts are keyed by the normalised email whether or not such an account exists, so throttling
+  does not reveal which emails are registered.
+- Counting happens in fixed windows that start with the first attempt; a successful login forgives
+  the account's attempts (not the address's: one address guessing many accounts stays limited).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import redis.asyncio as aioredis
+
+from mailmerger_shared.web.problems import Problem
+
+# Atomically: count the attempt under each key, start its window on the first one, and report
+# (count, seconds left in the window) per key.
+_COUNT_ATTEMPT = """
+local answer = {}
+for _, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+  table.insert(answer, count)
+  table.insert(answer, redis.call('TTL', key))
+end
+return answer
+"""
+
+
+class TooManyAttempts(Problem):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"too many sign-in attempts; retry in {retry_after} seconds",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class LoginThrottle:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        key_prefix: str,
+        per_account: int,
+        per_address: int,
+        window: timedelta,
+    ) -> None:
+        self._redis = redis
+        self._prefix = f"{key_prefix}auth:login:"
+        self._per_account = per_account
+        self._per_address = per_address
+        self._window = int(window.total_seconds())
+        self._count = redis.register_script(_COUNT_ATTEMPT)
+
+    async def attempt(self, email: str, address: str) -> None:
+        """Count one attempt; raise TooManyAttempts when either limit is exceeded."""
+        counts = await self._count(
+            keys=[self._account_key(email), self._prefix + "address:" + address], args=[self._window]
+        )
+        account_count, account_ttl, address_count, address_ttl = (int(value) for value in counts)
+        waits = [
+            max(ttl, 1)
+            for count, limit, ttl in (
+                (account_count, self._per_account, account_ttl),
+                (address_count, self._per_address, address_ttl),
+            )
+            if count > limit
+        ]
+        if waits:
+            raise TooManyAttempts(max(waits))
+
+    async def succeeded(self, email: str) -> None:
+        await self._redis.delete(self._account_key(email))
+
+    def _account_key(self, email: str) -> str:
+        # Hashed: the key space of a shared Redis should not list our users' addresses.
+        return self._prefix + "account:" + hashlib.sha256(email.encode()).hexdigest()[:32]

@@ -16,6 +16,7 @@ class RunSettings(Settings, frozen=True, kw_only=True):
 
     prefix: ClassVar[str] = "MM_RUN_"
     internal_port: int = 8081  # /internal/... routes; never the public port
+    local_s3_port: int = 9000  # the local S3 stand-in, when no S3 is configured
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import uvicorn
 
 from mailmerger.allinone import PrefixRouter
 from mailmerger.services import registry
+from mailmerger.standins import StandIns, start_stand_ins
 from mailmerger_shared.serving import serve_standalone, server_config
-from mailmerger_shared.settings import HttpSettings, load
+from mailmerger_shared.settings import HttpSettings, environment, load
 
 if TYPE_CHECKING:
     from mailmerger.cli import RunSettings
@@ -33,14 +35,19 @@ def serve_google_emulator() -> None:
     serve_standalone(create_app(settings), settings.public_url)
 
 
-def build_all_in_one() -> tuple[PrefixRouter, PrefixRouter, HttpSettings]:
-    """The public router (gateway prefixes) and the internal one (``/internal/<service>/…``)."""
+def build_all_in_one(
+    env: Mapping[str, str] | None = None, *, local_s3_port: int = 0
+) -> tuple[PrefixRouter, PrefixRouter, HttpSettings, StandIns]:
+    """The public router (gateway prefixes, plus stand-ins) and the internal one (``/internal/…``)."""
+    env = dict(environment() if env is None else env)
+    http = load(HttpSettings, env)
+    stand_ins = start_stand_ins(env, public_url=http.public_url, local_s3_port=local_s3_port)
+    env.update(stand_ins.environment)
     services = registry()
-    settings = {name: service.settings() for name, service in services.items()}
-    apps = {name: services[name].create_app(settings[name]) for name in services}
-    public = PrefixRouter(apps)
+    apps = {name: service.create_app(service.settings(env)) for name, service in services.items()}
+    public = PrefixRouter(apps, mounts=stand_ins.mounts)
     internal = PrefixRouter(apps, owner=_internal_owner)
-    return public, internal, load(HttpSettings)
+    return public, internal, http, stand_ins
 
 
 def _internal_owner(path: str) -> str | None:
@@ -49,7 +56,7 @@ def _internal_owner(path: str) -> str | None:
 
 
 def run_all_in_one(run: RunSettings) -> None:
-    public, internal, http = build_all_in_one()
+    public, internal, http, stand_ins = build_all_in_one(local_s3_port=run.local_s3_port)
 
     async def main() -> None:
         servers = [
@@ -57,13 +64,16 @@ def run_all_in_one(run: RunSettings) -> None:
             # Same app objects, already started by the public server's lifespan.
             uvicorn.Server(server_config(internal, "127.0.0.1", run.internal_port, lifespan="off")),
         ]
-        print(
-            f"MailMerger is starting:\n"
-            f"  gateway        {http.public_url}  (ready: {http.public_url}/ready)\n"
-            f"  API docs       {http.public_url}/schema/<service>  (auth, templates, queue, storage)\n"
-            f"  internal API   http://127.0.0.1:{run.internal_port}/internal/<service>/...",
-            flush=True,
-        )
+        lines = [
+            f"gateway          {http.public_url}  (ready: {http.public_url}/ready)",
+            f"API docs         {http.public_url}/schema/<service>  (auth, templates, queue, storage)",
+            f"internal API     http://127.0.0.1:{run.internal_port}/internal/<service>/...",
+            *stand_ins.notes,
+        ]
+        print("MailMerger is starting:\n" + "\n".join(f"  {line}" for line in lines), flush=True)
         await asyncio.gather(*(server.serve() for server in servers))
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        stand_ins.stop()

@@ -55,7 +55,7 @@ class RedisServer:
             self.process = None
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def private_redis() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
@@ -63,17 +63,19 @@ def private_redis() -> Iterator[RedisServer]:
     server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def all_in_one(
-    service_env: dict[str, str], private_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+    service_env: dict[str, str], private_redis: RedisServer
 ) -> AsyncIterator[tuple[PrefixRouter, httpx.AsyncClient]]:
-    for name, value in {**service_env, "MM_REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0"}.items():
-        monkeypatch.setenv(name, value)
-    public, _internal, _http = build_all_in_one()
-    async with LifespanManager(public, startup_timeout=60) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield public, client
+    env = {**service_env, "MM_REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0"}
+    public, _internal, _http, stand_ins = build_all_in_one(env)
+    try:
+        async with LifespanManager(public, startup_timeout=60) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+                yield public, client
+    finally:
+        stand_ins.stop()
 
 
 async def test_ready_lists_five_ready_services(all_in_one: tuple[PrefixRouter, httpx.AsyncClient]) -> None:
@@ -115,6 +117,16 @@ async def test_each_prefix_reaches_its_service(all_in_one: tuple[PrefixRouter, h
     router, _ = all_in_one
     for route in ROUTES:
         assert router.apps[route.service] is not None
+
+
+async def test_google_emulator_is_mounted_when_no_google_client_is_configured(
+    all_in_one: tuple[PrefixRouter, httpx.AsyncClient],
+) -> None:
+    """The all-in-one serves the emulator's discovery document under /google."""
+    _, client = all_in_one
+    response = await client.get("/google/.well-known/openid-configuration")
+    assert response.status_code == 200
+    assert response.json()["issuer"] == "http://127.0.0.1:8080/google"
 
 
 async def test_unknown_path_is_404_problem(all_in_one: tuple[PrefixRouter, httpx.AsyncClient]) -> None:

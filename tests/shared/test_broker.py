@@ -15,9 +15,11 @@ from aio_pika.abc import AbstractRobustConnection
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import QUEUES, Consumer, Publisher, UnroutableMessage
 from mailmerger_shared.broker.topology import declare_queue
+from mailmerger_shared.settings import BrokerSettings
 from tests.support import eventually
 
-DELIVERY_LIMIT = 3
+# The same limit the apps declare (queue arguments must match across declarers).
+DELIVERY_LIMIT = BrokerSettings().delivery_limit
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from mailmerger_shared.broker.topology import QUEUES, declare_queue
 from mailmerger_shared.context import set_correlation_id
 from mailmerger_shared.db import create_engine, create_sessionmaker, transaction
 from mailmerger_shared.outbox import OutboxRelay, stage
-from mailmerger_shared.settings import DatabaseSettings
+from mailmerger_shared.settings import BrokerSettings, DatabaseSettings
 from mailmerger_storage.models import outbox  # any service's outbox table will do
 
 
@@ -65,7 +65,7 @@ async def test_relay_publishes_committed_events_and_marks_them(
         channel = await connection.channel()
         spec = QUEUES["storage.user-deleted"]
         await channel.queue_delete(spec.name)
-        queue = await declare_queue(channel, spec, delivery_limit=3)
+        queue = await declare_queue(channel, spec, delivery_limit=BrokerSettings().delivery_limit)
         async with transaction(sessions) as session:
             envelopes = [await stage(session, outbox, c.UserDeleted(user_id=n)) for n in range(5)]
         relay = OutboxRelay(sessions, outbox, await Publisher.open(connection))

@@ -2,22 +2,71 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from mailmerger_shared.runtime import infrastructure_lifespan
+from litestar import Litestar
+from litestar.di import Provide
+
+from mailmerger_shared.runtime import consumer_lifespan, infrastructure_lifespan, outbox_lifespan
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
-from mailmerger_storage.api import ROUTES
-from mailmerger_storage.settings import StorageSettings
+from mailmerger_storage import models
+from mailmerger_storage.adapters.s3 import open_blob_store
+from mailmerger_storage.api import route_handlers
+from mailmerger_storage.api.deps import provide_blobs, provide_sessions
+from mailmerger_storage.settings import S3Settings, StorageSettings
+from mailmerger_storage.worker import USER_DELETED_QUEUE, user_deleted_handler
 
 NAME = "storage"
+
+Lifespan = Callable[[Any], contextlib.AbstractAsyncContextManager[None]]
+
+
+def blob_store_lifespan(settings: S3Settings) -> Lifespan:
+    """Open the S3 client into ``app.state.blobs``; readiness then includes "the bucket answers"."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with open_blob_store(settings) as blobs:
+            app.state.blobs = blobs
+            app.state.readiness["s3"] = blobs.check
+            yield
+
+    return lifespan
+
+
+def purge_lifespan(settings: StorageSettings) -> Lifespan:
+    """Consume ``UserDeleted`` with the open blob store (so it comes after ``blob_store_lifespan``)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        blobs = app.state.blobs
+        consume = consumer_lifespan(
+            USER_DELETED_QUEUE, lambda infra: user_deleted_handler(infra, blobs), settings.broker
+        )
+        async with consume(app):
+            yield
+
+    return lifespan
 
 
 def create_app(settings: StorageSettings, *, jwks: JwksFetcher | None = None) -> Litestar:
     return service_app(
         name=NAME,
-        route_handlers=ROUTES,
+        route_handlers=route_handlers(settings),
         http=settings.http,
         verifier=token_verifier(settings.jwt, jwks),
-        lifespan=[infrastructure_lifespan(NAME, database=settings.database, broker=settings.broker)],
+        lifespan=[
+            infrastructure_lifespan(NAME, database=settings.database, broker=settings.broker),
+            blob_store_lifespan(settings.s3),
+            outbox_lifespan(models.outbox),
+            purge_lifespan(settings),
+        ],
+        dependencies={
+            "blobs": Provide(provide_blobs, sync_to_thread=False),
+            "sessions": Provide(provide_sessions, sync_to_thread=False),
+            "s3": Provide(lambda: settings.s3, sync_to_thread=False, use_cache=True),
+        },
     )

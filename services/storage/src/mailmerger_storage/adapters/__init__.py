@@ -1,0 +1,1 @@
+"""Clients for what lives outside the process: the object store."""

@@ -1,0 +1,80 @@
+"""``POST /api/storage/upload-file``: the old web client's upload, over the v1 upload.
+
+The old client reads ``{"success", "status_code", "message", "data"}`` and has no error path for
+a non-2xx answer on this page, so a *refused file* (415, 413, 422) is answered HTTP 200 with
+``success: false`` and the real code in ``status_code``. Every other error (401, 400, 503…) keeps
+its real HTTP status, in the same envelope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+
+from mailmerger_shared.web.deps import CurrentUser
+from mailmerger_shared.web.problems import EXCEPTION_HANDLERS
+from mailmerger_storage.api.deps import Blobs, S3Config, Sessions, incoming_body
+from mailmerger_storage.domain import Kind, UploadRejected
+from mailmerger_storage.filetypes import PDF
+from mailmerger_storage.settings import MiB, S3Settings
+from mailmerger_storage.uploads import UploadPolicy, upload_attachment
+
+# The old client promises its users "PDF, 5 MB or less".
+LEGACY_MAX_BYTES = 5 * MiB
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    success: bool
+    status_code: int
+    message: str
+    data: dict[str, Any]
+
+
+def legacy_policy(s3: S3Settings) -> UploadPolicy:
+    return UploadPolicy(
+        file_field="uploaded_file",
+        kind_field="filecontent",
+        kinds=frozenset({Kind.RESUME, Kind.COVER_LETTER}),
+        default_kind=None,
+        types=frozenset({PDF}),
+        max_bytes=min(LEGACY_MAX_BYTES, s3.max_upload_bytes),
+    )
+
+
+def _in_envelope(request: Request[Any, Any, Any], exc: Exception) -> Response[Envelope]:
+    """The service's problem answer for ``exc``, re-dressed as the legacy envelope."""
+    handler = next(EXCEPTION_HANDLERS[cls] for cls in type(exc).__mro__ if cls in EXCEPTION_HANDLERS)
+    problem = handler(request, exc)
+    detail = msgspec.json.decode(problem.content).get("detail", "")
+    status = problem.status_code or 500
+    return Response(
+        Envelope(success=False, status_code=status, message=detail, data={}),
+        status_code=200 if isinstance(exc, UploadRejected) else status,
+        headers=problem.headers,
+    )
+
+
+@post(
+    "/api/storage/upload-file",
+    status_code=200,
+    request_max_body_size=None,  # the upload streams the body and enforces its own limits
+    # Every error class the app maps, so none of them falls through to a problem+json body.
+    exception_handlers=dict.fromkeys(EXCEPTION_HANDLERS, _in_envelope),
+    tags=["legacy"],
+)
+async def upload_file(
+    request: Request[Any, Any, Any], principal: CurrentUser, blobs: Blobs, sessions: Sessions, s3: S3Config
+) -> Envelope:
+    """multipart/form-data: ``uploaded_file`` (a PDF) and ``filecontent`` (resume or cover_letter)."""
+    await upload_attachment(
+        incoming_body(request),
+        principal.user_id,
+        legacy_policy(s3),
+        sessions=sessions,
+        blobs=blobs,
+        part_size=s3.part_size_bytes,
+        quota_bytes=s3.user_quota_bytes,
+    )
+    return Envelope(success=True, status_code=200, message="file uploaded", data={})

@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     revision.add_argument("-m", "--message", required=True)
     deploy = commands.add_parser("deploy", help="print a deployment file generated from the prefix table")
     deploy.add_argument("kind", choices=["nginx", "k8s"])
+    commands.add_parser("config", help="print every environment variable with its default (Markdown)")
     emulator = commands.add_parser("emulator", help="run a local stand-in for an external service")
     emulator.add_argument("which", choices=["google"])
     return parser
@@ -61,6 +62,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             from mailmerger import k8s
 
             print(k8s.render(), end="")
+        return 0
+    if args.command == "config":
+        from mailmerger.configuration import markdown
+
+        print(markdown(), end="")
         return 0
     configure_logging(load(LogSettings), service=f"mailmerger-{args.command}")
     if args.command == "migrate":

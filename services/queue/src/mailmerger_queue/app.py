@@ -1,19 +1,41 @@
-"""Composition root of the queue service. Emails, campaigns, scheduling and quota-aware dispatch."""
+"""Composition root of the queue service. Emails, campaigns, scheduling and quota-aware dispatch.
+
+The HTTP app also consumes the sender's outcomes and the account events; the dispatcher runs as
+its own worker (``worker.run_dispatcher``) so it scales independently of the API.
+"""
 
 from __future__ import annotations
 
-from litestar import Litestar
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import httpx
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from mailmerger_queue.adapters.auth import AuthClient
+from mailmerger_queue.adapters.storage import StorageClient
+from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.api import ROUTES
 from mailmerger_queue.settings import QueueSettings
-from mailmerger_shared.runtime import infrastructure_lifespan
+from mailmerger_queue.worker import account_events, delivery_outcomes
+from mailmerger_shared.runtime import consumer_lifespan, infrastructure_lifespan
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
+from mailmerger_shared.web.internal import InternalClient
 
 NAME = "queue"
 
 
-def create_app(settings: QueueSettings, *, jwks: JwksFetcher | None = None) -> Litestar:
+def create_app(
+    settings: QueueSettings,
+    *,
+    jwks: JwksFetcher | None = None,
+    internal_transport: httpx.AsyncBaseTransport | None = None,
+) -> Litestar:
+    """``internal_transport`` replaces the network under the internal client (tests fake it)."""
     return service_app(
         name=NAME,
         route_handlers=ROUTES,
@@ -22,6 +44,49 @@ def create_app(settings: QueueSettings, *, jwks: JwksFetcher | None = None) -> L
         lifespan=[
             infrastructure_lifespan(
                 NAME, database=settings.database, redis=settings.redis, broker=settings.broker
-            )
+            ),
+            _internal_clients(settings, internal_transport),
+            consumer_lifespan("queue.delivery-outcomes", delivery_outcomes, settings.broker),
+            consumer_lifespan("queue.account-events", account_events(settings), settings.broker),
         ],
+        dependencies={
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+            "templates": Provide(_templates, sync_to_thread=False),
+            "storage": Provide(_storage, sync_to_thread=False),
+            "auth": Provide(_auth, sync_to_thread=False),
+        },
     )
+
+
+def _internal_clients(
+    settings: QueueSettings, transport: httpx.AsyncBaseTransport | None
+) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        client = InternalClient(
+            settings.internal.base_url, settings.internal.service_token, transport=transport
+        )
+        app.state.templates = TemplatesClient(client)
+        app.state.storage = StorageClient(client)
+        app.state.auth = AuthClient(client)
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    return lifespan
+
+
+def _templates(state: State) -> TemplatesClient:
+    client: TemplatesClient = state.templates
+    return client
+
+
+def _storage(state: State) -> StorageClient:
+    client: StorageClient = state.storage
+    return client
+
+
+def _auth(state: State) -> AuthClient:
+    client: AuthClient = state.auth
+    return client

@@ -2,16 +2,59 @@
 
 from __future__ import annotations
 
+from typing import Annotated, ClassVar
+
 import msgspec
 
 from mailmerger_shared.settings import (
     BrokerSettings,
     DatabaseSettings,
     HttpSettings,
+    InternalSettings,
     JwtSettings,
     LogSettings,
     RedisSettings,
+    Settings,
 )
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ComposeSettings(Settings, frozen=True, kw_only=True):
+    """How messages and campaigns are written into the ledger."""
+
+    prefix: ClassVar[str] = "MM_COMPOSE_"
+    # Right-hand side of every generated RFC 5322 Message-ID.
+    message_id_domain: str = "mailmerger.local"
+    # Gmail API: at most 100 recipients per message (GMAIL_FACTS.md 2.3).
+    max_recipients: Positive = 100
+    # Rows rendered and inserted together while a recipient list is built.
+    build_batch_rows: Positive = 1000
+    max_campaign_rows: Positive = 200_000
+    max_upload_bytes: Positive = 64 * 1024 * 1024
+    # How often the progress stream of a campaign sends an update.
+    progress_interval_seconds: PositiveSeconds = 2.0
+
+
+class DispatchSettings(Settings, frozen=True, kw_only=True):
+    """Pacing defaults and the dispatcher's rhythm.
+
+    Daily limits are Gmail's rolling-24 h message caps (consumer ≈ 500, Workspace 2,000); the
+    per-minute limit comes from the per-user API quota: 15,000 units/min / 100 units per send.
+    Each account can override its own limits through ``PATCH /v1/senders/{account_id}``.
+    """
+
+    prefix: ClassVar[str] = "MM_DISPATCH_"
+    tick_seconds: PositiveSeconds = 0.5
+    batch_size: Positive = 200  # messages published per tick, all accounts together
+    per_account_per_tick: Positive = 25  # smooths an account's minute budget over the minute
+    consumer_daily_limit: Positive = 500
+    workspace_daily_limit: Positive = 2000
+    per_minute_limit: Positive = 150
+    consumer_domains: list[str] = msgspec.field(default_factory=lambda: ["gmail.com", "googlemail.com"])
+    # Envelope ids of consumed events are kept this long to drop redeliveries.
+    processed_events_retention_hours: Positive = 72
 
 
 class QueueSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,3 +64,6 @@ class QueueSettings(msgspec.Struct, frozen=True, kw_only=True):
     broker: BrokerSettings
     jwt: JwtSettings
     log: LogSettings
+    internal: InternalSettings
+    compose: ComposeSettings
+    dispatch: DispatchSettings

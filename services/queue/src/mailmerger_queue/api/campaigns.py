@@ -1,0 +1,198 @@
+"""``/v1/campaigns``: create, upload the list, report, preview, launch, pause, resume, cancel,
+retry the failed, progress (JSON and Server-Sent Events) and the per-recipient results (CSV)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post, put
+from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import ServerSentEvent, Stream
+
+from mailmerger_queue import campaign_reports, campaigns
+from mailmerger_queue.api.deps import Settings, Storage, Templates
+from mailmerger_queue.campaign_build import Builder, RowAttachments, RowIn, csv_rows, json_rows
+from mailmerger_queue.campaign_streams import progress_events, results_csv
+from mailmerger_queue.domain import CampaignState
+from mailmerger_queue.schemas import (
+    BuildSummary,
+    Campaign,
+    CreateCampaign,
+    Launch,
+    Progress,
+    RecipientRows,
+    Retried,
+    RowPreview,
+    ValidationReport,
+)
+from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_shared.web.problems import Conflict, Problem, Unprocessable
+
+CampaignId = FromPath[int]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CampaignsController(Controller):
+    path = "/v1/campaigns"
+    tags = ["campaigns"]
+
+    @post("/")
+    async def create(
+        self,
+        data: JSONBody[CreateCampaign],
+        principal: CurrentUser,
+        tx: Transaction,
+        templates: Templates,
+        storage: Storage,
+    ) -> Campaign:
+        """A draft campaign: template version, sending account, attachments and schedule."""
+        return await campaigns.create(
+            tx, user_id=principal.user_id, data=data, templates=templates, storage=storage, now=_now()
+        )
+
+    @get("/")
+    async def list_campaigns(self, principal: CurrentUser, tx: Transaction) -> list[Campaign]:
+        return await campaigns.list_campaigns(tx, principal.user_id)
+
+    @get("/{campaign_id:int}")
+    async def get_campaign(
+        self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction
+    ) -> Campaign:
+        return campaigns.view(await campaigns.owned(tx, principal.user_id, campaign_id))
+
+    @put("/{campaign_id:int}/recipients", request_max_body_size=None)
+    async def upload_recipients(
+        self,
+        campaign_id: CampaignId,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        tx: Transaction,
+        templates: Templates,
+        storage: Storage,
+        settings: Settings,
+    ) -> BuildSummary:
+        """Replace the list: ``text/csv`` (streamed; first line names the columns) or JSON ``{"rows"}``.
+
+        Each row is checked, rendered and stored; the answer counts the rows with each problem.
+        """
+        row = await campaigns.owned(tx, principal.user_id, campaign_id, lock=True)
+        if row.state != CampaignState.DRAFT:
+            raise Conflict(
+                f"campaign {campaign_id} is {row.state}; the list can change only while it is a draft"
+            )
+        compose = settings.compose
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        rows: AsyncIterator[RowIn]
+        if media in ("text/csv", "text/plain", "application/octet-stream"):
+            rows = csv_rows(request.stream(), compose, address_column=row.address_column)
+        elif media == "application/json":
+            body = await request.body()
+            if len(body) > compose.max_upload_bytes:
+                raise Problem(
+                    f"the recipient list is larger than {compose.max_upload_bytes} bytes", status=413
+                )
+            try:
+                decoded = msgspec.json.decode(body, type=RecipientRows)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                raise Unprocessable(f'the JSON list must be {{"rows": [{{...}}, ...]}}: {exc}') from exc
+            rows = json_rows(decoded.rows, compose)
+        else:
+            raise Problem(
+                "send the list as text/csv or application/json", status=415, title="Unsupported media type"
+            )
+        builder = Builder(tx, row, templates, compose, RowAttachments(storage, principal.user_id))
+        return await builder.build(rows)
+
+    @get("/{campaign_id:int}/report")
+    async def validation_report(
+        self,
+        campaign_id: CampaignId,
+        principal: CurrentUser,
+        tx: Transaction,
+        cursor: FromQuery[int | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> ValidationReport:
+        """Counts of problems and, row by row, what is wrong (invalid address, duplicate, missing fields…)."""
+        return await campaign_reports.report(tx, principal.user_id, campaign_id, cursor=cursor, limit=limit)
+
+    @get("/{campaign_id:int}/rows/{row:int}")
+    async def preview_row(
+        self, campaign_id: CampaignId, row: FromPath[int], principal: CurrentUser, tx: Transaction
+    ) -> RowPreview:
+        """One row as it will be sent (or why it will not)."""
+        return await campaign_reports.preview(tx, principal.user_id, campaign_id, row)
+
+    @post("/{campaign_id:int}/launch", status_code=200)
+    async def launch(
+        self,
+        campaign_id: CampaignId,
+        data: JSONBody[Launch],
+        principal: CurrentUser,
+        tx: Transaction,
+        settings: Settings,
+    ) -> Campaign:
+        """Schedule every valid row; refused (409) while rows have problems, unless ``skip_invalid``."""
+        return await campaigns.launch(
+            tx, principal.user_id, campaign_id, data, domain=settings.compose.message_id_domain, now=_now()
+        )
+
+    @post("/{campaign_id:int}/pause", status_code=200)
+    async def pause(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Campaign:
+        return await campaigns.pause(tx, principal.user_id, campaign_id)
+
+    @post("/{campaign_id:int}/resume", status_code=200)
+    async def resume(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Campaign:
+        return await campaigns.resume(tx, principal.user_id, campaign_id)
+
+    @post("/{campaign_id:int}/cancel", status_code=200)
+    async def cancel(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Campaign:
+        """Cancel the campaign and its messages not yet dispatched."""
+        return await campaigns.cancel(tx, principal.user_id, campaign_id, now=_now())
+
+    @post("/{campaign_id:int}/retry-failed", status_code=200)
+    async def retry_failed(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Retried:
+        return await campaigns.retry_failed(tx, principal.user_id, campaign_id, now=_now())
+
+    @get("/{campaign_id:int}/progress")
+    async def progress(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Progress:
+        """Messages per state, sends per minute over the last 10 minutes, and the ETA at that rate."""
+        return await campaign_reports.progress(tx, principal.user_id, campaign_id, now=_now())
+
+    @get("/{campaign_id:int}/progress/stream")
+    async def progress_stream(
+        self,
+        campaign_id: CampaignId,
+        principal: CurrentUser,
+        tx: Transaction,
+        state: State,
+        settings: Settings,
+    ) -> ServerSentEvent:
+        """The progress as Server-Sent Events, until the campaign completes or is cancelled."""
+        await campaigns.owned(tx, principal.user_id, campaign_id)
+        return ServerSentEvent(
+            progress_events(
+                state.infra.sessions,
+                principal.user_id,
+                campaign_id,
+                interval=settings.compose.progress_interval_seconds,
+            )
+        )
+
+    @get("/{campaign_id:int}/results.csv")
+    async def results(
+        self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction, state: State
+    ) -> Stream:
+        """Every recipient with what happened to it, as CSV (streamed)."""
+        await campaigns.owned(tx, principal.user_id, campaign_id)
+        return Stream(
+            results_csv(state.infra.sessions, campaign_id),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="campaign-{campaign_id}-results.csv"'},
+        )

@@ -1,0 +1,84 @@
+"""``/v1/emails``: compose, list, read, cancel, send now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from mailmerger_queue import email_reads, emails
+from mailmerger_queue.api.deps import Settings, Storage, Templates
+from mailmerger_queue.domain import State
+from mailmerger_queue.schemas import AwareDatetime, ComposeEmail, EmailDetail, EmailPage
+from mailmerger_shared.web.deps import CurrentUser, Transaction
+
+
+class EmailsController(Controller):
+    path = "/v1/emails"
+    tags = ["emails"]
+
+    @post("/")
+    async def compose(
+        self,
+        data: JSONBody[ComposeEmail],
+        principal: CurrentUser,
+        tx: Transaction,
+        templates: Templates,
+        storage: Storage,
+        settings: Settings,
+    ) -> EmailDetail:
+        """Write one email into the ledger, scheduled for ``send_at`` (default: now)."""
+        message_id = await emails.compose(
+            tx,
+            user_id=principal.user_id,
+            data=data,
+            templates=templates,
+            storage=storage,
+            settings=settings.compose,
+            now=datetime.now(UTC),
+        )
+        return await email_reads.get_email(tx, principal.user_id, message_id)
+
+    @get("/")
+    async def list_emails(
+        self,
+        principal: CurrentUser,
+        tx: Transaction,
+        states: Annotated[list[State] | None, QueryParameter(name="state")] = None,
+        account_id: FromQuery[int | None] = None,
+        campaign_id: FromQuery[int | None] = None,
+        send_after: FromQuery[AwareDatetime | None] = None,
+        send_before: FromQuery[AwareDatetime | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> EmailPage:
+        """The user's emails, newest first, filtered by state, account, campaign and send time."""
+        criteria = email_reads.EmailFilter(
+            states=states or [],
+            account_id=account_id,
+            campaign_id=campaign_id,
+            send_after=send_after,
+            send_before=send_before,
+        )
+        return await email_reads.list_emails(tx, principal.user_id, criteria, cursor=cursor, limit=limit)
+
+    @get("/{email_id:int}")
+    async def get_email(
+        self, email_id: FromPath[int], principal: CurrentUser, tx: Transaction
+    ) -> EmailDetail:
+        """One email with its attempts and every state transition."""
+        return await email_reads.get_email(tx, principal.user_id, email_id)
+
+    @post("/{email_id:int}/cancel", status_code=200)
+    async def cancel(self, email_id: FromPath[int], principal: CurrentUser, tx: Transaction) -> EmailDetail:
+        """Cancel an email that is not dispatched yet (409 once it is)."""
+        await emails.cancel(tx, principal.user_id, email_id, now=datetime.now(UTC))
+        return await email_reads.get_email(tx, principal.user_id, email_id)
+
+    @post("/{email_id:int}/send-now", status_code=200)
+    async def send_now(self, email_id: FromPath[int], principal: CurrentUser, tx: Transaction) -> EmailDetail:
+        """Make an email due now (also retries a failed or unconfirmed one)."""
+        await emails.send_now(tx, principal.user_id, email_id, now=datetime.now(UTC))
+        return await email_reads.get_email(tx, principal.user_id, email_id)

@@ -1,0 +1,146 @@
+"""The legacy client's email and queue routes, in its envelope, over the v1 use cases.
+
+Every answer is ``{"success", "status_code", "message", "data"}``; errors keep their real HTTP
+status (the old server's "200 with success:false" survives only where the client needs it: a
+send without a connected Gmail, which must hand the browser a URL to connect one).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import JSONBody
+
+from mailmerger_queue import emails, legacy
+from mailmerger_queue.api.deps import Auth, Settings, Storage, Templates
+from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_shared.web.problems import EXCEPTION_HANDLERS, Problem
+
+EmailIds = JSONBody[list[int]]
+
+
+def envelope(data: dict[str, Any], message: str, *, success: bool = True, status: int = 200) -> Response[Any]:
+    return Response(
+        {"success": success, "status_code": status, "message": message, "data": data}, status_code=status
+    )
+
+
+_KINDS = (Problem, ValidationException, HTTPException, Exception)
+
+
+def _as_envelope(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The shared problem response for ``exc``, re-shaped into the legacy envelope."""
+    kind = next(k for k in _KINDS if isinstance(exc, k))
+    problem = EXCEPTION_HANDLERS[kind](request, exc)
+    body = msgspec.json.decode(problem.content if isinstance(problem.content, bytes) else b"{}")
+    extra = {
+        key: value
+        for key, value in body.items()
+        if key not in ("type", "title", "status", "detail", "instance")
+    }
+    message = str(body.get("detail", ""))
+    errors = extra.get("errors")
+    if isinstance(errors, list) and errors:
+        # The old client shows only ``message``: put what to fix in it.
+        message += ": " + "; ".join(str(error.get("message", error)) for error in errors)
+    response = envelope(extra, message, success=False, status=problem.status_code or 500)
+    response.headers.update(problem.headers)
+    return response
+
+
+class LegacyController(Controller):
+    # Every kind the app maps to a problem, so none of the app's more specific handlers wins.
+    exception_handlers = dict.fromkeys(EXCEPTION_HANDLERS, _as_envelope)
+    tags = ["legacy"]
+
+    @post("/api/email/send-email-now", status_code=200)
+    async def send_email_now(
+        self,
+        data: JSONBody[legacy.LegacyEmailIn],
+        principal: CurrentUser,
+        tx: Transaction,
+        templates: Templates,
+        storage: Storage,
+        auth: Auth,
+        settings: Settings,
+    ) -> Response[Any]:
+        """Send one email now from the user's first connected Gmail, or say where to connect one."""
+        account_id = await legacy.first_connected_account(tx, principal.user_id)
+        if account_id is None:
+            ticket = await auth.connect_ticket(principal.user_id)
+            return envelope(
+                {"redirect_url": ticket.url}, "connect a Gmail account to send email", success=False
+            )
+        email_id = await legacy.submit(
+            tx,
+            user_id=principal.user_id,
+            account_id=account_id,
+            email=data,
+            send_now=True,
+            templates=templates,
+            storage=storage,
+            settings=settings.compose,
+            now=datetime.now(UTC),
+        )
+        return envelope({"email_id": email_id}, "email is being sent")
+
+    @post("/api/queue/add-to-queue", status_code=200)
+    async def add_to_queue(
+        self,
+        data: JSONBody[legacy.LegacyEmailIn],
+        principal: CurrentUser,
+        tx: Transaction,
+        templates: Templates,
+        storage: Storage,
+        settings: Settings,
+    ) -> Response[Any]:
+        """Queue an email: sent at its ``send_at``, or held until "send queued emails"."""
+        account_id = await legacy.first_connected_account(tx, principal.user_id)
+        if account_id is None:
+            raise Problem("connect a Gmail account before queueing email", status=409, title="Conflict")
+        await legacy.submit(
+            tx,
+            user_id=principal.user_id,
+            account_id=account_id,
+            email=data,
+            send_now=False,
+            templates=templates,
+            storage=storage,
+            settings=settings.compose,
+            now=datetime.now(UTC),
+        )
+        return envelope({"queue_length": await legacy.queue_length(tx, principal.user_id)}, "email queued")
+
+    @get("/api/queue/get-email-queue")
+    async def get_email_queue(self, principal: CurrentUser, tx: Transaction) -> Response[Any]:
+        """The user's unsent emails."""
+        queued = await legacy.queued_emails(tx, principal.user_id)
+        return envelope(
+            {"queue_length": len(queued), "emails": [msgspec.to_builtins(e) for e in queued]}, "email queue"
+        )
+
+    @post("/api/queue/send-queued-emails", status_code=200)
+    async def send_queued_emails(
+        self, data: EmailIds, principal: CurrentUser, tx: Transaction
+    ) -> Response[Any]:
+        """Send the given queued emails now (in the background); 404 if any id is not the user's."""
+        await legacy.require_owned(tx, principal.user_id, data)
+        sent = await emails.send_now_many(tx, principal.user_id, data, now=datetime.now(UTC))
+        return envelope({"sent_emails": sent}, "emails are being sent")
+
+    @delete("/api/queue/delete-queue-email", status_code=200)
+    async def delete_queue_email(
+        self, data: EmailIds, principal: CurrentUser, tx: Transaction
+    ) -> Response[Any]:
+        """Remove the given emails from the queue; 404 if any id is not the user's."""
+        await legacy.require_owned(tx, principal.user_id, data)
+        deleted = await emails.cancel_many(tx, principal.user_id, data, now=datetime.now(UTC))
+        remaining = await legacy.queue_length(tx, principal.user_id)
+        return envelope(
+            {"deleted_emails_ids": deleted, "remaining_queue_length": remaining},
+            "emails removed from the queue",
+        )

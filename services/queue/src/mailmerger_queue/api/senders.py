@@ -1,0 +1,29 @@
+"""``/v1/senders``: the user's Gmail accounts with their limits, usage and parking."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from litestar import Controller, get, patch
+from litestar.params import FromPath, JSONBody
+
+from mailmerger_queue import senders
+from mailmerger_queue.schemas import Sender, SenderLimits
+from mailmerger_shared.web.deps import CurrentUser, Transaction
+
+
+class SendersController(Controller):
+    path = "/v1/senders"
+    tags = ["senders"]
+
+    @get("/")
+    async def list_senders(self, principal: CurrentUser, tx: Transaction) -> list[Sender]:
+        """Connected accounts, their limits, messages sent in the last 24 h, and parked-until."""
+        return await senders.list_senders(tx, principal.user_id, datetime.now(UTC))
+
+    @patch("/{account_id:int}")
+    async def update_limits(
+        self, account_id: FromPath[int], data: JSONBody[SenderLimits], principal: CurrentUser, tx: Transaction
+    ) -> Sender:
+        """Change an account's daily and per-minute limits."""
+        return await senders.update_limits(tx, principal.user_id, account_id, data, datetime.now(UTC))

@@ -1,0 +1,245 @@
+"""Building a campaign's recipient list: read rows, check them, render them, store them.
+
+Rows are processed a batch at a time (``build_batch_rows``): checked (address, attachments,
+shape), rendered through templates' ``render-batch``, and written with ``COPY``. Memory holds one
+batch, never the list; duplicates are found afterwards by one SQL statement over the stored rows.
+Every row is kept, with its problem if it has one, so the report can point at row numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailmerger_queue import schemas
+from mailmerger_queue.adapters.storage import StorageClient
+from mailmerger_queue.adapters.templates import TemplatesClient
+from mailmerger_queue.csvstream import csv_records
+from mailmerger_queue.domain import InvalidAddress, parse_address
+from mailmerger_queue.emails import remember_attachments
+from mailmerger_queue.models import Record, recipients
+from mailmerger_queue.settings import ComposeSettings
+from mailmerger_shared.internal_api import AttachmentInfo
+from mailmerger_shared.web.problems import Unprocessable
+
+_COLUMNS = [
+    "campaign_id",
+    "row_number",
+    "address",
+    "fields",
+    "attachment_ids",
+    "problem",
+    "detail",
+    "subject",
+    "html",
+    "text",
+]
+_ID_SEPARATORS = re.compile(r"[;,\s]+")
+_DUPLICATES = text(
+    """
+    UPDATE queue.recipients AS r
+    SET problem = 'duplicate', detail = 'same address as row ' || d.first_row
+    FROM (
+        SELECT id, row_number,
+               min(row_number) OVER (PARTITION BY lower(address)) AS first_row
+        FROM queue.recipients WHERE campaign_id = :campaign_id AND problem IS NULL
+    ) AS d
+    WHERE r.id = d.id AND d.row_number > d.first_row
+    """
+)
+
+
+@dataclass(frozen=True)
+class RowIn:
+    """One row of the uploaded list; ``malformed`` says why its shape is wrong, if it is."""
+
+    number: int
+    values: dict[str, Any]
+    malformed: str | None = None
+
+
+async def csv_rows(
+    chunks: AsyncIterator[bytes], settings: ComposeSettings, *, address_column: str
+) -> AsyncIterator[RowIn]:
+    """Rows of a CSV whose first record names the columns, one of them ``address_column``."""
+    records = csv_records(chunks, max_bytes=settings.max_upload_bytes)
+    header = [name.strip() for name in await anext(records, [])]
+    if not header:
+        raise Unprocessable("the recipient list is empty; its first line must name the columns")
+    if len(set(header)) != len(header):
+        raise Unprocessable(f"the header names a column twice: {', '.join(header)}")
+    if address_column not in header:
+        raise Unprocessable(
+            f"the list has no {address_column!r} column (the campaign's address_column); "
+            f"its columns are: {', '.join(header)}"
+        )
+    number = 0
+    async for record in records:
+        number += 1
+        if number > settings.max_campaign_rows:
+            raise Unprocessable(f"a campaign takes at most {settings.max_campaign_rows} recipients")
+        malformed = None
+        if len(record) != len(header):
+            malformed = f"the row has {len(record)} cells, the header {len(header)}"
+        yield RowIn(number, dict(zip(header, record, strict=False)), malformed)
+
+
+async def json_rows(rows: list[dict[str, Any]], settings: ComposeSettings) -> AsyncIterator[RowIn]:
+    if len(rows) > settings.max_campaign_rows:
+        raise Unprocessable(f"a campaign takes at most {settings.max_campaign_rows} recipients")
+    for number, values in enumerate(rows, start=1):
+        yield RowIn(number, values)
+
+
+class RowAttachments:
+    """Per-row attachment ids resolved once each through storage, for the whole build."""
+
+    def __init__(self, storage: StorageClient, user_id: int) -> None:
+        self._storage = storage
+        self._user_id = user_id
+        self.known: dict[int, AttachmentInfo | None] = {}
+
+    async def resolve(self, value: Any) -> tuple[list[int], str | None]:
+        """The ids named by a cell (``"3;4"`` or a JSON list), or the reason they cannot be used."""
+        parts = value if isinstance(value, list) else _ID_SEPARATORS.split(str(value or "").strip())
+        ids: list[int] = []
+        for part in parts:
+            if part == "":
+                continue
+            try:
+                attachment_id = int(part)
+            except (TypeError, ValueError):
+                return [], f"{part!r} is not an attachment id"
+            if attachment_id not in self.known:
+                self.known[attachment_id] = await self._storage.attachment(self._user_id, attachment_id)
+            if self.known[attachment_id] is None:
+                return [], f"attachment {attachment_id} does not exist"
+            ids.append(attachment_id)
+        return ids, None
+
+
+@dataclass
+class Builder:
+    session: AsyncSession
+    campaign: Record
+    templates: TemplatesClient
+    settings: ComposeSettings
+    attachments: RowAttachments
+
+    async def build(self, rows: AsyncIterator[RowIn]) -> schemas.BuildSummary:
+        """Replace the campaign's list with ``rows``; returns the summary of what was read.
+
+        Writing a batch overlaps with checking and rendering the next one; at most one batch is
+        being written at a time, so memory stays at two batches.
+        """
+        await self.session.execute(delete(recipients).where(recipients.c.campaign_id == self.campaign.id))
+        writing: asyncio.Task[None] | None = None
+        try:
+            batch: list[RowIn] = []
+            async for row in rows:
+                batch.append(row)
+                if len(batch) >= self.settings.build_batch_rows:
+                    writing = await self._write_after(writing, await self._prepare(batch))
+                    batch = []
+            if batch:
+                writing = await self._write_after(writing, await self._prepare(batch))
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
+        await remember_attachments(
+            self.session, [i for i in self.attachments.known.values() if i is not None]
+        )
+        await self.session.execute(_DUPLICATES, {"campaign_id": self.campaign.id})
+        return await summary(self.session, self.campaign.id)
+
+    async def _write_after(
+        self, previous: asyncio.Task[None] | None, records: list[list[Any]]
+    ) -> asyncio.Task[None]:
+        if previous is not None:
+            await previous
+        return asyncio.create_task(self._copy(records))
+
+    async def _copy(self, records: list[list[Any]]) -> None:
+        connection = await (await self.session.connection()).get_raw_connection()
+        await connection.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            "recipients", schema_name="queue", columns=_COLUMNS, records=records
+        )
+
+    async def _prepare(self, batch: list[RowIn]) -> list[list[Any]]:
+        """Check and render a batch: its records, ready to be written."""
+        records: list[list[Any]] = []
+        renderable: list[tuple[list[Any], dict[str, Any]]] = []
+        for row in batch:
+            record, fields = await self._check(row)
+            records.append(record)
+            if record[5] is None:  # no problem: render it
+                renderable.append((record, fields))
+        if renderable:
+            results = await self.templates.render(
+                self.campaign.user_id,
+                self.campaign.template_id,
+                self.campaign.template_version,
+                [fields for _, fields in renderable],
+            )
+            for (record, _), result in zip(renderable, results, strict=True):
+                if result.ok:
+                    record[7:10] = [result.subject, result.html, result.text]
+                elif result.missing:
+                    record[5:7] = ["missing_fields", f"missing: {', '.join(result.missing)}"]
+                else:
+                    record[5:7] = ["render_error", result.detail or result.error]
+        return records
+
+    async def _check(self, row: RowIn) -> tuple[list[Any], dict[str, Any]]:
+        """The row's record (problem and detail at 5 and 6) and the fields to render it with."""
+        campaign = self.campaign
+        raw_address = str(row.values.get(campaign.address_column) or "").strip()
+        fields = {k: v for k, v in row.values.items() if k != campaign.attachments_column}
+        problem: str | None = None
+        detail: str | None = None
+        address = raw_address
+        attachment_ids: list[int] = []
+        if row.malformed is not None:
+            problem, detail = "malformed_row", row.malformed
+        else:
+            try:
+                address = parse_address(raw_address)
+            except InvalidAddress as exc:
+                problem, detail = "invalid_address", str(exc)
+        if problem is None and campaign.attachments_column:
+            attachment_ids, why = await self.attachments.resolve(row.values.get(campaign.attachments_column))
+            if why is not None:
+                problem, detail = "unknown_attachment", why
+        record = [
+            campaign.id,
+            row.number,
+            address,
+            msgspec.json.encode(fields).decode(),
+            attachment_ids,
+            problem,
+            detail,
+            None,
+            None,
+            None,
+        ]
+        return record, fields
+
+
+async def summary(session: AsyncSession, campaign_id: int) -> schemas.BuildSummary:
+    r = recipients
+    rows = await session.execute(
+        select(r.c.problem, func.count()).where(r.c.campaign_id == campaign_id).group_by(r.c.problem)
+    )
+    counts = {problem: int(count) for problem, count in rows}
+    valid = counts.pop(None, 0)
+    return schemas.BuildSummary(rows=valid + sum(counts.values()), valid=valid, problems=counts)

@@ -1,0 +1,291 @@
+"""Use cases of campaigns: create, read, launch, pause, resume, cancel, retry, report, progress.
+
+A campaign is built (its list uploaded, checked and rendered) while it is a draft, and launched
+once: launching turns every valid row into a scheduled message in one statement. From then on
+the dispatcher paces it; pausing only makes the dispatcher skip it, so nothing in flight is
+touched and nothing is sent twice on resume.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import ColumnElement, any_, exists, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailmerger_queue import ledger, schemas
+from mailmerger_queue.adapters.storage import StorageClient
+from mailmerger_queue.adapters.templates import TemplatesClient
+from mailmerger_queue.campaign_build import summary
+from mailmerger_queue.domain import (
+    CAMPAIGN_CANCELLABLE,
+    CAMPAIGN_LAUNCHABLE,
+    CAMPAIGN_PAUSABLE,
+    CAMPAIGN_RESUMABLE,
+    CampaignState,
+    State,
+)
+from mailmerger_queue.emails import resolve_attachments, sending_account
+from mailmerger_queue.models import Record, attachments, campaigns, messages, recipients
+from mailmerger_shared.context import current_correlation_id
+from mailmerger_shared.web.problems import Conflict, NotFound, Unprocessable
+
+cp, r, m = campaigns, recipients, messages
+
+_LAUNCH = text(
+    """
+    WITH numbered AS (
+        SELECT nextval(pg_get_serial_sequence('queue.messages', 'id')) AS id, r.id AS recipient_id,
+               r.address, r.attachment_ids
+        FROM queue.recipients r WHERE r.campaign_id = :campaign_id AND r.problem IS NULL
+    ), created AS (
+        INSERT INTO queue.messages (
+            id, user_id, account_id, campaign_id, recipient_id, state, send_at, attempt, rfc_message_id,
+            to_addrs, cc_addrs, bcc_addrs, attachment_ids, correlation_id, created_at, updated_at)
+        SELECT n.id, :user_id, :account_id, :campaign_id, n.recipient_id, 'scheduled', :send_at, 0,
+               '<mm.' || n.id || '.' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16)
+                   || '@' || :domain || '>',
+               ARRAY[n.address], '{}', '{}', CAST(:attachment_ids AS bigint[]) || n.attachment_ids,
+               :correlation_id, :now, :now
+        FROM numbered n
+        RETURNING id
+    )
+    INSERT INTO queue.transitions (message_id, at, from_state, to_state, reason, attempt)
+    SELECT id, :now, NULL, 'scheduled', 'campaign launched', 0 FROM created
+    """
+)
+
+
+def _schedule_out(row: Record) -> schemas.ScheduleIn:
+    return schemas.ScheduleIn(
+        start_at=row.start_at,
+        timezone=row.timezone,
+        window_start=row.window_start.strftime("%H:%M") if row.window_start else None,
+        window_end=row.window_end.strftime("%H:%M") if row.window_end else None,
+        weekdays=list(row.weekdays),
+        daily_cap=row.daily_cap,
+        spacing_seconds=row.spacing_seconds,
+        jitter_seconds=row.jitter_seconds,
+    )
+
+
+def view(row: Record) -> schemas.Campaign:
+    return schemas.Campaign(
+        id=row.id,
+        name=row.name,
+        account_id=row.account_id,
+        template_id=row.template_id,
+        template_version=row.template_version,
+        state=row.state,
+        address_column=row.address_column,
+        attachments_column=row.attachments_column,
+        attachment_ids=list(row.attachment_ids),
+        schedule=_schedule_out(row),
+        created_at=row.created_at,
+        launched_at=row.launched_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _clock_time(value: str | None) -> time | None:
+    return None if value is None else time.fromisoformat(value)
+
+
+def _check_schedule(schedule: schemas.ScheduleIn) -> None:
+    try:
+        ZoneInfo(schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise Unprocessable(f"schedule.timezone: {schedule.timezone!r} is not an IANA time zone") from exc
+    if (schedule.window_start is None) != (schedule.window_end is None):
+        raise Unprocessable("schedule: give both window_start and window_end, or neither")
+    if schedule.window_start is not None and schedule.window_start == schedule.window_end:
+        raise Unprocessable("schedule: window_start and window_end must differ")
+    if not schedule.weekdays:
+        raise Unprocessable("schedule.weekdays: name at least one day (1 = Monday … 7 = Sunday)")
+    if schedule.jitter_seconds > schedule.spacing_seconds:
+        raise Unprocessable("schedule.jitter_seconds may not exceed spacing_seconds")
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    data: schemas.CreateCampaign,
+    templates: TemplatesClient,
+    storage: StorageClient,
+    now: datetime,
+) -> schemas.Campaign:
+    _check_schedule(data.schedule)
+    await sending_account(session, user_id, data.account_id)
+    if await templates.version(user_id, data.template_id, data.template_version) is None:
+        raise Unprocessable(f"template {data.template_id} has no version {data.template_version}")
+    attachment_ids = await resolve_attachments(session, storage, user_id, data.attachment_ids)
+    schedule = data.schedule
+    row = (
+        await session.execute(
+            insert(cp)
+            .values(
+                user_id=user_id,
+                account_id=data.account_id,
+                name=data.name,
+                template_id=data.template_id,
+                template_version=data.template_version,
+                state=CampaignState.DRAFT.value,
+                address_column=data.address_column,
+                attachments_column=data.attachments_column,
+                attachment_ids=attachment_ids,
+                start_at=schedule.start_at,
+                timezone=schedule.timezone,
+                window_start=_clock_time(schedule.window_start),
+                window_end=_clock_time(schedule.window_end),
+                weekdays=sorted(set(schedule.weekdays)),
+                daily_cap=schedule.daily_cap,
+                spacing_seconds=schedule.spacing_seconds,
+                jitter_seconds=schedule.jitter_seconds,
+                created_at=now,
+            )
+            .returning(cp)
+        )
+    ).one()
+    return view(row)
+
+
+async def owned(session: AsyncSession, user_id: int, campaign_id: int, *, lock: bool = False) -> Record:
+    query = select(cp).where(cp.c.id == campaign_id, cp.c.user_id == user_id)
+    row = (await session.execute(query.with_for_update() if lock else query)).first()
+    if row is None:
+        raise NotFound(f"campaign {campaign_id} does not exist")
+    return row
+
+
+async def list_campaigns(session: AsyncSession, user_id: int) -> list[schemas.Campaign]:
+    rows = await session.execute(select(cp).where(cp.c.user_id == user_id).order_by(cp.c.id.desc()))
+    return [view(row) for row in rows]
+
+
+def _require(row: Record, allowed: frozenset[CampaignState], action: str) -> None:
+    if row.state not in allowed:
+        raise Conflict(f"campaign {row.id} is {row.state} and cannot be {action}")
+
+
+async def launch(
+    session: AsyncSession,
+    user_id: int,
+    campaign_id: int,
+    options: schemas.Launch,
+    *,
+    domain: str,
+    now: datetime,
+) -> schemas.Campaign:
+    """Schedule every valid row; refused while rows have problems unless ``skip_invalid``."""
+    row = await owned(session, user_id, campaign_id, lock=True)
+    _require(row, CAMPAIGN_LAUNCHABLE, "launched")
+    await sending_account(session, user_id, row.account_id)
+    built = await summary(session, campaign_id)
+    if built.valid == 0:
+        raise Unprocessable("the campaign has no valid recipient; upload a list first")
+    invalid = built.rows - built.valid
+    if invalid and not options.skip_invalid:
+        raise Conflict(
+            f"{invalid} rows have problems (see the report); fix and upload the list again, "
+            "or launch with skip_invalid: true to leave them out"
+        )
+    await _refuse_deleted_attachments(session, row)
+    await session.execute(
+        _LAUNCH,
+        {
+            "campaign_id": campaign_id,
+            "user_id": user_id,
+            "account_id": row.account_id,
+            "send_at": max(row.start_at or now, now),
+            "domain": domain,
+            "attachment_ids": list(row.attachment_ids),
+            "correlation_id": current_correlation_id(),
+            "now": now,
+        },
+    )
+    return await _set_state(session, campaign_id, CampaignState.RUNNING, launched_at=now)
+
+
+async def _refuse_deleted_attachments(session: AsyncSession, row: Record) -> None:
+    used = select(func.unnest(r.c.attachment_ids)).where(r.c.campaign_id == row.id, r.c.problem.is_(None))
+    deleted = (
+        await session.execute(
+            select(attachments.c.attachment_id).where(
+                attachments.c.deleted_at.is_not(None),
+                attachments.c.attachment_id.in_(used)
+                | attachments.c.attachment_id.in_(list(row.attachment_ids)),
+            )
+        )
+    ).scalars()
+    names = sorted(deleted)
+    if names:
+        raise Conflict(
+            f"attachments {', '.join(map(str, names))} were deleted; upload them again and rebuild"
+        )
+
+
+async def _set_state(
+    session: AsyncSession, campaign_id: int, state: CampaignState, **values: object
+) -> schemas.Campaign:
+    row = (
+        await session.execute(
+            update(cp).where(cp.c.id == campaign_id).values(state=state.value, **values).returning(cp)
+        )
+    ).one()
+    return view(row)
+
+
+async def pause(session: AsyncSession, user_id: int, campaign_id: int) -> schemas.Campaign:
+    row = await owned(session, user_id, campaign_id, lock=True)
+    _require(row, CAMPAIGN_PAUSABLE, "paused")
+    return await _set_state(session, campaign_id, CampaignState.PAUSED)
+
+
+async def resume(session: AsyncSession, user_id: int, campaign_id: int) -> schemas.Campaign:
+    row = await owned(session, user_id, campaign_id, lock=True)
+    _require(row, CAMPAIGN_RESUMABLE, "resumed")
+    return await _set_state(session, campaign_id, CampaignState.RUNNING)
+
+
+async def cancel(session: AsyncSession, user_id: int, campaign_id: int, *, now: datetime) -> schemas.Campaign:
+    """Cancel the campaign and every message of it not dispatched yet."""
+    row = await owned(session, user_id, campaign_id, lock=True)
+    _require(row, CAMPAIGN_CANCELLABLE, "cancelled")
+    await ledger.move(
+        session,
+        m.c.campaign_id == campaign_id,
+        sources=[State.SCHEDULED],
+        target=State.CANCELLED,
+        reason="campaign cancelled",
+        now=now,
+    )
+    return await _set_state(session, campaign_id, CampaignState.CANCELLED, finished_at=now)
+
+
+async def retry_failed(
+    session: AsyncSession, user_id: int, campaign_id: int, *, now: datetime
+) -> schemas.Retried:
+    """Schedule the failed messages again (not those whose attachment was deleted)."""
+    row = await owned(session, user_id, campaign_id, lock=True)
+    if row.state in (CampaignState.DRAFT, CampaignState.CANCELLED):
+        raise Conflict(
+            f"campaign {campaign_id} is {row.state}; only a launched campaign has failures to retry"
+        )
+    uses_deleted = exists().where(
+        attachments.c.deleted_at.is_not(None), attachments.c.attachment_id == any_(m.c.attachment_ids)
+    )
+    retryable: ColumnElement[bool] = (m.c.campaign_id == campaign_id) & ~uses_deleted
+    moved = await ledger.move(
+        session,
+        retryable,
+        sources=[State.FAILED],
+        target=State.SCHEDULED,
+        reason="retry asked by the user",
+        now=now,
+        values={"send_at": now},
+    )
+    if moved and row.state == CampaignState.COMPLETED:
+        await _set_state(session, campaign_id, CampaignState.RUNNING, finished_at=None)
+    return schemas.Retried(retried=len(moved))

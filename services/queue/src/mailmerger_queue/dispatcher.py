@@ -1,0 +1,348 @@
+"""The dispatcher: claims due messages, paces them per account and campaign, publishes SendEmail.
+
+One tick is one transaction:
+
+1. lock the connected, unparked accounts that have due work (``FOR UPDATE SKIP LOCKED``): a
+   replica that cannot lock an account leaves it to the replica that did, so pacing decisions
+   for one account are never made twice at once;
+2. work out each account's allowance (minute window, rolling 24 h, per-tick share) and each of
+   its running campaigns' allowance (window, daily cap, spacing);
+3. take up to the allowance from each *stream* — an account's direct emails, and each of its
+   campaigns — oldest ``send_at`` first, interleave the streams of an account, then interleave
+   the accounts (everyone's first message before anyone's second), up to ``batch_size``. So one
+   user's 100k campaign delays neither another user's email nor the same user's direct email
+   by more than one tick;
+4. lock those messages (``FOR UPDATE SKIP LOCKED``, still ``scheduled`` and due): a cancel that
+   got there first wins, a cancel that comes later waits for this tick and finds ``dispatched``;
+5. publish one ``SendEmail`` per message and wait for the broker's confirms;
+6. only then mark the confirmed ones ``dispatched`` (attempt + 1), record the attempts, commit.
+
+If the process dies between 5 and 6, the transaction rolls back: the messages are still
+``scheduled`` with the same attempt number and Message-ID, and the next tick publishes them
+again. That re-publish is harmless: the sender claims every message in its idempotency ledger before
+calling Gmail and reconciles an uncertain one by its Message-ID, which never changes, so a
+duplicate command never becomes a duplicate email. A message is never published before its ``send_at``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import and_, delete, exists, func, insert, not_, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailmerger_queue import ledger
+from mailmerger_queue.commands import attachment_refs, schedule_of, send_email
+from mailmerger_queue.domain import PENDING, CampaignState, SenderState, State
+from mailmerger_queue.email_reads import HTML, SUBJECT, TEXT
+from mailmerger_queue.fairness import Candidate, fair_pick
+from mailmerger_queue.models import (
+    Record,
+    attempts,
+    campaigns,
+    messages,
+    processed_events,
+    recipients,
+    senders,
+)
+from mailmerger_queue.pacing import AccountUsage, Schedule, account_allowance
+from mailmerger_queue.senders import account_usage
+from mailmerger_queue.settings import DispatchSettings
+from mailmerger_shared import contracts as c
+from mailmerger_shared.broker.publisher import Publisher
+from mailmerger_shared.db import transaction
+
+log = logging.getLogger(__name__)
+
+m, s, cp = messages, senders, campaigns
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+_CANDIDATES = text(
+    """
+    SELECT c.id, c.account_id, c.campaign_id, c.send_at
+    FROM unnest(CAST(:accounts AS bigint[]), CAST(:account_limits AS int[])) AS a(account_id, lim)
+    CROSS JOIN LATERAL (
+        SELECT id, account_id, campaign_id, send_at FROM queue.messages
+        WHERE state = 'scheduled' AND campaign_id IS NULL AND account_id = a.account_id
+          AND send_at <= :now
+        ORDER BY send_at, id LIMIT a.lim
+    ) AS c
+    UNION ALL
+    SELECT c.id, c.account_id, c.campaign_id, c.send_at
+    FROM unnest(CAST(:campaigns AS bigint[]), CAST(:campaign_limits AS int[])) AS k(campaign_id, lim)
+    CROSS JOIN LATERAL (
+        SELECT id, account_id, campaign_id, send_at FROM queue.messages
+        WHERE state = 'scheduled' AND campaign_id = k.campaign_id AND send_at <= :now
+        ORDER BY send_at, id LIMIT k.lim
+    ) AS c
+    """
+)
+
+
+@dataclass
+class Dispatcher:
+    sessions: async_sessionmaker[AsyncSession]
+    publisher: Publisher
+    settings: DispatchSettings
+    clock: Clock
+    rng: random.Random
+
+    async def dispatch_due_messages(self) -> int:
+        """One tick; returns how many messages were published and marked dispatched."""
+        now = self.clock.now()
+        async with transaction(self.sessions) as session:
+            accounts = await self._lock_accounts(session, now)
+            usage = await account_usage(session, list(accounts), now)
+            allowance = {
+                account_id: account_allowance(
+                    per_minute=row.per_minute_limit,
+                    daily=row.daily_limit,
+                    per_tick=self.settings.per_account_per_tick,
+                    usage=usage.get(account_id, AccountUsage(0, 0)),
+                )
+                for account_id, row in accounts.items()
+            }
+            allowance = {account_id: n for account_id, n in allowance.items() if n > 0}
+            if not allowance:
+                return 0
+            schedules = await self._campaign_allowances(session, allowance, now)
+            candidates = await self._candidates(session, allowance, schedules, now)
+            chosen = fair_pick(candidates, allowance, self.settings.batch_size)
+            claimed = await self._claim(session, [candidate.id for candidate in chosen], now)
+            confirmed = await self._publish(session, claimed, accounts)
+            await self._mark_dispatched(session, confirmed, now)
+            await self._space_campaigns(session, confirmed, schedules, now)
+            return len(confirmed)
+
+    async def _lock_accounts(self, session: AsyncSession, now: datetime) -> dict[int, Record]:
+        direct_due = exists().where(
+            m.c.account_id == s.c.account_id,
+            m.c.campaign_id.is_(None),
+            m.c.state == State.SCHEDULED,
+            m.c.send_at <= now,
+        )
+        campaign_due = exists().where(
+            cp.c.account_id == s.c.account_id,
+            cp.c.state == CampaignState.RUNNING,
+            exists().where(m.c.campaign_id == cp.c.id, m.c.state == State.SCHEDULED, m.c.send_at <= now),
+        )
+        rows = await session.execute(
+            select(s.c.account_id, s.c.email, s.c.display_name, s.c.daily_limit, s.c.per_minute_limit)
+            .where(
+                s.c.state == SenderState.CONNECTED,
+                or_(s.c.parked_until.is_(None), s.c.parked_until <= now),
+                or_(direct_due, campaign_due),
+            )
+            .with_for_update(of=s, skip_locked=True)
+        )
+        return {row.account_id: row for row in rows}
+
+    async def _campaign_allowances(
+        self, session: AsyncSession, allowance: dict[int, int], now: datetime
+    ) -> dict[int, tuple[Schedule, int]]:
+        """Running campaigns of the locked accounts that may send now: schedule and allowance."""
+        rows = (
+            await session.execute(
+                select(cp).where(cp.c.account_id.in_(list(allowance)), cp.c.state == CampaignState.RUNNING)
+            )
+        ).all()
+        schedules = {row.id: schedule_of(row) for row in rows}
+        capped = [row.id for row in rows if row.daily_cap is not None]
+        sent_today: dict[int, int] = {}
+        if capped:
+            day_starts = [schedules[campaign_id].local_day_start(now) for campaign_id in capped]
+            counted = await session.execute(
+                text(
+                    "SELECT a.campaign_id, count(*) FROM queue.attempts a JOIN "
+                    "unnest(CAST(:ids AS bigint[]), CAST(:since AS timestamptz[])) AS d(campaign_id, since) "
+                    "ON a.campaign_id = d.campaign_id AND a.dispatched_at >= d.since "
+                    "WHERE a.outcome IS DISTINCT FROM 'deferred' AND a.outcome IS DISTINCT FROM 'failed' "
+                    "GROUP BY a.campaign_id"
+                ),
+                {"ids": capped, "since": day_starts},
+            )
+            sent_today = {campaign_id: int(count) for campaign_id, count in counted}
+        result: dict[int, tuple[Schedule, int]] = {}
+        for row in rows:
+            schedule = schedules[row.id]
+            n = schedule.allowance(
+                now,
+                next_send_at=row.next_send_at,
+                sent_today=sent_today.get(row.id, 0),
+                per_tick=allowance[row.account_id],
+            )
+            if n > 0:
+                result[row.id] = (schedule, n)
+        return result
+
+    async def _candidates(
+        self,
+        session: AsyncSession,
+        allowance: dict[int, int],
+        schedules: dict[int, tuple[Schedule, int]],
+        now: datetime,
+    ) -> list[Candidate]:
+        rows = await session.execute(
+            _CANDIDATES,
+            {
+                "accounts": list(allowance),
+                "account_limits": list(allowance.values()),
+                "campaigns": list(schedules),
+                "campaign_limits": [n for _, n in schedules.values()],
+                "now": now,
+            },
+        )
+        return [Candidate(*row) for row in rows]
+
+    async def _claim(self, session: AsyncSession, ids: list[int], now: datetime) -> list[Record]:
+        if not ids:
+            return []
+        r = recipients
+        rows = await session.execute(
+            select(
+                m.c.id,
+                m.c.user_id,
+                m.c.account_id,
+                m.c.campaign_id,
+                m.c.attempt,
+                m.c.rfc_message_id,
+                m.c.to_addrs,
+                m.c.cc_addrs,
+                m.c.bcc_addrs,
+                SUBJECT,
+                HTML,
+                TEXT,
+                m.c.attachment_ids,
+                m.c.correlation_id,
+            )
+            .select_from(m.outerjoin(r, r.c.id == m.c.recipient_id))
+            .where(m.c.id.in_(ids), m.c.state == State.SCHEDULED, m.c.send_at <= now)
+            .order_by(m.c.id)
+            .with_for_update(of=m, skip_locked=True)
+        )
+        return list(rows)
+
+    async def _publish(
+        self, session: AsyncSession, claimed: list[Record], accounts: dict[int, Record]
+    ) -> list[Record]:
+        """Publish a command per claimed message; returns those the broker confirmed."""
+        if not claimed:
+            return []
+        refs = await attachment_refs(session, {i for row in claimed for i in row.attachment_ids})
+        results = await asyncio.gather(
+            *(
+                self.publisher.publish(
+                    send_email(row, accounts[row.account_id], refs),
+                    c.Envelope.new(c.SendEmail.TAG, correlation_id=row.correlation_id),
+                )
+                for row in claimed
+            ),
+            return_exceptions=True,
+        )
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            # They stay scheduled and go again next tick; the sender ignores any duplicate.
+            log.error(
+                "publishing SendEmail failed; the messages stay scheduled",
+                extra={"failed": len(failures), "error": repr(failures[0])},
+            )
+        return [
+            row for row, result in zip(claimed, results, strict=True) if not isinstance(result, BaseException)
+        ]
+
+    async def _mark_dispatched(self, session: AsyncSession, confirmed: list[Record], now: datetime) -> None:
+        if not confirmed:
+            return
+        await ledger.move(
+            session,
+            m.c.id.in_([row.id for row in confirmed]),
+            sources=[State.SCHEDULED],
+            target=State.DISPATCHED,
+            reason="dispatched to the sender",
+            now=now,
+            values={"attempt": m.c.attempt + 1},
+        )
+        await session.execute(
+            insert(attempts),
+            [
+                {
+                    "message_id": row.id,
+                    "attempt": row.attempt + 1,
+                    "account_id": row.account_id,
+                    "campaign_id": row.campaign_id,
+                    "dispatched_at": now,
+                }
+                for row in confirmed
+            ],
+        )
+
+    async def _space_campaigns(
+        self,
+        session: AsyncSession,
+        confirmed: list[Record],
+        schedules: dict[int, tuple[Schedule, int]],
+        now: datetime,
+    ) -> None:
+        for campaign_id in {row.campaign_id for row in confirmed if row.campaign_id is not None}:
+            next_at = schedules[campaign_id][0].next_send_at(now, self.rng)
+            if next_at is not None:
+                await session.execute(update(cp).where(cp.c.id == campaign_id).values(next_send_at=next_at))
+
+    async def housekeeping(self) -> None:
+        """Complete campaigns with no pending message; forget old processed-event ids."""
+        now = self.clock.now()
+        async with transaction(self.sessions) as session:
+            pending = exists().where(m.c.campaign_id == cp.c.id, m.c.state.in_([p.value for p in PENDING]))
+            await session.execute(
+                update(cp)
+                .where(cp.c.state == CampaignState.RUNNING, not_(pending))
+                .values(state=CampaignState.COMPLETED.value, finished_at=now)
+            )
+            cutoff = now - timedelta(hours=self.settings.processed_events_retention_hours)
+            await session.execute(delete(processed_events).where(processed_events.c.processed_at < cutoff))
+
+    async def pause(self) -> float:
+        """Seconds to wait before the next tick: until the next send_at, at most one tick."""
+        now = self.clock.now()
+        async with transaction(self.sessions) as session:
+            next_due = (
+                await session.execute(
+                    select(func.min(m.c.send_at)).where(and_(m.c.state == State.SCHEDULED, m.c.send_at > now))
+                )
+            ).scalar_one_or_none()
+        tick = self.settings.tick_seconds
+        if next_due is None:
+            return tick
+        wait: float = (next_due - now).total_seconds()
+        return max(0.0, min(tick, wait))
+
+    async def run(self) -> None:
+        """Tick until cancelled; a failed tick is logged and retried, never fatal."""
+        ticks = 0
+        while True:
+            try:
+                dispatched = await self.dispatch_due_messages()
+                if ticks % 20 == 0:
+                    await self.housekeeping()
+                wait = 0.0 if dispatched >= self.settings.batch_size else await self.pause()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatch tick failed; retrying")
+                wait = self.settings.tick_seconds * 4
+            ticks += 1
+            await asyncio.sleep(wait)

@@ -1,0 +1,88 @@
+"""Writing the ledger: creating messages and moving them between states, always with a transition.
+
+``move`` is the only way a message changes state. It locks the rows it moves, changes them only
+if they are still in one of the allowed ``from`` states, and records one transition per moved
+row in the same statement, so concurrent moves (a cancel racing a dispatch, an event delivered
+twice) each see the other's result and at most one of them wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailmerger_queue.domain import State
+from mailmerger_queue.models import messages, transitions
+
+
+async def next_message_id(session: AsyncSession) -> int:
+    """Reserve a ledger id before the insert, so the Message-ID can be built from it."""
+    sequence = func.pg_get_serial_sequence("queue.messages", "id")
+    return int((await session.execute(select(func.nextval(sequence)))).scalar_one())
+
+
+async def create(session: AsyncSession, values: Mapping[str, Any], *, now: datetime, reason: str) -> None:
+    """Insert one message (``values`` include its id and state) and its creation transition."""
+    await session.execute(insert(messages).values(**values, attempt=0, created_at=now, updated_at=now))
+    await session.execute(
+        insert(transitions).values(
+            message_id=values["id"],
+            at=now,
+            from_state=None,
+            to_state=values["state"],
+            reason=reason,
+            attempt=0,
+        )
+    )
+
+
+async def move(
+    session: AsyncSession,
+    where: ColumnElement[bool],
+    *,
+    sources: Iterable[State],
+    target: State,
+    reason: str,
+    now: datetime,
+    values: Mapping[str, Any] | None = None,
+) -> list[tuple[int, State]]:
+    """Move the messages matching ``where`` that are in ``sources`` to ``target``.
+
+    Returns ``(message id, previous state)`` of every message moved; one that was in another
+    state is left alone and absent from the result.
+    """
+    m = messages
+    old = (
+        select(m.c.id, m.c.state)
+        .where(where, m.c.state.in_([s.value for s in sources]))
+        .with_for_update()
+        .cte("old")
+    )
+    moved = (
+        update(m)
+        .where(m.c.id == old.c.id)
+        .values(state=target.value, updated_at=now, **(values or {}))
+        .returning(m.c.id, old.c.state.label("from_state"), m.c.attempt)
+        .cte("moved")
+    )
+    recorded = (
+        insert(transitions)
+        .from_select(
+            ["message_id", "at", "from_state", "to_state", "reason", "attempt"],
+            select(
+                moved.c.id,
+                literal(now, transitions.c.at.type),
+                moved.c.from_state,
+                literal(target.value),
+                literal(reason),
+                moved.c.attempt,
+            ),
+        )
+        .returning(transitions.c.message_id, transitions.c.from_state)
+    )
+    rows = (await session.execute(recorded)).all()
+    return [(row.message_id, State(row.from_state)) for row in rows]

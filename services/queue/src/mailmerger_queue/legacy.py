@@ -1,0 +1,154 @@
+"""The legacy client's queue, mapped onto the ledger.
+
+A legacy Email is a ledger message that belongs to no campaign: ``eid`` is its id, ``is_sent`` is
+``state == sent``, ``include_resume`` is whether it carries an attachment (the only one the old
+client can add is the resume). "The queue" is the user's unsent emails they can still act on:
+scheduled (including held ones, waiting for "send queued emails"), failed and unconfirmed.
+The old client names no Gmail account; the user's first connected one sends.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailmerger_queue import emails, schemas
+from mailmerger_queue.adapters.storage import StorageClient
+from mailmerger_queue.adapters.templates import TemplatesClient
+from mailmerger_queue.domain import LEGACY_QUEUE, SenderState, State
+from mailmerger_queue.models import Record, messages, senders
+from mailmerger_queue.settings import ComposeSettings
+from mailmerger_shared.web.problems import NotFound, Unprocessable
+
+m = messages
+_IN_QUEUE = (m.c.campaign_id.is_(None)) & m.c.state.in_([s.value for s in LEGACY_QUEUE])
+
+
+class LegacyEmailIn(msgspec.Struct, frozen=True, kw_only=True):
+    """What the old client posts; it may also send ``eid``, ``uid`` or ``is_sent``, which are ignored."""
+
+    subject: str
+    body: str
+    to_email: str
+    cc_email: str | None = None
+    bcc_email: str | None = None
+    send_at: datetime | None = None
+    include_resume: bool = False
+
+
+class LegacyEmail(msgspec.Struct, frozen=True, kw_only=True):
+    eid: int
+    uid: int
+    subject: str
+    body: str
+    is_sent: bool
+    to_email: str
+    cc_email: str | None
+    bcc_email: str | None
+    send_at: str | None
+    include_resume: bool
+
+
+async def first_connected_account(session: AsyncSession, user_id: int) -> int | None:
+    account: int | None = (
+        await session.execute(
+            select(senders.c.account_id)
+            .where(senders.c.user_id == user_id, senders.c.state == SenderState.CONNECTED)
+            .order_by(senders.c.connected_at, senders.c.account_id)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return account
+
+
+def _addresses(value: str | None) -> list[str]:
+    """The old client sends one string per field; several addresses are comma-separated."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+async def submit(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    account_id: int,
+    email: LegacyEmailIn,
+    send_now: bool,
+    templates: TemplatesClient,
+    storage: StorageClient,
+    settings: ComposeSettings,
+    now: datetime,
+) -> int:
+    """Write a legacy email: due now, at its ``send_at``, or held until the user sends the queue."""
+    attachment_ids: list[int] = []
+    if email.include_resume:
+        resume = await storage.designated(user_id, "resume")
+        if resume is None:
+            raise Unprocessable("include_resume: upload a resume first (filecontent=resume)")
+        attachment_ids.append(resume.attachment_id)
+    send_at = email.send_at
+    if send_at is not None and send_at.tzinfo is None:
+        send_at = send_at.replace(tzinfo=UTC)  # the old client's times without an offset are UTC
+    data = schemas.ComposeEmail(
+        account_id=account_id,
+        to=_addresses(email.to_email),
+        cc=_addresses(email.cc_email),
+        bcc=_addresses(email.bcc_email),
+        subject=email.subject,
+        html=email.body,
+        attachment_ids=attachment_ids,
+        send_at=now if send_now else send_at,
+    )
+    return await emails.compose(
+        session,
+        user_id=user_id,
+        data=data,
+        templates=templates,
+        storage=storage,
+        settings=settings,
+        now=now,
+        hold=not send_now and send_at is None,
+    )
+
+
+async def queue_length(session: AsyncSession, user_id: int) -> int:
+    count = await session.execute(select(func.count()).where(m.c.user_id == user_id, _IN_QUEUE))
+    return int(count.scalar_one())
+
+
+async def queued_emails(session: AsyncSession, user_id: int) -> list[LegacyEmail]:
+    rows = await session.execute(select(m).where(m.c.user_id == user_id, _IN_QUEUE).order_by(m.c.id))
+    return [_legacy(row) for row in rows]
+
+
+def _legacy(row: Record) -> LegacyEmail:
+    return LegacyEmail(
+        eid=row.id,
+        uid=row.user_id,
+        subject=row.subject or "",
+        body=row.html or row.text or "",
+        is_sent=row.state == State.SENT,
+        to_email=", ".join(row.to_addrs),
+        cc_email=", ".join(row.cc_addrs) or None,
+        bcc_email=", ".join(row.bcc_addrs) or None,
+        send_at=row.send_at.isoformat() if row.send_at else None,
+        include_resume=bool(row.attachment_ids),
+    )
+
+
+async def require_owned(session: AsyncSession, user_id: int, message_ids: list[int]) -> None:
+    """404 naming the ids that are not the user's emails (never whose they are)."""
+    owned = set(
+        (
+            await session.execute(
+                select(m.c.id).where(
+                    m.c.id.in_(message_ids), m.c.user_id == user_id, m.c.campaign_id.is_(None)
+                )
+            )
+        ).scalars()
+    )
+    unknown = sorted(set(message_ids) - owned)
+    if unknown:
+        raise NotFound(f"no email with id {', '.join(map(str, unknown))} in your queue")

@@ -1,0 +1,137 @@
+"""Applying the sender's outcome events to the ledger, idempotently and whatever their order.
+
+Rules (each enforced by the ``from`` states of a ledger move):
+
+* an envelope already processed is skipped (a redelivery, or the relay re-publishing a row);
+* ``EmailSent`` is Gmail's word that the mail went out: it wins from every state but ``sent``,
+  so a late ``EmailDeferred`` or ``EmailFailed`` after it changes nothing, and a sent message
+  found after a dispatcher crash (state still ``scheduled``) is recorded as sent;
+* ``EmailFailed``, ``EmailDeferred`` and ``EmailUnconfirmed`` apply only to a message in flight
+  (``dispatched``, or ``scheduled`` when the dispatcher published and died before marking it);
+* ``SenderThrottled`` only ever moves ``parked_until`` later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailmerger_queue import ledger
+from mailmerger_queue.domain import OUTCOME_APPLIES, SENT_APPLIES, State
+from mailmerger_queue.models import attempts, messages, processed_events, senders
+from mailmerger_shared import contracts as c
+
+m = messages
+
+
+async def first_delivery(session: AsyncSession, envelope_id: object, now: datetime) -> bool:
+    """Record the envelope as processed; False when it already was (in this transaction's view).
+
+    A concurrent duplicate waits on the primary key until the first one commits, then is skipped.
+    """
+    inserted = await session.execute(
+        pg_insert(processed_events)
+        .values(envelope_id=envelope_id, processed_at=now)
+        .on_conflict_do_nothing()
+        .returning(processed_events.c.envelope_id)
+    )
+    return inserted.first() is not None
+
+
+async def apply_outcome(session: AsyncSession, event: c.Message, now: datetime) -> None:
+    if isinstance(event, c.SenderThrottled):
+        await session.execute(
+            update(senders)
+            .where(senders.c.account_id == event.account_id)
+            .values(
+                parked_until=func.greatest(senders.c.parked_until, event.until),
+                parked_reason=case(
+                    (func.coalesce(senders.c.parked_until, event.until) <= event.until, event.reason),
+                    else_=senders.c.parked_reason,
+                ),
+            )
+        )
+        return
+    if isinstance(event, c.EmailSent):
+        how = "found in the mailbox after an ambiguous outcome" if event.reconciled else "sent by Gmail"
+        await _record(
+            session,
+            event.message_id,
+            sources=SENT_APPLIES,
+            target=State.SENT,
+            reason=how,
+            outcome=("sent", None, None),
+            now=now,
+            values={
+                "gmail_id": event.gmail_id,
+                "thread_id": event.thread_id,
+                "sent_at": event.sent_at,
+                "outcome_reason": None,
+                "outcome_detail": None,
+            },
+        )
+    elif isinstance(event, c.EmailFailed):
+        await _record(
+            session,
+            event.message_id,
+            sources=OUTCOME_APPLIES,
+            target=State.FAILED,
+            reason=f"failed: {event.reason}",
+            outcome=("failed", event.reason, event.detail),
+            now=now,
+            values={"outcome_reason": event.reason, "outcome_detail": event.detail},
+        )
+    elif isinstance(event, c.EmailDeferred):
+        await _record(
+            session,
+            event.message_id,
+            sources=OUTCOME_APPLIES,
+            target=State.SCHEDULED,
+            reason=f"deferred until {event.retry_at.isoformat()}: {event.reason}",
+            outcome=("deferred", event.reason, event.detail),
+            now=now,
+            values={
+                "send_at": event.retry_at,
+                "outcome_reason": event.reason,
+                "outcome_detail": event.detail,
+            },
+        )
+    elif isinstance(event, c.EmailUnconfirmed):
+        await _record(
+            session,
+            event.message_id,
+            sources=OUTCOME_APPLIES,
+            target=State.UNCONFIRMED,
+            reason="unconfirmed: Gmail may have sent it; send it again or dismiss it",
+            outcome=("unconfirmed", "unconfirmed", event.detail),
+            now=now,
+            values={"outcome_reason": "unconfirmed", "outcome_detail": event.detail},
+        )
+
+
+async def _record(
+    session: AsyncSession,
+    message_id: int,
+    *,
+    sources: frozenset[State],
+    target: State,
+    reason: str,
+    outcome: tuple[str, str | None, str | None],
+    now: datetime,
+    values: dict[str, object],
+) -> None:
+    moved = await ledger.move(
+        session, m.c.id == message_id, sources=sources, target=target, reason=reason, now=now, values=values
+    )
+    if not moved:
+        return
+    kind, why, detail = outcome
+    current_attempt = select(m.c.attempt).where(m.c.id == message_id).scalar_subquery()
+    await session.execute(
+        update(attempts)
+        .where(attempts.c.message_id == message_id, attempts.c.attempt == current_attempt)
+        .values(outcome=kind, outcome_at=now, reason=why, detail=detail)
+    )

@@ -1,0 +1,221 @@
+"""Request and response shapes of the v1 API for emails and senders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+Id = Annotated[int, msgspec.Meta(ge=1)]
+# RFC 5322 caps a header line at 998 characters.
+Subject = Annotated[str, msgspec.Meta(max_length=998)]
+
+
+class TemplateFill(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Render a template version with one row of fields."""
+
+    template_id: Id
+    version: Id
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ComposeEmail(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One email: either ``subject`` with ``html`` and/or ``text``, or a ``template`` to render.
+
+    ``send_at`` in the past or absent means now.
+    """
+
+    account_id: Id
+    to: list[str]
+    cc: list[str] = msgspec.field(default_factory=list)
+    bcc: list[str] = msgspec.field(default_factory=list)
+    subject: Subject | None = None
+    html: str | None = None
+    text: str | None = None
+    template: TemplateFill | None = None
+    attachment_ids: list[Id] = msgspec.field(default_factory=list)
+    send_at: AwareDatetime | None = None
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    attempt: int
+    dispatched_at: datetime
+    outcome: str | None
+    outcome_at: datetime | None
+    reason: str | None
+    detail: str | None
+
+
+class Transition(msgspec.Struct, frozen=True, kw_only=True):
+    at: datetime
+    from_state: str | None
+    to_state: str
+    reason: str
+    attempt: int
+
+
+class Email(msgspec.Struct, frozen=True, kw_only=True):
+    """A message of the ledger as listed (without bodies and history)."""
+
+    id: int
+    account_id: int
+    campaign_id: int | None
+    state: str
+    send_at: datetime | None
+    attempt: int
+    rfc_message_id: str
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+    subject: str | None
+    attachment_ids: list[int]
+    gmail_id: str | None
+    thread_id: str | None
+    sent_at: datetime | None
+    outcome_reason: str | None
+    outcome_detail: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EmailDetail(Email, frozen=True, kw_only=True):
+    """A message with its bodies and its full history."""
+
+    html: str | None
+    text: str | None
+    attempts: list[Attempt]
+    transitions: list[Transition]
+
+
+class EmailPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[Email]
+    next_cursor: str | None
+
+
+class Sender(msgspec.Struct, frozen=True, kw_only=True):
+    account_id: int
+    email: str
+    display_name: str | None
+    scopes: list[str]
+    state: str
+    daily_limit: int
+    per_minute_limit: int
+    sent_last_24h: int
+    parked_until: datetime | None
+    parked_reason: str | None
+
+
+class SenderLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """New limits of one account; an absent field keeps its value."""
+
+    daily_limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    per_minute_limit: Annotated[int, msgspec.Meta(ge=1, le=1_000)] | None = None
+
+
+# --- campaigns --------------------------------------------------------------------------------
+
+ClockTime = Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["09:00"])]
+Weekday = Annotated[int, msgspec.Meta(ge=1, le=7)]
+
+
+class ScheduleIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """When a campaign sends: from ``start_at``, on ``weekdays`` (ISO, Monday = 1) between
+    ``window_start`` and ``window_end`` (HH:MM, local to ``timezone``), at most ``daily_cap`` per
+    local day, ``spacing_seconds`` ± ``jitter_seconds`` apart."""
+
+    start_at: AwareDatetime | None = None
+    timezone: str = "UTC"
+    window_start: ClockTime | None = None
+    window_end: ClockTime | None = None
+    weekdays: list[Weekday] = msgspec.field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
+    daily_cap: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    spacing_seconds: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 0
+    jitter_seconds: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 0
+
+
+class CreateCampaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    account_id: Id
+    template_id: Id
+    template_version: Id
+    address_column: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "email"
+    attachments_column: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    attachment_ids: list[Id] = msgspec.field(default_factory=list)
+    schedule: ScheduleIn = msgspec.field(default_factory=ScheduleIn)
+
+
+class Campaign(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    name: str
+    account_id: int
+    template_id: int
+    template_version: int
+    state: str
+    address_column: str
+    attachments_column: str | None
+    attachment_ids: list[int]
+    schedule: ScheduleIn
+    created_at: datetime
+    launched_at: datetime | None
+    finished_at: datetime | None
+
+
+class RecipientRows(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A recipient list as JSON: one object per recipient, the address under ``address_column``."""
+
+    rows: list[dict[str, Any]]
+
+
+class BuildSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """Rows read, rows ready to send, and rows with each kind of problem."""
+
+    rows: int
+    valid: int
+    problems: dict[str, int]
+
+
+class RowProblem(msgspec.Struct, frozen=True, kw_only=True):
+    row: int
+    address: str
+    problem: str
+    detail: str | None
+
+
+class ValidationReport(msgspec.Struct, frozen=True, kw_only=True):
+    summary: BuildSummary
+    problems: list[RowProblem]
+    next_cursor: str | None
+
+
+class RowPreview(msgspec.Struct, frozen=True, kw_only=True):
+    row: int
+    address: str
+    fields: dict[str, Any]
+    attachment_ids: list[int]
+    problem: str | None
+    detail: str | None
+    subject: str | None
+    html: str | None
+    text: str | None
+
+
+class Launch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    skip_invalid: bool = False
+
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
+    """Messages per state; ``skipped`` rows had problems and were left out at launch."""
+
+    campaign_id: int
+    state: str
+    total: int
+    counts: dict[str, int]
+    skipped: int
+    sent_per_minute: float
+    eta_seconds: float | None
+
+
+class Retried(msgspec.Struct, frozen=True, kw_only=True):
+    retried: int

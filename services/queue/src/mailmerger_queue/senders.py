@@ -1,0 +1,80 @@
+"""The user's Gmail accounts as the queue sees them: limits, usage, parking.
+
+Usage counts dispatch attempts. Every attempt costs API quota, so the minute window counts them
+all; the 24-hour window counts those that were (or may have been) delivered — in flight, sent or
+unconfirmed — because Gmail's daily cap counts messages, and a deferred or failed attempt did
+not send one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailmerger_queue import schemas
+from mailmerger_queue.models import attempts, senders
+from mailmerger_queue.pacing import DAY, MINUTE, AccountUsage
+from mailmerger_shared.web.problems import NotFound
+
+_COUNTS_AS_SENT = (attempts.c.outcome.is_(None)) | attempts.c.outcome.in_(["sent", "unconfirmed"])
+
+
+async def account_usage(
+    session: AsyncSession, account_ids: list[int], now: datetime
+) -> dict[int, AccountUsage]:
+    """Usage of each account at ``now``; accounts with no recent attempt are absent."""
+    if not account_ids:
+        return {}
+    a = attempts
+    rows = await session.execute(
+        select(
+            a.c.account_id,
+            func.count().filter(a.c.dispatched_at > now - MINUTE),
+            func.count().filter(_COUNTS_AS_SENT),
+        )
+        .where(a.c.account_id.in_(account_ids), a.c.dispatched_at > now - DAY)
+        .group_by(a.c.account_id)
+    )
+    return {account: AccountUsage(minute, day) for account, minute, day in rows}
+
+
+async def list_senders(session: AsyncSession, user_id: int, now: datetime) -> list[schemas.Sender]:
+    rows = (
+        await session.execute(
+            select(senders)
+            .where(senders.c.user_id == user_id)
+            .order_by(senders.c.connected_at, senders.c.account_id)
+        )
+    ).all()
+    usage = await account_usage(session, [row.account_id for row in rows], now)
+    return [
+        schemas.Sender(
+            account_id=row.account_id,
+            email=row.email,
+            display_name=row.display_name,
+            scopes=list(row.scopes),
+            state=row.state,
+            daily_limit=row.daily_limit,
+            per_minute_limit=row.per_minute_limit,
+            sent_last_24h=usage.get(row.account_id, AccountUsage(0, 0)).last_day,
+            parked_until=row.parked_until if row.parked_until and row.parked_until > now else None,
+            parked_reason=row.parked_reason if row.parked_until and row.parked_until > now else None,
+        )
+        for row in rows
+    ]
+
+
+async def update_limits(
+    session: AsyncSession, user_id: int, account_id: int, limits: schemas.SenderLimits, now: datetime
+) -> schemas.Sender:
+    values = {name: value for name, value in msgspec.structs.asdict(limits).items() if value is not None}
+    where = (senders.c.account_id == account_id) & (senders.c.user_id == user_id)
+    if values:
+        await session.execute(update(senders).where(where).values(**values))
+    for sender in await list_senders(session, user_id, now):
+        if sender.account_id == account_id:
+            return sender
+    raise NotFound(f"sender account {account_id} does not exist")

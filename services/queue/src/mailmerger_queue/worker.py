@@ -1,0 +1,82 @@
+"""Background work of the queue service: the dispatcher loop and the two event consumers."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from mailmerger_queue.accounts import apply_account_event
+from mailmerger_queue.dispatcher import Clock, Dispatcher, SystemClock
+from mailmerger_queue.outcomes import apply_outcome, first_delivery
+from mailmerger_queue.settings import QueueSettings
+from mailmerger_shared import contracts as c
+from mailmerger_shared.broker.consumer import Handler
+from mailmerger_shared.broker.topology import QUEUES, declare_queue
+from mailmerger_shared.db import transaction
+from mailmerger_shared.runtime import Infrastructure, open_infrastructure
+
+HandlerFactory = Callable[[Infrastructure], Handler]
+
+
+async def run_dispatcher(settings: QueueSettings, *, clock: Clock | None = None) -> None:
+    """Dispatch due messages until cancelled (``mailmerger worker dispatcher``, all-in-one mode).
+
+    Any number of replicas may run: accounts and messages are claimed with SKIP LOCKED.
+    """
+    async with open_infrastructure(
+        "queue-dispatcher", database=settings.database, broker=settings.broker
+    ) as infra:
+        dispatcher = await open_dispatcher(infra, settings, clock or SystemClock())
+        await dispatcher.run()
+
+
+async def open_dispatcher(infra: Infrastructure, settings: QueueSettings, clock: Clock) -> Dispatcher:
+    """A dispatcher over open infrastructure, with the sender's command queue declared.
+
+    Declaring it here means a command published before any sender ever started is kept, not
+    returned as unroutable.
+    """
+    assert infra.sessions is not None
+    assert infra.publisher is not None
+    assert infra.amqp is not None
+    channel = await infra.amqp.channel()
+    try:
+        await declare_queue(
+            channel, QUEUES["sender.send-email"], delivery_limit=settings.broker.delivery_limit
+        )
+    finally:
+        await channel.close()
+    return Dispatcher(infra.sessions, infra.publisher, settings.dispatch, clock, random.Random())  # noqa: S311 (jitter, not secrecy)
+
+
+def delivery_outcomes(infra: Infrastructure) -> Handler:
+    """Consumer of ``queue.delivery-outcomes``: one transaction per event, redeliveries skipped."""
+    sessions = infra.sessions
+    assert sessions is not None
+
+    async def handle(message: c.Message, envelope: c.Envelope) -> None:
+        now = datetime.now(UTC)
+        async with transaction(sessions) as session:
+            if await first_delivery(session, envelope.id, now):
+                await apply_outcome(session, message, now)
+
+    return handle
+
+
+def account_events(settings: QueueSettings) -> HandlerFactory:
+    """Consumer of ``queue.account-events`` (auth's account events, storage's deletions)."""
+
+    def factory(infra: Infrastructure) -> Handler:
+        sessions = infra.sessions
+        assert sessions is not None
+
+        async def handle(message: c.Message, envelope: c.Envelope) -> None:
+            now = datetime.now(UTC)
+            async with transaction(sessions) as session:
+                if await first_delivery(session, envelope.id, now):
+                    await apply_account_event(session, message, envelope.occurred_at, now, settings.dispatch)
+
+        return handle
+
+    return factory

@@ -1,0 +1,223 @@
+"""The dispatcher: never early, paced per account, fair between users, safe against races."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mailmerger_queue.dispatcher import Dispatcher
+from mailmerger_queue.fairness import Candidate, fair_pick
+from mailmerger_queue.settings import QueueSettings
+from mailmerger_queue.worker import open_dispatcher, run_dispatcher
+from mailmerger_shared import contracts as c
+from mailmerger_shared.runtime import Infrastructure
+from tests.queue.world import FakeClock, World
+from tests.support import eventually
+
+
+async def test_nothing_is_sent_before_its_send_at(
+    world: World, dispatcher: Dispatcher, clock: FakeClock
+) -> None:
+    """An email due in 10 s is not published until the clock reaches its send_at."""
+    user, account = await world.user_with_account()
+    email = await world.compose(user, account, send_at=(clock.now() + timedelta(seconds=10)).isoformat())
+    clock.advance(seconds=9.9)
+    assert await dispatcher.dispatch_due_messages() == 0
+    clock.advance(seconds=0.1)
+    assert await dispatcher.dispatch_due_messages() == 1
+    [command] = await world.commands()
+    assert command.message_id == email["id"]
+
+
+async def test_dispatch_publishes_the_message_and_records_the_attempt(
+    world: World, dispatcher: Dispatcher
+) -> None:
+    """SendEmail carries the account, content and Message-ID; the ledger says dispatched, attempt 1."""
+    user, account = await world.user_with_account(email="grace@gmail.com")
+    email = await world.compose(user, account, to=["ada@example.com"], bcc=["boss@example.com"], text="plain")
+    assert await dispatcher.dispatch_due_messages() == 1
+    [command] = await world.commands()
+    assert (command.account_id, command.user_id, command.from_address) == (account, user, "grace@gmail.com")
+    assert (command.to, command.bcc, command.subject, command.text) == (
+        ["ada@example.com"],
+        ["boss@example.com"],
+        "Hi",
+        "plain",
+    )
+    assert command.rfc_message_id == email["rfc_message_id"]
+    assert command.attempt == 1
+    stored = await world.email(user, email["id"])
+    assert stored["state"] == "dispatched"
+    assert [a["attempt"] for a in stored["attempts"]] == [1]
+    assert stored["transitions"][-1]["to_state"] == "dispatched"
+
+
+async def test_cancel_racing_dispatch_has_exactly_one_winner(world: World, dispatcher: Dispatcher) -> None:
+    """For every email, either the cancel wins (never published) or the dispatch wins (cancel is 409)."""
+    user, account = await world.user_with_account()
+    ids = [(await world.compose(user, account))["id"] for _ in range(20)]
+
+    async def cancel(email_id: int) -> int:
+        response = await world.client.post(f"/v1/emails/{email_id}/cancel", headers=world.auth(user))
+        return response.status_code
+
+    results = await asyncio.gather(dispatcher.dispatch_due_messages(), *(cancel(i) for i in ids))
+    statuses = dict(zip(ids, results[1:], strict=True))
+    published = Counter(command.message_id for command in await world.commands())
+    for email_id in ids:
+        state = (await world.email(user, email_id))["state"]
+        if statuses[email_id] == 200:
+            assert (state, published[email_id]) == ("cancelled", 0)
+        else:
+            assert statuses[email_id] == 409
+            assert (state, published[email_id]) == ("dispatched", 1)
+
+
+async def test_per_minute_limit_paces_an_account(
+    world: World, dispatcher: Dispatcher, clock: FakeClock
+) -> None:
+    """With 3/min, five due emails go 3 now and 2 a minute later."""
+    user, account = await world.user_with_account()
+    response = await world.client.patch(
+        f"/v1/senders/{account}", json={"per_minute_limit": 3}, headers=world.auth(user)
+    )
+    assert response.status_code == 200
+    for _ in range(5):
+        await world.compose(user, account)
+    assert await dispatcher.dispatch_due_messages() == 3
+    clock.advance(seconds=59)
+    assert await dispatcher.dispatch_due_messages() == 0
+    clock.advance(seconds=2)
+    assert await dispatcher.dispatch_due_messages() == 2
+
+
+async def test_daily_limit_is_a_rolling_24_hours(
+    world: World, dispatcher: Dispatcher, clock: FakeClock
+) -> None:
+    """With 2/day, the third email waits until the first dispatch is 24 h old."""
+    user, account = await world.user_with_account()
+    await world.client.patch(f"/v1/senders/{account}", json={"daily_limit": 2}, headers=world.auth(user))
+    for _ in range(3):
+        await world.compose(user, account)
+    assert await dispatcher.dispatch_due_messages() == 2
+    clock.advance(hours=23, minutes=59)
+    assert await dispatcher.dispatch_due_messages() == 0
+    clock.advance(minutes=2)
+    assert await dispatcher.dispatch_due_messages() == 1
+
+
+async def test_throttled_account_is_parked_until_the_time_given(
+    world: World, dispatcher: Dispatcher, clock: FakeClock
+) -> None:
+    """After SenderThrottled(until), the account sends nothing before ``until``; others are unaffected."""
+    user, account = await world.user_with_account()
+    other_user, other_account = await world.user_with_account()
+    await world.publish(
+        c.SenderThrottled(account_id=account, until=clock.now() + timedelta(hours=1), reason="Mail sending")
+    )
+
+    async def parked() -> bool:
+        row = await world.sender_row(account)
+        return row.parked_until is not None
+
+    await eventually(parked)
+    await world.compose(user, account)
+    await world.compose(other_user, other_account)
+    assert await dispatcher.dispatch_due_messages() == 1
+    assert [command.account_id for command in await world.commands()] == [other_account]
+    listed = (await world.client.get("/v1/senders", headers=world.auth(user))).json()
+    assert listed[0]["parked_reason"] == "Mail sending"
+    clock.advance(hours=1, seconds=1)
+    assert await dispatcher.dispatch_due_messages() == 1
+
+
+@pytest.mark.parametrize("event", ["disconnected", "reconnect_required"])
+async def test_accounts_not_connected_send_nothing(world: World, dispatcher: Dispatcher, event: str) -> None:
+    """A disconnected or reconnect-required account keeps its emails scheduled, unsent."""
+    user, account = await world.user_with_account()
+    email = await world.compose(user, account)
+    if event == "disconnected":
+        await world.publish(c.GmailDisconnected(user_id=user, account_id=account))
+    else:
+        await world.publish(
+            c.GmailReconnectRequired(user_id=user, account_id=account, reason="invalid_grant")
+        )
+
+    async def changed() -> bool:
+        return (await world.sender_row(account)).state == event
+
+    await eventually(changed)
+    assert await dispatcher.dispatch_due_messages() == 0
+    assert (await world.email(user, email["id"]))["state"] == "scheduled"
+
+
+async def test_a_busy_user_does_not_delay_another_users_email(
+    world: World, dispatcher: Dispatcher, settings: QueueSettings
+) -> None:
+    """A backlog beyond one tick on user A's account does not keep user B's email out of the first tick."""
+    busy, busy_account = await world.user_with_account()
+    for _ in range(settings.dispatch.per_account_per_tick * 2):
+        await world.compose(busy, busy_account)
+    quiet, quiet_account = await world.user_with_account()
+    single = await world.compose(quiet, quiet_account)
+    dispatched = await dispatcher.dispatch_due_messages()
+    assert dispatched == settings.dispatch.per_account_per_tick + 1
+    assert single["id"] in {command.message_id for command in await world.commands()}
+
+
+async def test_replicas_never_dispatch_a_message_twice(
+    world: World, infra: Infrastructure, settings: QueueSettings, clock: FakeClock
+) -> None:
+    """Three dispatchers ticking at once publish every message exactly once."""
+    accounts = [await world.user_with_account() for _ in range(4)]
+    ids = [(await world.compose(user, account))["id"] for user, account in accounts for _ in range(30)]
+    replicas = [await open_dispatcher(infra, settings, clock) for _ in range(3)]
+    published: Counter[int] = Counter()
+    for _ in range(20):
+        await asyncio.gather(*(replica.dispatch_due_messages() for replica in replicas))
+        published.update(command.message_id for command in await world.commands())
+        if len(published) == len(ids):
+            break
+        clock.advance(seconds=61)
+    assert set(published) == set(ids)
+    assert set(published.values()) == {1}
+
+
+async def test_run_dispatcher_sends_as_messages_fall_due(world: World, settings: QueueSettings) -> None:
+    """The worker loop, on the real clock, publishes an email shortly after its send_at."""
+    user, account = await world.user_with_account()
+    task = asyncio.create_task(run_dispatcher(settings))
+    try:
+        email = await world.compose(user, account)
+        commands: list[c.SendEmail] = []
+
+        async def published() -> bool:
+            commands.extend(await world.commands())
+            return bool(commands)
+
+        await eventually(published)
+        assert [command.message_id for command in commands] == [email["id"]]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def test_fair_pick_interleaves_streams_and_accounts() -> None:
+    """Pure: each account's streams alternate; every account's first pick precedes any second."""
+
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    candidates = [Candidate(i, 1, 10, t0 + timedelta(seconds=i)) for i in range(1, 6)]
+    candidates += [
+        Candidate(100, 1, None, t0 + timedelta(minutes=5)),
+        Candidate(200, 2, None, t0 + timedelta(hours=1)),
+    ]
+    random.shuffle(candidates)
+    candidates.sort(key=lambda cand: (cand.account_id, cand.campaign_id or 0, cand.send_at))
+    picked = [cand.id for cand in fair_pick(candidates, {1: 3, 2: 5}, batch_size=10)]
+    assert picked == [1, 200, 100, 2]
+    assert [cand.id for cand in fair_pick(candidates, {1: 3, 2: 5}, batch_size=2)] == [1, 200]

@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="the all-in-one mode: every service, the workers, local stand-ins")
     serve = commands.add_parser("serve", help="serve one service's HTTP app")
     serve.add_argument("service", choices=["auth", "templates", "queue", "sender", "storage"])
+    worker = commands.add_parser("worker", help="run a background worker (dispatcher, sender)")
+    worker.add_argument("name", choices=["dispatcher", "sender"])
     migrate = commands.add_parser("migrate", help="create the database if needed and migrate schemas")
     migrate.add_argument("service", nargs="?", default="all")
     revision = commands.add_parser("makemigrations", help="autogenerate a migration for one service")
@@ -83,6 +85,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mailmerger.serve import serve_service
 
         serve_service(args.service)
+        return 0
+    if args.command == "worker":
+        from mailmerger.serve import run_worker
+
+        run_worker(args.name)
         return 0
     if args.command == "emulator":
         from mailmerger.serve import serve_google_emulator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ import uvicorn
 from mailmerger.allinone import PrefixRouter
 from mailmerger.services import registry
 from mailmerger.standins import StandIns, start_stand_ins
-from mailmerger_shared.serving import serve_standalone, server_config
+from mailmerger_shared.serving import run_until_signalled, serve_standalone, server_config
 from mailmerger_shared.settings import HttpSettings, environment, load
 
 if TYPE_CHECKING:
@@ -25,6 +26,15 @@ def serve_service(name: str) -> None:
     service = registry()[name]
     settings = service.settings()
     uvicorn.Server(server_config(service.create_app(settings), settings.http.host, settings.http.port)).run()
+
+
+def run_worker(name: str) -> None:
+    """Run one named worker of whichever service owns it, until SIGTERM."""
+    for service in registry().values():
+        if name in service.workers:
+            run_until_signalled(service.workers[name](service.settings()))
+            return
+    raise SystemExit(f"no worker named {name!r}")
 
 
 def serve_google_emulator() -> None:
@@ -44,8 +54,14 @@ def build_all_in_one(
     stand_ins = start_stand_ins(env, public_url=http.public_url, local_s3_port=local_s3_port)
     env.update(stand_ins.environment)
     services = registry()
-    apps = {name: service.create_app(service.settings(env)) for name, service in services.items()}
-    public = PrefixRouter(apps, mounts=stand_ins.mounts)
+    settings = {name: service.settings(env) for name, service in services.items()}
+    apps = {name: service.create_app(settings[name]) for name, service in services.items()}
+    workers = {
+        worker: functools.partial(run, settings[name])
+        for name, service in services.items()
+        for worker, run in service.workers.items()
+    }
+    public = PrefixRouter(apps, mounts=stand_ins.mounts, workers=workers)
     internal = PrefixRouter(apps, owner=_internal_owner)
     return public, internal, http, stand_ins
 

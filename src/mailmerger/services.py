@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -18,6 +18,8 @@ class Service:
     package: str
     settings_type: type[msgspec.Struct]
     factory: Callable[..., Litestar]
+    # Background loops that run as their own processes (and inside the all-in-one mode).
+    workers: Mapping[str, Callable[[Any], Coroutine[Any, Any, None]]] = field(default_factory=dict)
 
     def settings(self, env: Mapping[str, str] | None = None) -> Any:
         return load_service(self.settings_type, env)
@@ -32,6 +34,7 @@ def registry() -> dict[str, Service]:
     from mailmerger_auth.settings import AuthSettings
     from mailmerger_queue import app as queue_app
     from mailmerger_queue.settings import QueueSettings
+    from mailmerger_queue.worker import run_dispatcher
     from mailmerger_sender import app as sender_app
     from mailmerger_sender.settings import SenderSettings
     from mailmerger_storage import app as storage_app
@@ -44,7 +47,13 @@ def registry() -> dict[str, Service]:
         for s in (
             Service("auth", "mailmerger_auth", AuthSettings, auth_app.create_app),
             Service("templates", "mailmerger_templates", TemplatesSettings, templates_app.create_app),
-            Service("queue", "mailmerger_queue", QueueSettings, queue_app.create_app),
+            Service(
+                "queue",
+                "mailmerger_queue",
+                QueueSettings,
+                queue_app.create_app,
+                {"dispatcher": run_dispatcher},
+            ),
             Service("sender", "mailmerger_sender", SenderSettings, sender_app.create_app),
             Service("storage", "mailmerger_storage", StorageSettings, storage_app.create_app),
         )

@@ -70,8 +70,10 @@ async def all_in_one(
     env = {**service_env, "MM_REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0"}
     public, _internal, _http, stand_ins = build_all_in_one(env)
     try:
-        async with LifespanManager(public, startup_timeout=60) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
+        # Requests go to the router itself: LifespanManager.app shares one scope["state"] between
+        # requests, where Litestar caches per-request data.
+        async with LifespanManager(public, startup_timeout=60):
+            transport = httpx.ASGITransport(app=public)
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
                 yield public, client
     finally:

@@ -32,15 +32,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from mailmerger_shared.db import service_metadata
-from mailmerger_shared.outbox import outbox_table
 
 metadata = service_metadata("queue")
 
 # A row of any query over these tables.
 Record: TypeAlias = Row[*tuple[Any, ...]]
 
-# Events this service publishes are staged here in the business transaction.
-outbox = outbox_table(metadata)
 
 _MESSAGE_STATES = "'scheduled', 'dispatched', 'sent', 'failed', 'cancelled', 'unconfirmed'"
 _CAMPAIGN_STATES = "'draft', 'running', 'paused', 'completed', 'cancelled'"

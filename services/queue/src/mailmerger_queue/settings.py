@@ -13,7 +13,6 @@ from mailmerger_shared.settings import (
     InternalSettings,
     JwtSettings,
     LogSettings,
-    RedisSettings,
     Settings,
 )
 
@@ -60,7 +59,6 @@ class DispatchSettings(Settings, frozen=True, kw_only=True):
 class QueueSettings(msgspec.Struct, frozen=True, kw_only=True):
     http: HttpSettings
     database: DatabaseSettings
-    redis: RedisSettings
     broker: BrokerSettings
     jwt: JwtSettings
     log: LogSettings

@@ -2,16 +2,79 @@
 
 from __future__ import annotations
 
+from typing import Annotated, ClassVar, Literal
+
 import msgspec
 
 from mailmerger_shared.settings import (
     BrokerSettings,
     DatabaseSettings,
     HttpSettings,
+    InternalSettings,
     JwtSettings,
     LogSettings,
     RedisSettings,
+    Settings,
 )
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+MiB = 1024 * 1024
+
+
+class S3Settings(Settings, frozen=True, kw_only=True):
+    """Where attachments live: the storage service's variables, the part the sender reads."""
+
+    prefix: ClassVar[str] = "MM_S3_"
+    endpoint_url: str | None = None  # None: AWS itself
+    region: str = "us-east-1"
+    bucket: str = "mailmerger-attachments"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+
+
+class GmailSettings(Settings, frozen=True, kw_only=True):
+    """Where the Gmail API is and how long one call may take (the emulator in development)."""
+
+    prefix: ClassVar[str] = "MM_GMAIL_"
+    api_url: str = "https://gmail.googleapis.com"
+    connect_timeout: Positive = 5.0
+    # The whole of one call, upload included; a call still running then is abandoned as ambiguous.
+    request_timeout: Positive = 60.0
+    max_connections: PositiveInt = 100
+
+
+class DeliverySettings(Settings, frozen=True, kw_only=True):
+    """How the sender paces, retries and reconciles deliveries."""
+
+    prefix: ClassVar[str] = "MM_SENDER_"
+    # Larger raw messages go through the upload endpoint instead of base64 in JSON.
+    upload_threshold_bytes: PositiveInt = 4 * MiB
+    # Gmail's limit for an uploaded message; larger ones fail before any call.
+    max_message_bytes: PositiveInt = 35 * MiB
+    # Look an ambiguous send up in the mailbox before sending again. Off only for chaos tests that
+    # must see the duplicates a blind resend makes.
+    reconcile: bool = True
+    # Messages of the mailbox a metadata-only scan reads before it gives up as inconclusive.
+    reconcile_scan_limit: PositiveInt = 200
+    # A claimed message's Gmail call must start within this time of the claim...
+    prepare_timeout_seconds: Positive = 60.0
+    # ...and Gmail may still act on an abandoned call for this long after it was abandoned.
+    settle_margin_seconds: Positive = 120.0
+    backoff_base_seconds: Annotated[float, msgspec.Meta(ge=1)] = 1.0
+    backoff_max_seconds: Positive = 900.0
+    # The shared per-account token bucket (a guard behind the dispatcher's pacing).
+    account_sends_per_minute: PositiveInt = 150
+    account_burst: PositiveInt = 20
+    attachment_cache_bytes: PositiveInt = 256 * MiB
+    # A cached access token is refreshed this long before it expires.
+    token_refresh_margin_seconds: Positive = 120.0
+    # How long to park an account when Gmail names no time to retry.
+    mail_sending_pause_seconds: Positive = 3600.0
+    daily_limit_pause_seconds: Positive = 3600.0
+    reconnect_retry_seconds: Positive = 3600.0
+    shutdown_grace_seconds: Positive = 30.0
 
 
 class SenderSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,3 +84,7 @@ class SenderSettings(msgspec.Struct, frozen=True, kw_only=True):
     broker: BrokerSettings
     jwt: JwtSettings
     log: LogSettings
+    internal: InternalSettings
+    s3: S3Settings
+    gmail: GmailSettings
+    sender: DeliverySettings

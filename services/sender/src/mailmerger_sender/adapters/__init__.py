@@ -1,0 +1,1 @@
+"""Clients for what lies outside the process: Gmail, auth's token route, object storage."""

@@ -1,0 +1,267 @@
+"""The idempotency ledger: one row per email, claimed before any Gmail call.
+
+Written in batches (see ``writer``): each function here takes many requests and runs them in the
+caller's one transaction.
+
+Invariants:
+- Only one command holds a message at a time: a claim is an INSERT, or an UPDATE of a
+  ``deferred`` row, decided by PostgreSQL's ON CONFLICT row lock; two replicas claiming the same
+  message serialize there and exactly one wins.
+- A claim is committed before the Gmail call it covers, so a crash mid-call leaves ``sending``
+  behind, never silence.
+- Every later change is a compare-and-set on (``command_id``, state): a command that lost its claim
+  (another replica reconciled or took it over) changes nothing.
+- A final row (``sent``, ``failed``, ``unconfirmed``) never changes again, and its outcome event can
+  be rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailmerger_sender.models import deliveries, outbox
+from mailmerger_shared import contracts as c
+
+SENDING = "sending"
+AMBIGUOUS = "ambiguous"
+SENT = "sent"
+FAILED = "failed"
+UNCONFIRMED = "unconfirmed"
+DEFERRED = "deferred"
+FINAL = frozenset({SENT, FAILED, UNCONFIRMED})
+UNRESOLVED = frozenset({SENDING, AMBIGUOUS})
+
+_t = deliveries.c
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    message_id: int
+    rfc_message_id: str
+    account_id: int
+    attempt: int
+    command_id: uuid.UUID
+    state: str
+    claimed_at: datetime
+    settles_at: datetime
+    gmail_id: str | None
+    thread_id: str | None
+    sent_at: datetime | None
+    reconciled: bool
+    reason: str | None
+    detail: str | None
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(**row._mapping)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimRequest:
+    command: c.SendEmail
+    command_id: uuid.UUID
+    now: datetime
+    settles_at: datetime
+
+
+async def claim_all(session: AsyncSession, requests: Sequence[ClaimRequest]) -> list[tuple[bool, Delivery]]:
+    """Claim each request's message for its command: whether it was claimed, and the row.
+
+    A new message is claimed; a ``deferred`` one is claimed by a newer command (another envelope, an
+    attempt at least as high). Anything else is returned as it stands, for the caller to resolve.
+    Requests for the same message are decided one after the other, in order.
+    """
+    results: dict[int, tuple[bool, Delivery]] = {}
+    remaining = list(enumerate(requests))
+    while remaining:
+        # One statement cannot touch a row twice: a repeated message waits for the next round.
+        this_round: dict[int, tuple[int, ClaimRequest]] = {}
+        later = []
+        for index, request in remaining:
+            if request.command.message_id in this_round:
+                later.append((index, request))
+            else:
+                this_round[request.command.message_id] = (index, request)
+        claimed = await _insert_or_reclaim(session, [request for _, request in this_round.values()])
+        unclaimed = [message_id for message_id in this_round if message_id not in claimed]
+        existing = await _rows(session, unclaimed)
+        for message_id, (index, _) in this_round.items():
+            results[index] = (
+                (True, claimed[message_id]) if message_id in claimed else (False, existing[message_id])
+            )
+        remaining = later
+    return [results[index] for index in range(len(requests))]
+
+
+async def _insert_or_reclaim(session: AsyncSession, requests: Sequence[ClaimRequest]) -> dict[int, Delivery]:
+    new = insert(deliveries)
+    claimed_values = {
+        "attempt": new.excluded.attempt,
+        "command_id": new.excluded.command_id,
+        "state": SENDING,
+        "claimed_at": new.excluded.claimed_at,
+        "settles_at": new.excluded.settles_at,
+        "reason": None,
+        "detail": None,
+    }
+    statement = new.on_conflict_do_update(
+        index_elements=[_t.message_id],
+        set_=claimed_values,
+        where=(_t.state == DEFERRED)
+        & (_t.command_id != new.excluded.command_id)
+        & (_t.attempt <= new.excluded.attempt),
+    ).returning(*deliveries.c)
+    rows = await session.execute(
+        statement,
+        [
+            {
+                "message_id": r.command.message_id,
+                "rfc_message_id": r.command.rfc_message_id,
+                "account_id": r.command.account_id,
+                "attempt": r.command.attempt,
+                "command_id": r.command_id,
+                "state": SENDING,
+                "claimed_at": r.now,
+                "settles_at": r.settles_at,
+            }
+            for r in requests
+        ],
+    )
+    return {row.message_id: _delivery(row) for row in rows}
+
+
+async def _rows(session: AsyncSession, message_ids: list[int]) -> dict[int, Delivery]:
+    if not message_ids:
+        return {}
+    rows = await session.execute(select(deliveries).where(_t.message_id.in_(message_ids)))
+    return {row.message_id: _delivery(row) for row in rows}
+
+
+async def take_over(
+    session: AsyncSession,
+    held: Delivery,
+    command: c.SendEmail,
+    command_id: uuid.UUID,
+    *,
+    now: datetime,
+    settles_at: datetime,
+) -> bool:
+    """Claim an unresolved row whose earlier claim settled without a trace in the mailbox."""
+    result = await session.execute(
+        update(deliveries)
+        .where(_t.message_id == held.message_id, _t.command_id == held.command_id, _t.state == held.state)
+        .values(
+            attempt=max(command.attempt, held.attempt),
+            command_id=command_id,
+            state=SENDING,
+            claimed_at=now,
+            settles_at=settles_at,
+            reason=None,
+            detail=None,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """An outcome to write: ``held``'s row moves to ``state`` (if its claim still holds) and
+    ``events`` are staged with it; with no ``held`` the events are staged alone."""
+
+    held: Delivery | None
+    state: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[c.Envelope, c.Event]] = field(default_factory=list)
+
+
+_OUTCOME_COLUMNS = ("gmail_id", "thread_id", "sent_at", "reconciled", "reason", "detail")
+# One statement for any number of outcomes (arrays, not a VALUES list), so it is compiled once.
+_SETTLE = text(
+    """
+    UPDATE sender.deliveries AS d
+    SET state = o.state, gmail_id = o.gmail_id, thread_id = o.thread_id, sent_at = o.sent_at,
+        reconciled = o.reconciled, reason = o.reason, detail = o.detail
+    FROM unnest(
+        CAST(:message_id AS bigint[]), CAST(:command_id AS uuid[]), CAST(:state AS text[]),
+        CAST(:gmail_id AS text[]), CAST(:thread_id AS text[]), CAST(:sent_at AS timestamptz[]),
+        CAST(:reconciled AS boolean[]), CAST(:reason AS text[]), CAST(:detail AS text[])
+    ) AS o(message_id, command_id, state, gmail_id, thread_id, sent_at, reconciled, reason, detail)
+    WHERE d.message_id = o.message_id AND d.command_id = o.command_id
+      AND d.state IN ('sending', 'ambiguous')
+    RETURNING d.message_id
+    """
+)
+
+
+async def record_all(session: AsyncSession, outcomes: Sequence[Outcome]) -> list[bool]:
+    """Write each outcome whose claim still holds, with its events; which ones were written.
+
+    The row update is a compare-and-set on the claiming command: an outcome from a command that
+    lost its claim (another replica reconciled or took the message over) writes nothing.
+    """
+    settling = [(o.held, o) for o in outcomes if o.held is not None]
+    written: set[int] = set()
+    if settling:
+        columns: dict[str, list[Any]] = {
+            "message_id": [held.message_id for held, _ in settling],
+            "command_id": [held.command_id for held, _ in settling],
+            "state": [o.state for _, o in settling],
+        }
+        for name in _OUTCOME_COLUMNS:
+            default = False if name == "reconciled" else None
+            columns[name] = [o.fields.get(name, default) for _, o in settling]
+        written = set((await session.execute(_SETTLE, columns)).scalars())
+    done = [o.held is None or o.held.message_id in written for o in outcomes]
+    staged = [
+        {
+            "id": envelope.id,
+            "tag": envelope.tag,
+            "body": c.encode(event),
+            "correlation_id": envelope.correlation_id,
+            "traceparent": envelope.traceparent,
+            "occurred_at": envelope.occurred_at,
+        }
+        for o, ok in zip(outcomes, done, strict=True)
+        if ok
+        for envelope, event in o.events
+    ]
+    if staged:
+        await session.execute(outbox.insert(), staged)
+    return done
+
+
+def final_event(row: Delivery) -> c.Event:
+    """The outcome event a final row stands for (re-published when its command comes again)."""
+    if row.state == SENT and row.gmail_id and row.thread_id and row.sent_at:
+        return c.EmailSent(
+            message_id=row.message_id,
+            account_id=row.account_id,
+            gmail_id=row.gmail_id,
+            thread_id=row.thread_id,
+            rfc_message_id=row.rfc_message_id,
+            sent_at=row.sent_at,
+            reconciled=row.reconciled,
+        )
+    if row.state == FAILED:
+        return c.EmailFailed(
+            message_id=row.message_id,
+            account_id=row.account_id,
+            reason=row.reason or "failed",
+            detail=row.detail or "",
+        )
+    if row.state == UNCONFIRMED:
+        return c.EmailUnconfirmed(
+            message_id=row.message_id,
+            account_id=row.account_id,
+            rfc_message_id=row.rfc_message_id,
+            detail=row.detail or "",
+        )
+    raise ValueError(f"delivery {row.message_id} ({row.state}) has no final outcome")

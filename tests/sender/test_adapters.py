@@ -1,0 +1,333 @@
+"""The sender's adapters: auth's token route, storage (in memory and S3), Gmail's wire, Redis limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import httpx
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+from moto.server import ThreadedMotoServer
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from mailmerger_sender.adapters.attachments import (
+    AttachmentCorrupt,
+    AttachmentMissing,
+    Attachments,
+    AttachmentUnavailable,
+    open_s3,
+)
+from mailmerger_sender.adapters.gmail import AnswerLost, HttpGmail, RequestNotSent
+from mailmerger_sender.adapters.tokens import (
+    AccessTokens,
+    AccountUnknown,
+    ReconnectRequired,
+    TokenUnavailable,
+)
+from mailmerger_sender.limiter import AccountLimiter
+from mailmerger_sender.settings import GmailSettings, S3Settings
+from mailmerger_shared.internal_api import GmailAccessToken
+from mailmerger_shared.web.internal import InternalClient
+from tests.sender.conftest import free_port
+from tests.sender.support import MemoryBlobs
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+# --- tokens ------------------------------------------------------------------------------------
+
+
+def token_body(account_id: int, token: str, expires_at: datetime) -> bytes:
+    return msgspec.json.encode(
+        GmailAccessToken(
+            account_id=account_id,
+            user_id=1,
+            email="a@gmail.test",
+            access_token=token,
+            expires_at=expires_at,
+            scopes=["https://www.googleapis.com/auth/gmail.send"],
+        )
+    )
+
+
+class AuthStub:
+    """auth's token route answering from a script; counts the requests per account."""
+
+    def __init__(self, answer: Callable[[int, int], httpx.Response]) -> None:
+        self.calls: dict[int, int] = {}
+        self._answer = answer
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        account_id = int(request.url.path.split("/")[-2])
+        self.calls[account_id] = self.calls.get(account_id, 0) + 1
+        await asyncio.sleep(0.01)  # concurrent callers overlap with this one
+        return self._answer(account_id, self.calls[account_id])
+
+
+@pytest.fixture
+def clock() -> list[datetime]:
+    return [NOW]
+
+
+def tokens_for(stub: AuthStub, clock: list[datetime]) -> AccessTokens:
+    client = InternalClient("http://auth.test", "secret", transport=httpx.MockTransport(stub))
+    return AccessTokens(client, refresh_margin=timedelta(minutes=2), clock=lambda: clock[0])
+
+
+async def test_token_is_cached_until_shortly_before_it_expires(clock: list[datetime]) -> None:
+    """One request per account while the token has more than the margin left, then a refresh."""
+    stub = AuthStub(
+        lambda account, n: httpx.Response(200, content=token_body(account, f"t{n}", NOW + timedelta(hours=1)))
+    )
+    tokens = tokens_for(stub, clock)
+    assert (await tokens.get(7)).access_token == "t1"
+    clock[0] = NOW + timedelta(minutes=57)
+    assert (await tokens.get(7)).access_token == "t1"
+    clock[0] = NOW + timedelta(minutes=58, seconds=1)
+    assert (await tokens.get(7)).access_token == "t2"
+    assert stub.calls == {7: 2}
+
+
+async def test_concurrent_sends_of_one_account_share_one_token_request(clock: list[datetime]) -> None:
+    """Fifty sends asking at once cause one request to auth."""
+    stub = AuthStub(
+        lambda account, n: httpx.Response(200, content=token_body(account, "t", NOW + timedelta(hours=1)))
+    )
+    tokens = tokens_for(stub, clock)
+    await asyncio.gather(*(tokens.get(3) for _ in range(50)))
+    assert stub.calls == {3: 1}
+
+
+async def test_invalidate_drops_only_the_refused_token(clock: list[datetime]) -> None:
+    """A stale refusal cannot throw away a newer token fetched meanwhile."""
+    stub = AuthStub(
+        lambda account, n: httpx.Response(200, content=token_body(account, f"t{n}", NOW + timedelta(hours=1)))
+    )
+    tokens = tokens_for(stub, clock)
+    await tokens.get(1)
+    tokens.invalidate(1, "t1")
+    assert (await tokens.get(1)).access_token == "t2"
+    tokens.invalidate(1, "t1")
+    assert (await tokens.get(1)).access_token == "t2"
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (httpx.Response(409, json={"detail": "refused", "reason": "reconnect_required"}), ReconnectRequired),
+        (httpx.Response(404, json={"detail": "no such account"}), AccountUnknown),
+        (httpx.Response(409, json={"detail": "something else"}), TokenUnavailable),
+        (httpx.Response(503, json={"detail": "database unavailable"}), TokenUnavailable),
+        (httpx.Response(200, content=b"{}"), TokenUnavailable),
+    ],
+)
+async def test_auth_answers_map_to_what_the_sender_does(
+    clock: list[datetime], response: httpx.Response, error: type[Exception]
+) -> None:
+    """409 reconnect_required, 404, and anything else (transient) are told apart."""
+    tokens = tokens_for(AuthStub(lambda account, n: response), clock)
+    with pytest.raises(error):
+        await tokens.get(1)
+
+
+# --- attachments -------------------------------------------------------------------------------
+
+
+async def test_attachment_is_read_once_and_verified() -> None:
+    """Concurrent sends of one attachment read it once; the bytes match the command's hash."""
+    blobs = MemoryBlobs()
+    ref = blobs.put(b"resume bytes")
+    attachments = Attachments(blobs, capacity_bytes=10_000)
+    contents = await asyncio.gather(*(attachments.content(ref) for _ in range(20)))
+    assert {content.data for content in contents} == {b"resume bytes"}
+    await attachments.content(ref)
+    assert blobs.reads[ref.object_key] == 1
+
+
+async def test_attachment_not_matching_its_hash_is_refused() -> None:
+    """Bytes whose sha256 is not the command's raise AttachmentCorrupt and are not cached."""
+    blobs = MemoryBlobs()
+    ref = blobs.put(b"original")
+    blobs.objects[ref.object_key] = b"tampered"
+    attachments = Attachments(blobs, capacity_bytes=10_000)
+    for _ in range(2):
+        with pytest.raises(AttachmentCorrupt):
+            await attachments.content(ref)
+    assert blobs.reads[ref.object_key] == 2
+
+
+async def test_cache_is_bounded_in_bytes_and_evicts_the_least_recently_used() -> None:
+    """Entries (with their base64 bodies) never exceed the capacity; the oldest unused goes first."""
+    blobs = MemoryBlobs()
+    a, b, c = (blobs.put(bytes([n]) * 1000) for n in range(3))
+    attachments = Attachments(blobs, capacity_bytes=5_000)  # room for two 1000-byte entries (~2.4 KB each)
+    await attachments.content(a)
+    await attachments.content(b)
+    await attachments.content(a)  # a is now the most recently used
+    await attachments.content(c)  # evicts b
+    await attachments.content(a)
+    await attachments.content(b)
+    assert blobs.reads == {a.object_key: 1, b.object_key: 2, c.object_key: 1}
+
+
+async def test_attachment_larger_than_the_cache_is_served_but_not_kept() -> None:
+    """An attachment above the capacity is read every time rather than evicting everything."""
+    blobs = MemoryBlobs()
+    big = blobs.put(b"x" * 10_000)
+    attachments = Attachments(blobs, capacity_bytes=5_000)
+    await attachments.content(big)
+    await attachments.content(big)
+    assert blobs.reads[big.object_key] == 2
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+async def s3_attachments(s3_endpoint: str) -> AsyncIterator[tuple[Attachments, object]]:
+    settings = S3Settings(
+        endpoint_url=s3_endpoint, bucket="sender-test", access_key_id="k", secret_access_key="s"
+    )
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+    )
+    client.create_bucket(Bucket="sender-test")
+    async with open_s3(settings) as blobs:
+        yield Attachments(blobs, capacity_bytes=1_000_000), client
+
+
+async def test_s3_attachment_is_read_by_its_key(s3_attachments: tuple[Attachments, object]) -> None:
+    """An object in the bucket is read, verified and returned."""
+    attachments, client = s3_attachments
+    data = b"%PDF-1.7 resume"
+    client.put_object(Bucket="sender-test", Key="u1/resume.pdf", Body=data)  # type: ignore[attr-defined]
+    ref = MemoryBlobs().put(data)
+    ref = msgspec.structs.replace(ref, object_key="u1/resume.pdf", sha256=hashlib.sha256(data).hexdigest())
+    assert (await attachments.content(ref)).data == data
+
+
+async def test_s3_missing_object_is_a_missing_attachment(s3_attachments: tuple[Attachments, object]) -> None:
+    """NoSuchKey means the attachment is gone for good (not a transient failure)."""
+    attachments, _ = s3_attachments
+    ref = msgspec.structs.replace(MemoryBlobs().put(b"x"), object_key="u1/deleted.pdf")
+    with pytest.raises(AttachmentMissing):
+        await attachments.content(ref)
+
+
+async def test_unreachable_storage_is_transient() -> None:
+    """Storage that cannot be reached is AttachmentUnavailable: the message is deferred, not failed."""
+    settings = S3Settings(
+        endpoint_url=f"http://127.0.0.1:{free_port()}", access_key_id="k", secret_access_key="s"
+    )
+    async with open_s3(settings) as blobs:
+        with pytest.raises(AttachmentUnavailable):
+            await Attachments(blobs, capacity_bytes=1000).content(MemoryBlobs().put(b"x"))
+
+
+# --- the Gmail wire ----------------------------------------------------------------------------
+
+
+async def test_refused_connection_is_not_sent() -> None:
+    """Nothing listening: the request never left, so retrying cannot duplicate (RequestNotSent)."""
+    gmail = HttpGmail(GmailSettings(api_url=f"http://127.0.0.1:{free_port()}", connect_timeout=1))
+    try:
+        with pytest.raises(RequestNotSent):
+            await gmail.send("token", b"raw", thread_id=None, upload=False)
+    finally:
+        await gmail.aclose()
+
+
+async def test_server_that_accepts_and_never_answers_is_ambiguous() -> None:
+    """The request was written and no answer came in time: AnswerLost, never "not sent"."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        await reader.read(65536)
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    gmail = HttpGmail(GmailSettings(api_url=f"http://127.0.0.1:{port}", request_timeout=0.5))
+    try:
+        with pytest.raises(AnswerLost):
+            await gmail.send("token", b"raw", thread_id=None, upload=False)
+    finally:
+        await gmail.aclose()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_server_that_closes_after_reading_is_ambiguous() -> None:
+    """A connection closed once the request was read (Gmail may have acted): AnswerLost."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    gmail = HttpGmail(GmailSettings(api_url=f"http://127.0.0.1:{port}"))
+    try:
+        with pytest.raises(AnswerLost):
+            await gmail.send("token", b"raw", thread_id=None, upload=False)
+    finally:
+        await gmail.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+# --- the limiter -------------------------------------------------------------------------------
+
+
+async def test_bucket_allows_a_burst_then_paces(redis: aioredis.Redis, redis_prefix: str) -> None:
+    """burst sends pass at once; the next waits about 60/per_minute seconds."""
+    limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}burst:", per_minute=60, burst=3)
+    assert [await limiter.acquire(1) for _ in range(3)] == [None, None, None]
+    wait = await limiter.acquire(1)
+    assert wait is not None
+    assert timedelta(milliseconds=900) <= wait <= timedelta(seconds=1)
+
+
+async def test_buckets_are_per_account(redis: aioredis.Redis, redis_prefix: str) -> None:
+    """One account spending its bucket does not slow another."""
+    limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}split:", per_minute=60, burst=1)
+    assert await limiter.acquire(1) is None
+    assert await limiter.acquire(1) is not None
+    assert await limiter.acquire(2) is None
+
+
+async def test_replicas_share_one_bucket(redis: aioredis.Redis, redis_prefix: str) -> None:
+    """Two limiters (two replicas) on the same Redis draw from the same tokens."""
+    prefix = f"{redis_prefix}shared:"
+    first = AccountLimiter(redis, key_prefix=prefix, per_minute=60, burst=2)
+    second = AccountLimiter(redis, key_prefix=prefix, per_minute=60, burst=2)
+    results = await asyncio.gather(*(limiter.acquire(9) for limiter in (first, second, first, second)))
+    assert sum(result is None for result in results) == 2
+
+
+async def test_unreachable_redis_lets_the_send_through() -> None:
+    """The bucket is a second guard: without Redis the send is not blocked."""
+    client = aioredis.Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
+    try:
+        limiter = AccountLimiter(client, key_prefix="x:", per_minute=1, burst=1)
+        assert await limiter.acquire(1) is None
+    finally:
+        await client.aclose()

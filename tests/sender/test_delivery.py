@@ -1,0 +1,409 @@
+"""Delivering one SendEmail against the emulator: every outcome class, recorded in ledger and outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from mailmerger_shared import contracts as c
+from tests.sender.conftest import Harness
+from tests.sender.support import envelope, send_email
+
+
+async def test_accepted_send_is_recorded_and_announced(harness: Harness) -> None:
+    """Gmail's 200 makes the message sent in the ledger and stages EmailSent with Gmail's ids."""
+    account = await harness.account()
+    command = send_email(account)
+    await harness.deliver(command)
+    stored = await harness.stored(command)
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailSent)
+    assert (event.gmail_id, event.thread_id) == (stored["id"], stored["threadId"])
+    assert event.rfc_message_id == command.rfc_message_id
+    assert not event.reconciled
+    assert (await harness.row(command.message_id)).state == "sent"
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (500, "backendError"),
+        (503, "backendError"),
+        (403, "userRateLimitExceeded"),
+        (403, "rateLimitExceeded"),
+        (429, "rateLimitExceeded"),  # "Too many concurrent requests for user"
+    ],
+)
+async def test_transient_refusals_defer_with_backoff(harness: Harness, status: int, reason: str) -> None:
+    """5xx, rate limits and concurrency limits defer the message at least a second; nothing is sent."""
+    account = await harness.account()
+    await harness.fault(account, kind="error", status=status, reason=reason, count=1)
+    command = send_email(account)
+    before = harness.clock()
+    await harness.deliver(command)
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailDeferred)
+    assert event.reason == reason
+    assert event.retry_at >= before + timedelta(seconds=1)
+    assert (await harness.row(command.message_id)).state == "deferred"
+    assert await harness.copies(command) == 0
+
+
+async def test_deferred_message_is_sent_by_its_next_attempt(harness: Harness) -> None:
+    """A newer command claims a deferred message again and sends it."""
+    account = await harness.account()
+    await harness.fault(account, kind="error", status=500, reason="backendError", count=1)
+    command = send_email(account)
+    await harness.deliver(command)
+    await harness.deliver(msgspec.structs.replace(command, attempt=2))
+    assert await harness.copies(command) == 1
+    assert [type(e) for e in await harness.events(account)] == [c.EmailDeferred, c.EmailSent]
+
+
+async def test_redelivered_deferral_does_nothing(harness: Harness) -> None:
+    """The same command delivered again after its deferral neither sends nor announces anything."""
+    account = await harness.account()
+    await harness.fault(account, kind="error", status=500, reason="backendError", count=1)
+    command = send_email(account)
+    first = await harness.deliver(command)
+    await harness.deliver(command, first)
+    assert await harness.copies(command) == 0
+    assert [type(e) for e in await harness.events(account)] == [c.EmailDeferred]
+
+
+async def test_mail_sending_limit_parks_the_account_until_gmails_retry_time(harness: Harness) -> None:
+    """429 "(Mail sending)" stages SenderThrottled until the time Gmail names, and defers to it."""
+    account = await harness.account()
+    message = "User-rate limit exceeded.  Retry after 2030-01-02T03:04:05.000Z (Mail sending)"
+    await harness.fault(
+        account, kind="error", status=429, reason="rateLimitExceeded", message=message, count=1
+    )
+    command = send_email(account)
+    await harness.deliver(command)
+    throttled, deferred = await harness.events(account)
+    until = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert throttled == c.SenderThrottled(
+        account_id=account.account_id, until=until, reason="mail_sending_limit"
+    )
+    assert isinstance(deferred, c.EmailDeferred)
+    assert deferred.retry_at == until
+
+
+async def test_daily_limit_exceeded_parks_the_account(harness: Harness) -> None:
+    """403 dailyLimitExceeded (the project's quota) parks the account for the configured pause."""
+    account = await harness.account()
+    await harness.fault(account, kind="error", status=403, reason="dailyLimitExceeded", count=1)
+    before = harness.clock()
+    await harness.deliver(send_email(account))
+    throttled, deferred = await harness.events(account)
+    assert isinstance(throttled, c.SenderThrottled)
+    assert throttled.reason == "dailyLimitExceeded"
+    assert throttled.until >= before + timedelta(seconds=harness.settings.daily_limit_pause_seconds)
+    assert isinstance(deferred, c.EmailDeferred)
+    assert deferred.retry_at == throttled.until
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [("mail_service_not_enabled", "failedPrecondition"), ("domain_policy", "domainPolicy")],
+)
+async def test_account_refusals_fail_the_message(harness: Harness, status: str, reason: str) -> None:
+    """An account without Gmail, or whose admin disabled Gmail apps, fails the message for good."""
+    account = await harness.account()
+    (
+        await harness.emulator.patch(f"/_emulator/users/{account.email}", json={"status": status})
+    ).raise_for_status()
+    command = send_email(account)
+    await harness.deliver(command)
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailFailed)
+    assert event.reason == reason
+    assert (await harness.row(command.message_id)).state == "failed"
+
+
+async def test_message_gmail_refuses_as_invalid_fails(harness: Harness) -> None:
+    """A 400 about the message itself (here: too many recipients) fails it with Gmail's reason."""
+    account = await harness.account()
+    command = send_email(account, to=[f"r{n}@example.com" for n in range(101)])
+    await harness.deliver(command)
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailFailed)
+    assert event.reason == "invalidArgument"
+    assert "recipients" in event.detail
+
+
+async def test_redelivered_sent_message_is_announced_again_not_resent(harness: Harness) -> None:
+    """A message already sent is acknowledged with its EmailSent re-published from the ledger."""
+    account = await harness.account()
+    command = send_email(account)
+    first = await harness.deliver(command)
+    await harness.deliver(command, first)
+    await harness.deliver(msgspec.structs.replace(command, attempt=2))
+    sent = await harness.events(account)
+    assert len(sent) == 3
+    assert all(event == sent[0] for event in sent)
+    assert await harness.copies(command) == 1
+    assert len(harness.wire.sends()) == 1
+
+
+async def test_concurrent_deliveries_of_one_message_send_it_once(harness: Harness) -> None:
+    """Two commands for one message at the same moment: one claims and sends, the other does not."""
+    account = await harness.account()
+    command = send_email(account)
+    await asyncio.gather(*(harness.deliver(command, envelope()) for _ in range(4)))
+    assert await harness.copies(command) == 1
+    assert sum(isinstance(e, c.EmailSent) for e in await harness.events(account)) == 1
+
+
+async def test_expired_token_is_refreshed_and_the_send_retried_once(harness: Harness) -> None:
+    """Gmail's 401 drops the cached token; the send is repeated once with a fresh one."""
+    account = await harness.account()
+    await harness.deliver(send_email(account))
+    token = harness.wire.sends()[0].headers["authorization"].removeprefix("Bearer ")
+    await harness.auth.revoke(token)  # what Gmail sees of an expired token: 401 authError
+    command = send_email(account)
+    await harness.deliver(command)
+    assert await harness.copies(command) == 1
+    assert harness.auth.calls[account.account_id] == 2
+    assert len(harness.wire.sends()) == 3
+
+
+async def test_token_refused_after_refresh_means_reconnect_required(harness: Harness) -> None:
+    """A second 401 after refreshing announces GmailReconnectRequired and defers the message."""
+    account = await harness.account()
+    token, _ = await harness.auth.mint(account)
+    await harness.auth.revoke(token)
+    harness.auth.stale[account.account_id] = token
+    command = send_email(account)
+    await harness.deliver(command)
+    reconnect, deferred = await harness.events(account)
+    assert reconnect == c.GmailReconnectRequired(
+        user_id=account.user_id, account_id=account.account_id, reason="token_refused"
+    )
+    assert isinstance(deferred, c.EmailDeferred)
+    assert len(harness.wire.sends()) == 2
+    assert await harness.copies(command) == 0
+
+
+async def test_auth_reconnect_required_defers_without_calling_gmail(harness: Harness) -> None:
+    """auth's 409 reconnect_required announces GmailReconnectRequired and defers; Gmail is not called."""
+    account = await harness.account()
+    harness.auth.refusing.add(account.account_id)
+    await harness.deliver(send_email(account))
+    reconnect, deferred = await harness.events(account)
+    assert isinstance(reconnect, c.GmailReconnectRequired)
+    assert reconnect.reason == "reconnect_required"
+    assert isinstance(deferred, c.EmailDeferred)
+    assert harness.wire.calls == []
+
+
+async def test_message_above_the_threshold_goes_through_the_upload_endpoint(harness: Harness) -> None:
+    """A raw message above upload_threshold_bytes is uploaded as message/rfc822, not base64 JSON."""
+    harness.configure(upload_threshold_bytes=20_000)
+    account = await harness.account()
+    attachment = harness.blobs.put(os.urandom(30_000))
+    command = send_email(account, attachments=[attachment])
+    await harness.deliver(command)
+    [call] = harness.wire.sends()
+    assert call.url.path == "/upload/gmail/v1/users/me/messages/send"
+    assert call.url.params["uploadType"] == "media"
+    assert call.headers["content-type"] == "message/rfc822"
+    stored = await harness.stored(command)
+    assert stored["attachments"][0]["size"] == 30_000
+
+
+async def test_threaded_upload_carries_the_thread_id(harness: Harness) -> None:
+    """A large reply is uploaded multipart, with its threadId, and joins the thread."""
+    harness.configure(upload_threshold_bytes=20_000)
+    account = await harness.account()
+    first = send_email(account, subject="Our meeting")
+    await harness.deliver(first)
+    thread = (await harness.stored(first))["threadId"]
+    reply = send_email(
+        account,
+        subject="Re: Our meeting",
+        thread_id=thread,
+        in_reply_to=first.rfc_message_id,
+        attachments=[harness.blobs.put(os.urandom(30_000))],
+    )
+    await harness.deliver(reply)
+    assert harness.wire.sends()[-1].url.params["uploadType"] == "multipart"
+    assert (await harness.stored(reply))["threadId"] == thread
+
+
+async def test_message_above_gmails_limit_fails_before_any_call(harness: Harness) -> None:
+    """Attachments summing past 35 MB fail the message with message_too_large; nothing is called."""
+    account = await harness.account()
+    huge = c.AttachmentRef(
+        attachment_id=1,
+        object_key="k",
+        sha256="0" * 64,
+        filename="video.mp4",
+        content_type="video/mp4",
+        size=36 * 2**20,
+    )
+    command = send_email(account, attachments=[huge])
+    await harness.deliver(command)
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailFailed)
+    assert event.reason == "message_too_large"
+    assert "above Gmail's limit" in event.detail
+    assert harness.wire.calls == []
+    assert harness.auth.calls[account.account_id] == 0
+    assert not harness.blobs.reads
+
+
+async def test_built_message_above_the_limit_fails_before_gmail_is_called(harness: Harness) -> None:
+    """The exact size of the built message is checked too, before the Gmail call."""
+    harness.configure(max_message_bytes=3_000)
+    account = await harness.account()
+    await harness.deliver(send_email(account, html="<p>" + "x" * 2_500 + "</p>"))
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailFailed)
+    assert event.reason == "message_too_large"
+    assert harness.wire.calls == []
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"subject": "Hello\r\nBcc: victim@evil.test"},
+        {"subject": "Hello\nX-Injected: yes"},
+        {"to": ["friend@example.com\r\nBcc: victim@evil.test"]},
+        {"to": ["friend@example.com, victim@evil.test"]},
+        {"cc": ['"Friend" <friend@example.com>\nBcc: victim@evil.test']},
+        {"from_name": "Boss\r\nBcc: victim@evil.test"},
+        {"in_reply_to": "<a@example.com>\r\nBcc: victim@evil.test"},
+        {"references": ["<a@example.com> <b@example.com>"]},
+        {"rfc_message_id": "<x@example.com>\r\nBcc: victim@evil.test"},
+    ],
+)
+async def test_header_injection_attempts_fail_without_sending(
+    harness: Harness, hostile: dict[str, object]
+) -> None:
+    """A CR/LF or a second address smuggled into any header fails the message; Gmail is never called."""
+    account = await harness.account()
+    await harness.deliver(send_email(account, **hostile))
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailFailed)
+    assert event.reason == "invalid_message"
+    assert harness.wire.sends() == []
+
+
+async def test_hostile_attachment_filename_fails_without_sending(harness: Harness) -> None:
+    """A filename carrying a line break cannot add headers to its part."""
+    account = await harness.account()
+    attachment = harness.blobs.put(b"%PDF-1.4", filename="cv.pdf\r\nContent-Type: text/html")
+    await harness.deliver(send_email(account, attachments=[attachment]))
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailFailed)
+    assert event.reason == "invalid_message"
+    assert harness.wire.sends() == []
+
+
+async def test_non_ascii_names_subjects_and_filenames_round_trip(harness: Harness) -> None:
+    """Display names, subject and filename in any script arrive intact at Gmail's stored copy."""
+    account = await harness.account(display_name="Zoë Ünïcødé 山田")
+    attachment = harness.blobs.put(b"%PDF-1.4 resume", filename="Lebenslauf Jürgen \u2013 履歴書.pdf")
+    command = send_email(
+        account,
+        to=['"Renée O\'Brien, PhD" <renee@example.com>'],
+        subject="Grüße — 你好 🎉 " + "long subject words " * 6,
+        attachments=[attachment],
+    )
+    await harness.deliver(command)
+    stored = await harness.stored(command)
+    headers = {header["name"]: header["value"] for header in stored["headers"]}
+    assert headers["From"] == f"Zoë Ünïcødé 山田 <{account.email}>"
+    # One recipient: the comma stayed inside the (encoded) display name.
+    assert stored["to"] == ["renee@example.com"]
+    assert headers["To"] == "Renée O'Brien, PhD <renee@example.com>"
+    assert stored["subject"] == command.subject
+    assert stored["attachments"][0]["filename"] == "Lebenslauf Jürgen \u2013 履歴書.pdf"
+    assert stored["attachments"][0]["contentType"] == "application/pdf"
+
+
+async def test_reply_joins_the_thread_with_in_reply_to_and_references(harness: Harness) -> None:
+    """threadId plus In-Reply-To/References and the same subject keep the reply in the thread."""
+    account = await harness.account()
+    first = send_email(account, subject="Application for the role")
+    await harness.deliver(first)
+    thread = (await harness.stored(first))["threadId"]
+    reply = send_email(
+        account, subject="Re: Application for the role", thread_id=thread, in_reply_to=first.rfc_message_id
+    )
+    await harness.deliver(reply)
+    stored = await harness.stored(reply)
+    headers = {header["name"]: header["value"] for header in stored["headers"]}
+    assert stored["threadId"] == thread
+    assert headers["In-Reply-To"] == first.rfc_message_id
+    assert headers["References"] == first.rfc_message_id
+
+
+async def test_html_only_message_gets_a_text_alternative(harness: Harness) -> None:
+    """Without a text body, one is derived from the HTML: readable text, no markup."""
+    account = await harness.account()
+    command = send_email(
+        account, html="<h1>Hi Ada</h1><p>See <a href='https://x.test/cv'>my CV</a>.</p><script>x()</script>"
+    )
+    await harness.deliver(command)
+    stored = await harness.stored(command)
+    assert stored["mimeType"] == "multipart/alternative"
+    assert stored["text"].replace("\r\n", "\n") == "Hi Ada\n\nSee my CV (https://x.test/cv).\n"
+
+
+async def test_attachment_not_matching_its_hash_fails(harness: Harness) -> None:
+    """Bytes whose sha256 differs from the command's are never attached."""
+    account = await harness.account()
+    attachment = harness.blobs.put(b"the real resume")
+    harness.blobs.objects[attachment.object_key] = b"something else"
+    await harness.deliver(send_email(account, attachments=[attachment]))
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailFailed)
+    assert event.reason == "attachment_corrupt"
+
+
+async def test_missing_attachment_fails(harness: Harness) -> None:
+    """An attachment gone from storage fails the message (it cannot be sent as composed)."""
+    account = await harness.account()
+    attachment = harness.blobs.put(b"resume")
+    del harness.blobs.objects[attachment.object_key]
+    await harness.deliver(send_email(account, attachments=[attachment]))
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailFailed)
+    assert event.reason == "attachment_missing"
+
+
+async def test_account_over_its_send_rate_is_deferred_not_failed(harness: Harness) -> None:
+    """The shared token bucket defers a send it cannot pay for until a token is back."""
+    harness.configure(account_sends_per_minute=60, account_burst=1)
+    account = await harness.account()
+    first, second = send_email(account), send_email(account)
+    await harness.deliver(first)
+    await harness.deliver(second)
+    sent, deferred = await harness.events(account)
+    assert isinstance(sent, c.EmailSent)
+    assert isinstance(deferred, c.EmailDeferred)
+    assert deferred.reason == "rate_limited"
+    assert deferred.retry_at > harness.clock() + timedelta(milliseconds=500)
+    assert await harness.copies(second) == 0
+
+
+async def test_second_email_with_the_same_message_id_fails_without_sending(harness: Harness) -> None:
+    """Two emails may not share a Message-ID (reconciliation would confuse them): the later fails."""
+    account = await harness.account()
+    first = send_email(account)
+    twin = send_email(account, rfc_message_id=first.rfc_message_id)
+    others = [send_email(account) for _ in range(3)]
+    await asyncio.gather(*(harness.deliver(command) for command in [first, *others]))
+    await asyncio.gather(
+        *(harness.deliver(command) for command in [twin, *(send_email(account) for _ in range(3))])
+    )
+    failed = [e for e in await harness.events(account) if isinstance(e, c.EmailFailed)]
+    assert [(e.message_id, e.reason) for e in failed] == [(twin.message_id, "duplicate_message_id")]
+    assert await harness.copies(first) == 1
+    assert len(harness.wire.sends()) == 7

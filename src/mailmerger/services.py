@@ -37,6 +37,7 @@ def registry() -> dict[str, Service]:
     from mailmerger_queue.worker import run_dispatcher
     from mailmerger_sender import app as sender_app
     from mailmerger_sender.settings import SenderSettings
+    from mailmerger_sender.worker import run_sender
     from mailmerger_storage import app as storage_app
     from mailmerger_storage.settings import StorageSettings
     from mailmerger_templates import app as templates_app
@@ -54,7 +55,9 @@ def registry() -> dict[str, Service]:
                 queue_app.create_app,
                 {"dispatcher": run_dispatcher},
             ),
-            Service("sender", "mailmerger_sender", SenderSettings, sender_app.create_app),
+            Service(
+                "sender", "mailmerger_sender", SenderSettings, sender_app.create_app, {"sender": run_sender}
+            ),
             Service("storage", "mailmerger_storage", StorageSettings, storage_app.create_app),
         )
     }

@@ -67,7 +67,7 @@ async def test_login_answers_jwt_and_user_name_and_sets_the_refresh_cookie(auth:
 
 
 async def test_errors_use_the_envelope_with_the_real_status(auth: Harness) -> None:
-    """A wrong password is HTTP 401 with success=false, status_code=401, a message and no data."""
+    """A wrong password is HTTP 401 with success=false, status_code=401, a message and empty data."""
     email = unique_email()
     await _signup(auth, email)
     response = await auth.client.post("/api/auth/login", json={"email": email, "password": "wrong"})
@@ -76,7 +76,7 @@ async def test_errors_use_the_envelope_with_the_real_status(auth: Harness) -> No
         "success": False,
         "status_code": 401,
         "message": "the email or the password is incorrect",
-        "data": None,
+        "data": {},
     }
 
 

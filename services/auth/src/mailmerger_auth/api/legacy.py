@@ -14,7 +14,6 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,7 +31,7 @@ from mailmerger_auth.throttle import LoginThrottle
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.web.auth import bearer_token
 from mailmerger_shared.web.deps import Transaction
-from mailmerger_shared.web.problems import Problem
+from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
 
 REFRESH_COOKIE = "refresh_token"
 
@@ -49,13 +48,6 @@ class Credentials(msgspec.Struct, frozen=True):
     password: Secret
 
 
-def envelope(
-    status: int, message: str, data: Any = None, *, cookies: list[Cookie] | None = None
-) -> Response[Any]:
-    body = {"success": status < 400, "status_code": status, "message": message, "data": data}
-    return Response(body, status_code=status, cookies=cookies)
-
-
 @post("/auth/signup", opt=PUBLIC, status_code=201)
 async def sign_up(
     data: JSONBody[SignUp],
@@ -68,7 +60,7 @@ async def sign_up(
         tx, passwords, issuer, email=data.email, password=data.password, name=data.name, now=now
     )
     return envelope(
-        201, "Account created", {"jwt_token": pair.access_token, "refresh_token": pair.refresh_token}
+        {"jwt_token": pair.access_token, "refresh_token": pair.refresh_token}, "Account created", status=201
     )
 
 
@@ -103,7 +95,7 @@ async def log_in(
         samesite="strict",
     )
     return envelope(
-        200, "Logged in", {"jwt_token": pair.access_token, "user_name": pair.user_name}, cookies=[cookie]
+        {"jwt_token": pair.access_token, "user_name": pair.user_name}, "Logged in", cookies=[cookie]
     )
 
 
@@ -115,7 +107,7 @@ async def refresh_jwt_token(
     now: NamedDependency[datetime],
 ) -> Response[Any]:
     access_token, _ = await session_rules.access_token_for(sessions, issuer, bearer_token(request), now=now)
-    return envelope(200, "Token refreshed", {"jwt_token": access_token})
+    return envelope({"jwt_token": access_token}, "Token refreshed")
 
 
 @get("/auth/renew-refresh-and-jwt-token", opt=PUBLIC)
@@ -130,9 +122,8 @@ async def renew_refresh_and_jwt_token(
         sessions, issuer, bearer_token(request), now=now, allow_expired=True
     )
     return envelope(
-        200,
-        "Tokens renewed",
         {"jwt_token": pair.access_token, "refresh_token": pair.refresh_token, "user_name": pair.user_name},
+        "Tokens renewed",
     )
 
 
@@ -197,22 +188,6 @@ def _purpose(legacy_purpose: str, ticket: str | None) -> Purpose:
     return Purpose.CONNECT if ticket else Purpose.SIGNIN
 
 
-def _on_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
-    response = envelope(exc.status, exc.detail)
-    response.headers.update(exc.headers)
-    return response
-
-
-def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    return envelope(exc.status_code, exc.detail or "the request does not match the expected shape")
-
-
-def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    response = envelope(exc.status_code, exc.detail)
-    response.headers.update(dict(exc.headers or {}))
-    return response
-
-
 def legacy_router() -> Router:
     return Router(
         path="/api",
@@ -224,10 +199,6 @@ def legacy_router() -> Router:
             gmail_authorize,
             oauth2callback,
         ],
-        exception_handlers={
-            Problem: _on_problem,
-            ValidationException: _on_validation,
-            HTTPException: _on_http,
-        },
+        exception_handlers=legacy_exception_handlers(),
         tags=["legacy"],
     )

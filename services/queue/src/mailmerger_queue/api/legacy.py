@@ -11,50 +11,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
-from litestar.exceptions import HTTPException, ValidationException
+from litestar import Controller, Response, delete, get, post
 from litestar.params import JSONBody
 
 from mailmerger_queue import emails, legacy
 from mailmerger_queue.api.deps import Auth, Settings, Storage, Templates
 from mailmerger_shared.web.deps import CurrentUser, Transaction
-from mailmerger_shared.web.problems import EXCEPTION_HANDLERS, Problem
+from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
+from mailmerger_shared.web.problems import Problem
 
 EmailIds = JSONBody[list[int]]
 
 
-def envelope(data: dict[str, Any], message: str, *, success: bool = True, status: int = 200) -> Response[Any]:
-    return Response(
-        {"success": success, "status_code": status, "message": message, "data": data}, status_code=status
-    )
-
-
-_KINDS = (Problem, ValidationException, HTTPException, Exception)
-
-
-def _as_envelope(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """The shared problem response for ``exc``, re-shaped into the legacy envelope."""
-    kind = next(k for k in _KINDS if isinstance(exc, k))
-    problem = EXCEPTION_HANDLERS[kind](request, exc)
-    body = msgspec.json.decode(problem.content if isinstance(problem.content, bytes) else b"{}")
-    extra = {
-        key: value
-        for key, value in body.items()
-        if key not in ("type", "title", "status", "detail", "instance")
-    }
-    message = str(body.get("detail", ""))
-    errors = extra.get("errors")
-    if isinstance(errors, list) and errors:
-        # The old client shows only ``message``: put what to fix in it.
-        message += ": " + "; ".join(str(error.get("message", error)) for error in errors)
-    response = envelope(extra, message, success=False, status=problem.status_code or 500)
-    response.headers.update(problem.headers)
-    return response
-
-
 class LegacyController(Controller):
     # Every kind the app maps to a problem, so none of the app's more specific handlers wins.
-    exception_handlers = dict.fromkeys(EXCEPTION_HANDLERS, _as_envelope)
+    exception_handlers = legacy_exception_handlers()
     tags = ["legacy"]
 
     @post("/api/email/send-email-now", status_code=200)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar import Request, Response, post
 
 from mailmerger_shared.web.deps import CurrentUser
-from mailmerger_shared.web.problems import EXCEPTION_HANDLERS
+from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
 from mailmerger_storage.api.deps import Blobs, S3Config, Sessions, incoming_body
 from mailmerger_storage.domain import Kind, UploadRejected
 from mailmerger_storage.filetypes import PDF
@@ -23,13 +22,6 @@ from mailmerger_storage.uploads import UploadPolicy, upload_attachment
 
 # The old client promises its users "PDF, 5 MB or less".
 LEGACY_MAX_BYTES = 5 * MiB
-
-
-class Envelope(msgspec.Struct, frozen=True, kw_only=True):
-    success: bool
-    status_code: int
-    message: str
-    data: dict[str, Any]
 
 
 def legacy_policy(s3: S3Settings) -> UploadPolicy:
@@ -43,30 +35,17 @@ def legacy_policy(s3: S3Settings) -> UploadPolicy:
     )
 
 
-def _in_envelope(request: Request[Any, Any, Any], exc: Exception) -> Response[Envelope]:
-    """The service's problem answer for ``exc``, re-dressed as the legacy envelope."""
-    handler = next(EXCEPTION_HANDLERS[cls] for cls in type(exc).__mro__ if cls in EXCEPTION_HANDLERS)
-    problem = handler(request, exc)
-    detail = msgspec.json.decode(problem.content).get("detail", "")
-    status = problem.status_code or 500
-    return Response(
-        Envelope(success=False, status_code=status, message=detail, data={}),
-        status_code=200 if isinstance(exc, UploadRejected) else status,
-        headers=problem.headers,
-    )
-
-
 @post(
     "/api/storage/upload-file",
     status_code=200,
     request_max_body_size=None,  # the upload streams the body and enforces its own limits
     # Every error class the app maps, so none of them falls through to a problem+json body.
-    exception_handlers=dict.fromkeys(EXCEPTION_HANDLERS, _in_envelope),
+    exception_handlers=legacy_exception_handlers(answered_with_200=(UploadRejected,)),
     tags=["legacy"],
 )
 async def upload_file(
     request: Request[Any, Any, Any], principal: CurrentUser, blobs: Blobs, sessions: Sessions, s3: S3Config
-) -> Envelope:
+) -> Response[Any]:
     """multipart/form-data: ``uploaded_file`` (a PDF) and ``filecontent`` (resume or cover_letter)."""
     await upload_attachment(
         incoming_body(request),
@@ -77,4 +56,4 @@ async def upload_file(
         part_size=s3.part_size_bytes,
         quota_bytes=s3.user_quota_bytes,
     )
-    return Envelope(success=True, status_code=200, message="file uploaded", data={})
+    return envelope({}, "file uploaded")

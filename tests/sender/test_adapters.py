@@ -31,8 +31,9 @@ from mailmerger_sender.adapters.tokens import (
     TokenUnavailable,
 )
 from mailmerger_sender.limiter import AccountLimiter
-from mailmerger_sender.settings import GmailSettings, S3Settings
+from mailmerger_sender.settings import GmailSettings
 from mailmerger_shared.internal_api import GmailAccessToken
+from mailmerger_shared.settings import ObjectStoreSettings
 from mailmerger_shared.web.internal import InternalClient
 from tests.sender.conftest import free_port
 from tests.sender.support import MemoryBlobs
@@ -197,7 +198,7 @@ def s3_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 async def s3_attachments(s3_endpoint: str) -> AsyncIterator[tuple[Attachments, object]]:
-    settings = S3Settings(
+    settings = ObjectStoreSettings(
         endpoint_url=s3_endpoint, bucket="sender-test", access_key_id="k", secret_access_key="s"
     )
     client = boto3.client(
@@ -232,7 +233,7 @@ async def test_s3_missing_object_is_a_missing_attachment(s3_attachments: tuple[A
 
 async def test_unreachable_storage_is_transient() -> None:
     """Storage that cannot be reached is AttachmentUnavailable: the message is deferred, not failed."""
-    settings = S3Settings(
+    settings = ObjectStoreSettings(
         endpoint_url=f"http://127.0.0.1:{free_port()}", access_key_id="k", secret_access_key="s"
     )
     async with open_s3(settings) as blobs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar, get_origin
+from typing import Any, ClassVar, Literal, TypeVar, get_origin
 
 import msgspec
 from dotenv import dotenv_values
@@ -155,6 +155,23 @@ class InternalSettings(Settings, frozen=True, kw_only=True):
     prefix: ClassVar[str] = "MM_INTERNAL_"
     service_token: str
     base_url: str = "http://127.0.0.1:8081"  # the all-in-one internal listener
+
+
+class ObjectStoreSettings(Settings, frozen=True, kw_only=True):
+    """Where attachments live (S3, MinIO, Supabase Storage, or the local moto stand-in).
+
+    ``endpoint_url`` unset means AWS itself; missing keys fall back to the default AWS credential
+    chain (e.g. an IAM role). Storage writes the bucket; the sender reads it.
+    """
+
+    prefix: ClassVar[str] = "MM_S3_"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    bucket: str = "mailmerger-attachments"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    # Path style works everywhere (moto, MinIO, Supabase need it); AWS also accepts virtual.
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
 
 
 class LogSettings(Settings, frozen=True, kw_only=True):

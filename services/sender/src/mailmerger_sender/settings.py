@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar
 
 import msgspec
 
@@ -13,6 +13,7 @@ from mailmerger_shared.settings import (
     InternalSettings,
     JwtSettings,
     LogSettings,
+    ObjectStoreSettings,
     RedisSettings,
     Settings,
 )
@@ -20,18 +21,6 @@ from mailmerger_shared.settings import (
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 MiB = 1024 * 1024
-
-
-class S3Settings(Settings, frozen=True, kw_only=True):
-    """Where attachments live: the storage service's variables, the part the sender reads."""
-
-    prefix: ClassVar[str] = "MM_S3_"
-    endpoint_url: str | None = None  # None: AWS itself
-    region: str = "us-east-1"
-    bucket: str = "mailmerger-attachments"
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    addressing_style: Literal["path", "virtual", "auto"] = "path"
 
 
 class GmailSettings(Settings, frozen=True, kw_only=True):
@@ -85,6 +74,6 @@ class SenderSettings(msgspec.Struct, frozen=True, kw_only=True):
     jwt: JwtSettings
     log: LogSettings
     internal: InternalSettings
-    s3: S3Settings
+    s3: ObjectStoreSettings
     gmail: GmailSettings
     sender: DeliverySettings

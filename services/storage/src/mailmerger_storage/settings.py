@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated
 
 import msgspec
 
@@ -13,7 +13,7 @@ from mailmerger_shared.settings import (
     InternalSettings,
     JwtSettings,
     LogSettings,
-    Settings,
+    ObjectStoreSettings,
 )
 
 MiB = 1024 * 1024
@@ -24,21 +24,9 @@ PresignTtl = Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 3600)]
 PositiveBytes = Annotated[int, msgspec.Meta(gt=0)]
 
 
-class S3Settings(Settings, frozen=True, kw_only=True):
-    """Where attachments live and how large they may be.
+class S3Settings(ObjectStoreSettings, frozen=True, kw_only=True):
+    """Where attachments live (the shared connection settings) and how large they may be."""
 
-    ``endpoint_url`` unset means AWS itself; set it for moto, MinIO or Supabase Storage's S3
-    endpoint. Missing keys fall back to the default AWS credential chain (e.g. an IAM role).
-    """
-
-    prefix: ClassVar[str] = "MM_S3_"
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    bucket: str = "mailmerger-attachments"
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    # Path style works everywhere (moto, MinIO, Supabase need it); AWS also accepts virtual.
-    addressing_style: Literal["path", "virtual", "auto"] = "path"
     presign_ttl_seconds: PresignTtl = 300
     max_upload_bytes: PositiveBytes = 10 * MiB
     user_quota_bytes: PositiveBytes = 200 * MiB

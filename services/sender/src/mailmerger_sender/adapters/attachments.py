@@ -20,8 +20,8 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailmerger_sender.mime import Content
-from mailmerger_sender.settings import S3Settings
 from mailmerger_shared.contracts import AttachmentRef
+from mailmerger_shared.settings import ObjectStoreSettings
 
 # Hashing blocks the event loop for ~2 ms per MiB: larger attachments are hashed in a thread.
 _HASH_IN_THREAD_BYTES = 1024 * 1024
@@ -67,7 +67,7 @@ class S3Blobs:
 
 
 @contextlib.asynccontextmanager
-async def open_s3(settings: S3Settings) -> AsyncIterator[S3Blobs]:
+async def open_s3(settings: ObjectStoreSettings) -> AsyncIterator[S3Blobs]:
     session = aioboto3.Session(
         aws_access_key_id=settings.access_key_id,
         aws_secret_access_key=settings.secret_access_key,

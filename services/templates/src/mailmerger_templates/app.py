@@ -2,26 +2,74 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
 from litestar import Litestar
 
-from mailmerger_shared.runtime import infrastructure_lifespan
+from mailmerger_shared.broker.consumer import Handler
+from mailmerger_shared.runtime import Infrastructure, consumer_lifespan, infrastructure_lifespan
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
-from mailmerger_templates.api import ROUTES
+from mailmerger_templates.api import routes
+from mailmerger_templates.api.deps import DEPENDENCIES
+from mailmerger_templates.cache import TemplateCache
+from mailmerger_templates.engine import TemplateEngine
+from mailmerger_templates.rendering import Renderer
 from mailmerger_templates.settings import TemplatesSettings
+from mailmerger_templates.worker import purge_deleted_users
 
 NAME = "templates"
+USER_DELETED_QUEUE = "templates.user-deleted"
+
+
+@contextlib.asynccontextmanager
+async def freeze_startup_objects(app: Litestar) -> AsyncIterator[None]:
+    """Exempt what start-up built (modules, the app, pools) from the cyclic garbage collector.
+
+    Under load, every full collection rescanned that whole heap: ~20 pauses of up to 100 ms per
+    10 s at 4,000 requests/s, for almost no garbage (requests make few cycles). That was the p99
+    of the cached list. Frozen objects are never collected, which start-up objects never are anyway.
+    """
+    gc.freeze()
+    yield
 
 
 def create_app(settings: TemplatesSettings, *, jwks: JwksFetcher | None = None) -> Litestar:
+    config = settings.templates
+    engine = TemplateEngine(Renderer(), threads=config.engine_threads, cache_size=config.compiled_cache_size)
+
+    def cache_of(infra: Infrastructure) -> TemplateCache:
+        assert infra.redis is not None, "the templates service caches in Redis"
+        return TemplateCache(
+            infra.redis, key_prefix=settings.redis.key_prefix, ttl_seconds=config.cache_ttl_seconds
+        )
+
+    @contextlib.asynccontextmanager
+    async def cache_lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.template_cache = cache_of(app.state.infra)
+        yield
+
+    def user_deleted_handler(infra: Infrastructure) -> Handler:
+        assert infra.sessions is not None, "purging needs the database"
+        return purge_deleted_users(infra.sessions, cache_of(infra))
+
+    lifespan: list[Callable[[Any], contextlib.AbstractAsyncContextManager[None]]] = [
+        infrastructure_lifespan(
+            NAME, database=settings.database, redis=settings.redis, broker=settings.broker
+        ),
+        cache_lifespan,
+        consumer_lifespan(USER_DELETED_QUEUE, user_deleted_handler, settings.broker),
+        freeze_startup_objects,
+    ]
     return service_app(
         name=NAME,
-        route_handlers=ROUTES,
+        route_handlers=routes(settings),
         http=settings.http,
         verifier=token_verifier(settings.jwt, jwks),
-        lifespan=[
-            infrastructure_lifespan(
-                NAME, database=settings.database, redis=settings.redis, broker=settings.broker
-            )
-        ],
+        lifespan=lifespan,
+        dependencies=DEPENDENCIES,
+        state={"template_engine": engine},
     )

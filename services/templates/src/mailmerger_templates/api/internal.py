@@ -1,0 +1,44 @@
+"""``/internal/templates``: what the queue service reads and renders, by ``(template_id, version)``.
+
+Guarded by the service credential instead of a user token; the owner is a parameter, and a
+version the named user does not own is a 404. Deleted templates stay readable here (see merge.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Router, get, post
+from litestar.params import JSONBody, PathParameter, QueryParameter
+
+from mailmerger_shared.internal_api import RenderBatchRequest, RenderBatchResponse, TemplateVersionInfo
+from mailmerger_shared.web.auth import requires_service_credential
+from mailmerger_shared.web.deps import Transaction
+from mailmerger_templates import merge
+from mailmerger_templates.api.deps import Engine, Sessions
+from mailmerger_templates.domain import MAX_ID, MAX_VERSION
+
+
+def internal_router(service_token: str, *, max_batch_rows: int) -> Router:
+    @get("/templates/{template_id:int}/versions/{version:int}")
+    async def template_version(
+        template_id: Annotated[int, PathParameter(ge=1, le=MAX_ID)],
+        version: Annotated[int, PathParameter(ge=1, le=MAX_VERSION)],
+        user_id: Annotated[int, QueryParameter(ge=1, le=MAX_ID)],
+        tx: Transaction,
+    ) -> TemplateVersionInfo:
+        return await merge.version_info(tx, user_id, template_id, version)
+
+    @post("/render-batch", status_code=200)
+    async def render_batch(
+        data: JSONBody[RenderBatchRequest], sessions: Sessions, engine: Engine
+    ) -> RenderBatchResponse:
+        return await merge.render_batch(sessions, engine, data, max_rows=max_batch_rows)
+
+    return Router(
+        path="/internal/templates",
+        route_handlers=[template_version, render_batch],
+        guards=[requires_service_credential(service_token)],
+        opt={"exclude_from_auth": True},
+        include_in_schema=False,
+    )

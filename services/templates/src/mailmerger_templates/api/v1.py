@@ -1,0 +1,103 @@
+"""``/v1/templates``: the user's templates, their placeholders, validation and preview."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.enums import MediaType
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody, PathParameter, QueryParameter
+
+from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_templates import merge, service
+from mailmerger_templates.api.deps import Engine, Reads, Sessions, Write
+from mailmerger_templates.domain import MAX_ID
+from mailmerger_templates.reads import template_json, template_page_json
+from mailmerger_templates.rendering import TemplateSource
+from mailmerger_templates.schemas import (
+    Preview,
+    PreviewRequest,
+    SourceCheck,
+    SourceCheckRequest,
+    TemplateCreate,
+    TemplatePage,
+    TemplateRead,
+    TemplateUpdate,
+    TemplateVariables,
+)
+
+PathTemplateId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Templates per page")]
+Search = Annotated[str | None, QueryParameter(max_length=200, description="Part of the name, any case")]
+Cursor = Annotated[str | None, QueryParameter(max_length=64, description="next_cursor of the previous page")]
+
+
+class TemplatesController(Controller):
+    path = "/v1/templates"
+    tags = ["templates"]
+
+    @post("/")
+    async def create_template(
+        self, data: JSONBody[TemplateCreate], principal: CurrentUser, write: Write, engine: Engine
+    ) -> TemplateRead:
+        """Create a template (version 1). 422 lists every problem with its part, line and column."""
+        return await service.create_template(write, engine, principal.user_id, data.content())
+
+    # Cached reads answer the cached JSON bytes as they are: no decoding, no re-encoding.
+    @get("/", responses={200: ResponseSpec(TemplatePage, description="A page of templates")})
+    async def list_templates(
+        self, reads: Reads, limit: Limit = 20, cursor: Cursor = None, q: Search = None
+    ) -> Response[bytes]:
+        """The user's templates, newest first, a page at a time; ``q`` searches names."""
+        body = await template_page_json(reads, limit=limit, cursor=cursor, search=q)
+        return Response(body, media_type=MediaType.JSON)
+
+    @get("/{template_id:int}", responses={200: ResponseSpec(TemplateRead, description="The template")})
+    async def get_template(self, template_id: PathTemplateId, reads: Reads) -> Response[bytes]:
+        """The template as of its current version."""
+        return Response(await template_json(reads, template_id), media_type=MediaType.JSON)
+
+    @patch("/{template_id:int}")
+    async def update_template(
+        self,
+        template_id: PathTemplateId,
+        data: JSONBody[TemplateUpdate],
+        principal: CurrentUser,
+        write: Write,
+        engine: Engine,
+    ) -> TemplateRead:
+        """Save version n+1 with the fields given changed; earlier versions stay as they were."""
+        return await service.update_template(write, engine, principal.user_id, template_id, data)
+
+    @delete("/{template_id:int}")
+    async def delete_template(
+        self, template_id: PathTemplateId, principal: CurrentUser, write: Write
+    ) -> None:
+        """Delete the template for its owner; mail already queued with it is still sent as queued."""
+        await service.delete_template(write, principal.user_id, template_id)
+
+    @get("/{template_id:int}/variables")
+    async def template_variables(
+        self, template_id: PathTemplateId, principal: CurrentUser, tx: Transaction
+    ) -> TemplateVariables:
+        """The placeholders the current version reads, and which of them a row must provide."""
+        return await service.template_variables(tx, principal.user_id, template_id)
+
+    @post("/validate", status_code=200)
+    async def validate_template(self, data: JSONBody[SourceCheckRequest], engine: Engine) -> SourceCheck:
+        """Check a template without saving it: its fields, or 422 with every problem and its place."""
+        source = TemplateSource(subject=data.subject, html=data.html, text=data.text)
+        return await merge.check_source(engine, source)
+
+    @post("/{template_id:int}/preview", status_code=200)
+    async def preview_template(
+        self,
+        template_id: PathTemplateId,
+        data: JSONBody[PreviewRequest],
+        principal: CurrentUser,
+        sessions: Sessions,
+        engine: Engine,
+    ) -> Preview:
+        """Render the current version for one recipient row; 422 names missing fields."""
+        return await merge.preview(sessions, engine, principal.user_id, template_id, data.fields)

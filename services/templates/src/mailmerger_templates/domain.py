@@ -1,0 +1,89 @@
+"""Rules and value types of templates, without I/O."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable
+
+import msgspec
+
+from mailmerger_templates.rendering import TemplateSource
+
+_CURSOR = re.compile(r"t([0-9]{1,19})")
+
+# (template_id, version): what queued mail refers to, and the key of a compiled version.
+VersionKey = tuple[int, int]
+
+# The largest ids and version numbers the columns hold (bigint, integer): anything larger names
+# nothing, and must be refused before it reaches the database driver.
+MAX_ID = 2**63 - 1
+MAX_VERSION = 2**31 - 1
+
+
+class TemplateContent(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one version of a template holds; a version is this, frozen, plus its number."""
+
+    name: str
+    description: str
+    subject: str
+    html: str
+    text: str | None
+
+    @property
+    def source(self) -> TemplateSource:
+        return TemplateSource(subject=self.subject, html=self.html, text=self.text)
+
+
+def legacy_name(template_id: int) -> str:
+    """Name (and subject) of a template made by the legacy client, which sends only a body.
+
+    The legacy client types each email's subject itself and never reads a template's; the name
+    makes such templates tell apart in the v1 API, where both can be changed.
+    """
+    return f"Template {template_id}"
+
+
+def parse_legacy_keys(t_key: str) -> list[str]:
+    """The names in a legacy comma-separated key list (``"name, company"``), blanks dropped."""
+    return [key.strip() for key in t_key.split(",") if key.strip()]
+
+
+def legacy_keys(variables: Iterable[str]) -> str:
+    """A template's fields as the legacy client's ``t_key``: comma-separated, sorted."""
+    return ",".join(variables)
+
+
+def legacy_key_mismatch(t_key: str, used: Iterable[str]) -> str | None:
+    """Why ``t_key`` does not list exactly the placeholders the body uses, or None when it does."""
+    declared, needed = set(parse_legacy_keys(t_key)), set(used)
+    if declared == needed:
+        return None
+    complaints = []
+    if needed - declared:
+        complaints.append(f"missing from t_key: {', '.join(sorted(needed - declared))}")
+    if declared - needed:
+        complaints.append(f"not used in t_body: {', '.join(sorted(declared - needed))}")
+    return "t_key must list exactly the placeholders t_body uses; " + "; ".join(complaints)
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor this service did not hand out."""
+
+
+def encode_cursor(after_id: int) -> str:
+    """An opaque cursor for the page after the template ``after_id`` (pages go newest first)."""
+    return base64.urlsafe_b64encode(f"t{after_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The template id a cursor continues after; raise :class:`InvalidCursor` for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor(cursor) from None
+    match = _CURSOR.fullmatch(text)
+    if match is None:
+        raise InvalidCursor(cursor)
+    return int(match.group(1))

@@ -72,7 +72,7 @@ async def all_in_one(
     try:
         # Requests go to the router itself: LifespanManager.app shares one scope["state"] between
         # requests, where Litestar caches per-request data.
-        async with LifespanManager(public, startup_timeout=60):
+        async with LifespanManager(public, startup_timeout=60, shutdown_timeout=60):
             transport = httpx.ASGITransport(app=public)
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
                 yield public, client

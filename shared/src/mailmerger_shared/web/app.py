@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import gc
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from litestar import Litestar
@@ -24,6 +26,18 @@ from mailmerger_shared.web.problems import EXCEPTION_HANDLERS
 
 # Paths that never need a user token.
 PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/internal/"]
+
+
+@contextlib.asynccontextmanager
+async def freeze_startup_objects(_: Litestar) -> AsyncIterator[None]:
+    """Exempt what start-up built (modules, the app, pools) from the cyclic garbage collector.
+
+    Under load every full collection rescanned that whole heap for almost no garbage: ~20 pauses
+    of up to 100 ms per 10 s at 4,000 requests/s, which was the p99 of the cached template list.
+    Start-up objects live as long as the process, so freezing them loses nothing.
+    """
+    gc.freeze()
+    yield
 
 
 class MetricsController(PrometheusController):
@@ -63,7 +77,7 @@ def service_app(
             max_age=600,
         ),
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=list(lifespan),
+        lifespan=[*lifespan, freeze_startup_objects],  # last: after every resource is open
         on_startup=list(on_startup),
         dependencies={
             "tx": Provide(provide_transaction),

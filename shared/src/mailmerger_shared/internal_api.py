@@ -59,7 +59,7 @@ class RenderedRow(Internal, frozen=True, kw_only=True):
     subject: str | None = None
     html: str | None = None
     text: str | None = None
-    error: str | None = None  # "missing_fields" | "refused" | "limit_exceeded"
+    error: str | None = None  # "missing_fields" | "refused" | "limit_exceeded" | "render_failed"
     detail: str | None = None
     missing: list[str] = []
 

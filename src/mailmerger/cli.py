@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("config", help="print every environment variable with its default (Markdown)")
     emulator = commands.add_parser("emulator", help="run a local stand-in for an external service")
     emulator.add_argument("which", choices=["google"])
+    from mailmerger import demo, mailmerge_cli
+
+    demo.add_arguments(commands.add_parser("demo", help="a first campaign against a running `make run`"))
+    mailmerge_cli.add_arguments(
+        commands.add_parser("send", help="mail merge a template with a CSV (dry run unless --no-dry-run)")
+    )
     return parser
 
 
@@ -65,6 +71,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             print(k8s.render(), end="")
         return 0
+    if args.command == "demo":
+        from mailmerger import demo
+
+        return demo.run(args)
+    if args.command == "send":
+        from mailmerger import mailmerge_cli
+
+        return mailmerge_cli.run(args)
     if args.command == "config":
         from mailmerger.configuration import markdown
 
@@ -88,7 +102,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "worker":
         from mailmerger.serve import run_worker
+        from mailmerger_shared.metrics import MetricsSettings, start_metrics_listener
 
+        start_metrics_listener(load(MetricsSettings))
         run_worker(args.name)
         return 0
     if args.command == "emulator":
@@ -98,7 +114,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "run":
         from mailmerger.serve import run_all_in_one
+        from mailmerger_shared.metrics import MetricsSettings, start_metrics_listener
 
+        # Every service of the all-in-one shares one registry; this listener serves all of it.
+        start_metrics_listener(load(MetricsSettings))
         run_all_in_one(load(RunSettings))
         return 0
     raise AssertionError(args.command)

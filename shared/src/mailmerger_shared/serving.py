@@ -14,7 +14,8 @@ import msgspec
 import uvicorn
 
 from mailmerger_shared.logs import configure_logging
-from mailmerger_shared.settings import SettingsError, load_service
+from mailmerger_shared.metrics import MetricsSettings, start_metrics_listener
+from mailmerger_shared.settings import SettingsError, load, load_service
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -62,6 +63,7 @@ def main(
         raise SystemExit(2) from None
     configure_logging(settings.log, service=name if not args else f"{name}-{args[0]}")  # type: ignore[attr-defined]
     if args:
+        start_metrics_listener(load(MetricsSettings))
         run_until_signalled(workers[args[0]](settings))
         return
     http = settings.http  # type: ignore[attr-defined]

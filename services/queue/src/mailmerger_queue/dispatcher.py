@@ -54,6 +54,7 @@ from mailmerger_queue.pacing import AccountUsage, Schedule, account_allowance
 from mailmerger_queue.senders import account_usage
 from mailmerger_queue.settings import DispatchSettings
 from mailmerger_shared import contracts as c
+from mailmerger_shared import metrics
 from mailmerger_shared.broker.publisher import Publisher
 from mailmerger_shared.db import transaction
 
@@ -93,6 +94,13 @@ _CANDIDATES = text(
 )
 
 
+# Backlog for the metrics: the partial index on scheduled messages keeps this cheap.
+_SCHEDULED_COUNTS = text(
+    "SELECT count(*) FILTER (WHERE send_at <= :now), count(*) FILTER (WHERE send_at > :now) "
+    "FROM queue.messages WHERE state = 'scheduled'"
+)
+
+
 @dataclass
 class Dispatcher:
     sessions: async_sessionmaker[AsyncSession]
@@ -124,6 +132,7 @@ class Dispatcher:
             chosen = fair_pick(candidates, allowance, self.settings.batch_size)
             claimed = await self._claim(session, [candidate.id for candidate in chosen], now)
             confirmed = await self._publish(session, claimed, accounts)
+            metrics.observe_dispatched(now, {x.id: x.send_at for x in chosen}, [row.id for row in confirmed])
             await self._mark_dispatched(session, confirmed, now)
             await self._space_campaigns(session, confirmed, schedules, now)
             return len(confirmed)
@@ -314,6 +323,10 @@ class Dispatcher:
             )
             cutoff = now - timedelta(hours=self.settings.processed_events_retention_hours)
             await session.execute(delete(processed_events).where(processed_events.c.processed_at < cutoff))
+            metrics.set_scheduled(*(await session.execute(_SCHEDULED_COUNTS, {"now": now})).one())
+            metrics.PARKED_ACCOUNTS.set(
+                await session.scalar(select(func.count()).where(s.c.parked_until > now)) or 0
+            )
 
     async def pause(self) -> float:
         """Seconds to wait before the next tick: until the next send_at, at most one tick."""
@@ -336,6 +349,7 @@ class Dispatcher:
         while True:
             try:
                 dispatched = await self.dispatch_due_messages()
+                metrics.DISPATCH_TICKS.labels("ok").inc()
                 if ticks % 20 == 0:
                     await self.housekeeping()
                 wait = 0.0 if dispatched >= self.settings.batch_size else await self.pause()
@@ -343,6 +357,7 @@ class Dispatcher:
                 raise
             except Exception:
                 log.exception("dispatch tick failed; retrying")
+                metrics.DISPATCH_TICKS.labels("failed").inc()
                 wait = self.settings.tick_seconds * 4
             ticks += 1
             await asyncio.sleep(wait)

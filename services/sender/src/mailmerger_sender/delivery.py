@@ -53,6 +53,7 @@ from mailmerger_sender.reconcile import Absent, Found, Inconclusive, Lookup, Mai
 from mailmerger_sender.settings import DeliverySettings
 from mailmerger_sender.writer import DuplicateMessageId, LedgerWriter
 from mailmerger_shared import contracts as c
+from mailmerger_shared import metrics
 from mailmerger_shared.internal_api import GmailAccessToken
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,10 @@ async def deliver(command: c.SendEmail, envelope: c.Envelope, ports: Ports) -> N
         if resolved is None:
             return
         held = resolved
-    await ports.ledger.record(held, await _attempt(command, held, ports))
+    settled = await _attempt(command, held, ports)
+    await ports.ledger.record(held, settled)
+    metrics.record_delivery(settled.state, settled.fields.get("reason"))
+    log.info("delivery settled", extra={"message_id": command.message_id, "outcome": settled.state})
 
 
 async def _attempt(command: c.SendEmail, held: ledger.Delivery, ports: Ports) -> settlement.Settlement:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -18,6 +19,7 @@ import pybase64
 
 from mailmerger_sender.adapters.aiohttp_transport import AiohttpTransport
 from mailmerger_sender.settings import GmailSettings
+from mailmerger_shared import metrics
 
 # Failures that happen before the whole request was written: Gmail cannot act on such a request.
 _NOT_SENT = (
@@ -132,6 +134,7 @@ class HttpGmail:
         content: bytes | None = None,
         params: dict[str, str] | None = None,
     ) -> GmailAnswer:
+        started = time.perf_counter()
         try:
             # One deadline for the whole call: after it, the request is abandoned, which bounds how
             # long a claim can stay ambiguous (see DeliverySettings.settle_margin_seconds).
@@ -143,6 +146,7 @@ class HttpGmail:
             raise RequestNotSent(f"{type(exc).__name__}: {exc}") from exc
         except (httpx.TransportError, TimeoutError) as exc:
             raise AnswerLost(f"{type(exc).__name__}: {exc}") from exc
+        metrics.observe_gmail_call(path, response.status_code, time.perf_counter() - started)
         return GmailAnswer(response.status_code, response.content, response.headers.get("retry-after"))
 
     async def aclose(self) -> None:

@@ -27,11 +27,15 @@ def _groups() -> Iterator[tuple[str, type[Settings]]]:
     from mailmerger.cli import RunSettings
     from mailmerger.services import registry
     from mailmerger_emulator.google.settings import GoogleEmulatorSettings
+    from mailmerger_shared.metrics import MetricsSettings
+    from mailmerger_shared.tracing import TracingSettings
 
     for name, service in registry().items():
         for field in msgspec.structs.fields(service.settings_type):
             yield name, field.type
     yield "all-in-one", RunSettings
+    yield "workers", MetricsSettings
+    yield "every process", TracingSettings
     yield "emulator", GoogleEmulatorSettings
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, TypeAlias
+from typing import Annotated, Any, TypeAlias
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,3 +38,8 @@ def provide_principal(request: Request[Any, Any, Any]) -> Principal:
 # Handlers declare what they need by these names: ``principal: CurrentUser, tx: Transaction``.
 CurrentUser: TypeAlias = NamedDependency[Principal]
 Transaction: TypeAlias = NamedDependency[AsyncSession]
+
+# Ids are PostgreSQL bigints: a larger one names no row, and the driver would refuse it (as a 500).
+_BIGINT_MAX = 2**63 - 1
+ResourceId: TypeAlias = Annotated[int, PathParameter(ge=1, le=_BIGINT_MAX)]
+ResourceIdFilter: TypeAlias = Annotated[int | None, QueryParameter(ge=1, le=_BIGINT_MAX)]

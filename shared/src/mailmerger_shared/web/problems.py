@@ -156,6 +156,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if any(isinstance(cause, RecursionError) for cause in _chain(exc)):
+        # A body nested deeper than the decoder recurses is the client's doing, not a bug.
+        return problem_response(
+            request, status=400, title="Bad request", detail="the request body is nested too deeply"
+        )
     dependency = _unavailable_dependency(exc)
     if dependency is not None:
         log.warning("dependency unavailable", extra={"dependency": dependency, "error": repr(exc)})

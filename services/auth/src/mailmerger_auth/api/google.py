@@ -16,7 +16,7 @@ import msgspec
 from litestar import Response, delete, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
-from litestar.params import CookieParameter, FromPath, FromQuery, QueryParameter
+from litestar.params import CookieParameter, FromQuery, QueryParameter
 from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,7 +28,7 @@ from mailmerger_auth.domain import Purpose
 from mailmerger_auth.settings import AuthSettings
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.internal_api import ConnectTicket
-from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_shared.web.problems import Unprocessable
 
 BROWSER_COOKIE = "mm_oauth_browser"
@@ -245,7 +245,7 @@ async def list_gmail_accounts(principal: CurrentUser, tx: Transaction) -> list[G
 
 @delete("/gmail-accounts/{account_id:int}", status_code=204)
 async def disconnect_gmail_account(
-    account_id: FromPath[int],
+    account_id: ResourceId,
     principal: CurrentUser,
     tx: Transaction,
     google: NamedDependency[GoogleOAuth | None],

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 
 from mailmerger_queue import campaign_reports, campaigns
@@ -29,10 +29,10 @@ from mailmerger_queue.schemas import (
     RowPreview,
     ValidationReport,
 )
-from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_shared.web.problems import Conflict, Problem, Unprocessable
 
-CampaignId = FromPath[int]
+CampaignId = ResourceId
 
 
 def _now() -> datetime:
@@ -124,7 +124,11 @@ class CampaignsController(Controller):
 
     @get("/{campaign_id:int}/rows/{row:int}")
     async def preview_row(
-        self, campaign_id: CampaignId, row: FromPath[int], principal: CurrentUser, tx: Transaction
+        self,
+        campaign_id: CampaignId,
+        row: Annotated[int, PathParameter(ge=0, le=2**31 - 1)],
+        principal: CurrentUser,
+        tx: Transaction,
     ) -> RowPreview:
         """One row as it will be sent (or why it will not)."""
         return await campaign_reports.preview(tx, principal.user_id, campaign_id, row)

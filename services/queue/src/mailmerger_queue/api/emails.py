@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from mailmerger_queue import email_reads, emails
 from mailmerger_queue.api.deps import Settings, Storage, Templates
 from mailmerger_queue.domain import State
 from mailmerger_queue.schemas import AwareDatetime, ComposeEmail, EmailDetail, EmailPage
-from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_shared.web.deps import CurrentUser, ResourceId, ResourceIdFilter, Transaction
 
 
 class EmailsController(Controller):
@@ -47,8 +47,8 @@ class EmailsController(Controller):
         principal: CurrentUser,
         tx: Transaction,
         states: Annotated[list[State] | None, QueryParameter(name="state")] = None,
-        account_id: FromQuery[int | None] = None,
-        campaign_id: FromQuery[int | None] = None,
+        account_id: ResourceIdFilter = None,
+        campaign_id: ResourceIdFilter = None,
         send_after: FromQuery[AwareDatetime | None] = None,
         send_before: FromQuery[AwareDatetime | None] = None,
         cursor: FromQuery[str | None] = None,
@@ -65,20 +65,18 @@ class EmailsController(Controller):
         return await email_reads.list_emails(tx, principal.user_id, criteria, cursor=cursor, limit=limit)
 
     @get("/{email_id:int}")
-    async def get_email(
-        self, email_id: FromPath[int], principal: CurrentUser, tx: Transaction
-    ) -> EmailDetail:
+    async def get_email(self, email_id: ResourceId, principal: CurrentUser, tx: Transaction) -> EmailDetail:
         """One email with its attempts and every state transition."""
         return await email_reads.get_email(tx, principal.user_id, email_id)
 
     @post("/{email_id:int}/cancel", status_code=200)
-    async def cancel(self, email_id: FromPath[int], principal: CurrentUser, tx: Transaction) -> EmailDetail:
+    async def cancel(self, email_id: ResourceId, principal: CurrentUser, tx: Transaction) -> EmailDetail:
         """Cancel an email that is not dispatched yet (409 once it is)."""
         await emails.cancel(tx, principal.user_id, email_id, now=datetime.now(UTC))
         return await email_reads.get_email(tx, principal.user_id, email_id)
 
     @post("/{email_id:int}/send-now", status_code=200)
-    async def send_now(self, email_id: FromPath[int], principal: CurrentUser, tx: Transaction) -> EmailDetail:
+    async def send_now(self, email_id: ResourceId, principal: CurrentUser, tx: Transaction) -> EmailDetail:
         """Make an email due now (also retries a failed or unconfirmed one)."""
         await emails.send_now(tx, principal.user_id, email_id, now=datetime.now(UTC))
         return await email_reads.get_email(tx, principal.user_id, email_id)

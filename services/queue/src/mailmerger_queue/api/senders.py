@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from litestar import Controller, get, patch
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from mailmerger_queue import senders
 from mailmerger_queue.schemas import Sender, SenderLimits
-from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 
 
 class SendersController(Controller):
@@ -23,7 +23,7 @@ class SendersController(Controller):
 
     @patch("/{account_id:int}")
     async def update_limits(
-        self, account_id: FromPath[int], data: JSONBody[SenderLimits], principal: CurrentUser, tx: Transaction
+        self, account_id: ResourceId, data: JSONBody[SenderLimits], principal: CurrentUser, tx: Transaction
     ) -> Sender:
         """Change an account's daily and per-minute limits."""
         return await senders.update_limits(tx, principal.user_id, account_id, data, datetime.now(UTC))

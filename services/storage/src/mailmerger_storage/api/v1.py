@@ -8,15 +8,17 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.background_tasks import BackgroundTask
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
-from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_storage import service
 from mailmerger_storage.api.deps import Blobs, S3Config, Sessions, incoming_body
 from mailmerger_storage.domain import Attachment, Kind
 from mailmerger_storage.filetypes import ALL_TYPES
 from mailmerger_storage.settings import S3Settings
 from mailmerger_storage.uploads import UploadPolicy, upload_attachment
+
+AttachmentId = ResourceId
 
 
 class AttachmentRead(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,13 +110,13 @@ class AttachmentsController(Controller):
 
     @get("/{attachment_id:int}")
     async def read(
-        self, attachment_id: FromPath[int], principal: CurrentUser, tx: Transaction
+        self, attachment_id: AttachmentId, principal: CurrentUser, tx: Transaction
     ) -> AttachmentRead:
         return AttachmentRead.of(await service.attachment_by_id(tx, principal.user_id, attachment_id))
 
     @post("/{attachment_id:int}/designate", status_code=200)
     async def designate(
-        self, attachment_id: FromPath[int], principal: CurrentUser, tx: Transaction
+        self, attachment_id: AttachmentId, principal: CurrentUser, tx: Transaction
     ) -> AttachmentRead:
         """Make this resume (or cover letter) the one sent when an email includes your resume."""
         return AttachmentRead.of(await service.designate(tx, principal.user_id, attachment_id))
@@ -122,7 +124,7 @@ class AttachmentsController(Controller):
     @get("/{attachment_id:int}/download")
     async def download(
         self,
-        attachment_id: FromPath[int],
+        attachment_id: AttachmentId,
         principal: CurrentUser,
         tx: Transaction,
         blobs: Blobs,
@@ -135,7 +137,7 @@ class AttachmentsController(Controller):
 
     @delete("/{attachment_id:int}", status_code=204)
     async def remove(
-        self, attachment_id: FromPath[int], principal: CurrentUser, tx: Transaction, blobs: Blobs
+        self, attachment_id: AttachmentId, principal: CurrentUser, tx: Transaction, blobs: Blobs
     ) -> Response[None]:
         orphan = await service.delete_attachment(tx, principal.user_id, attachment_id)
         # The request's transaction commits before the response is sent, and background tasks

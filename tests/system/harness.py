@@ -1,0 +1,204 @@
+"""The whole system under real uvicorn servers, and the steps a user takes through its gateway.
+
+``SystemUnderTest`` runs the all-in-one (every service, the dispatcher, a sender, the Google
+emulator and a local S3) on free loopback ports in a thread of its own, with its own event loop,
+so the tests reach it over real HTTP exactly as a client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import httpx
+import uvicorn
+
+from mailmerger.allinone import PrefixRouter
+from mailmerger.serve import build_all_in_one
+from mailmerger.standins import StandIns
+from mailmerger_shared.serving import server_config
+from tests.support import eventually
+
+# A minimal valid PDF: storage sniffs the magic bytes and the trailer.
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def system_environment(service_env: Mapping[str, str], port: int, internal_port: int) -> dict[str, str]:
+    """The run's infrastructure, plus the ports the gateway and the internal listener use."""
+    public_url = f"http://127.0.0.1:{port}"
+    return {
+        **service_env,
+        "MM_HTTP_HOST": "127.0.0.1",
+        "MM_HTTP_PORT": str(port),
+        "MM_HTTP_PUBLIC_URL": public_url,
+        "MM_JWT_JWKS_URL": f"{public_url}/v1/auth/.well-known/jwks.json",
+        "MM_INTERNAL_BASE_URL": f"http://127.0.0.1:{internal_port}",
+        "MM_EMULATOR_AUTO_APPROVE": "true",
+        # Cheaper password hashing (still within the settings' lower bounds) keeps sign-ups quick.
+        "MM_AUTH_ARGON2_MEMORY_KIB": str(19 * 1024),
+        "MM_AUTH_ARGON2_TIME_COST": "2",
+        "MM_AUTH_ARGON2_PARALLELISM": "1",
+        # The sender's own per-account guard, raised with the account's limits by the journey.
+        "MM_SENDER_ACCOUNT_SENDS_PER_MINUTE": "6000",
+        "MM_SENDER_ACCOUNT_BURST": "200",
+        "MM_DISPATCH_TICK_SECONDS": "0.2",
+        "MM_DISPATCH_PER_ACCOUNT_PER_TICK": "100",
+        "MM_DISPATCH_BATCH_SIZE": "500",
+        "MM_COMPOSE_PROGRESS_INTERVAL_SECONDS": "0.5",
+    }
+
+
+class SystemUnderTest:
+    """The all-in-one behind a public port (the gateway) and an internal one, in its own thread."""
+
+    def __init__(self, service_env: Mapping[str, str]) -> None:
+        self.port = free_port()
+        self.internal_port = free_port()
+        self.env = system_environment(service_env, self.port, self.internal_port)
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.internal_url = f"http://127.0.0.1:{self.internal_port}"
+        self.service_token = self.env["MM_INTERNAL_SERVICE_TOKEN"]
+        self.public: PrefixRouter
+        self.stand_ins: StandIns
+        self._servers: list[uvicorn.Server] = []
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def start(self) -> None:
+        self.public, internal, _http, self.stand_ins = build_all_in_one(self.env, local_s3_port=free_port())
+        public_config = server_config(self.public, "127.0.0.1", self.port)
+        internal_config = server_config(internal, "127.0.0.1", self.internal_port, lifespan="off")
+        for config in (public_config, internal_config):
+            config.timeout_graceful_shutdown = 5
+        self._servers = [uvicorn.Server(public_config), uvicorn.Server(internal_config)]
+        self._thread = threading.Thread(target=self._run, name="system-under-test", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        async def serve() -> None:
+            # The internal listener serves the same app objects, started by the public lifespan;
+            # nothing calls it before the system reports ready (``started`` and /ready).
+            await asyncio.gather(*(server.serve() for server in self._servers))
+
+        try:
+            asyncio.run(serve())
+        except BaseException as exc:  # reported by wait_until_started / stop
+            self._failure = exc
+
+    @property
+    def started(self) -> bool:
+        if self._failure is not None:
+            raise RuntimeError("the system under test failed to start") from self._failure
+        return all(server.started for server in self._servers)
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self.stand_ins.stop()
+
+
+# --- a user's steps ----------------------------------------------------------------------------
+
+
+@dataclass
+class User:
+    """A signed-up user and the client that carries their token."""
+
+    email: str
+    password: str
+    client: httpx.AsyncClient
+    access_token: str
+    refresh_token: str
+    user_id: int
+    account_id: int | None = None
+    gmail: str | None = None
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.org"
+
+
+async def sign_up(base_url: str, prefix: str = "user") -> User:
+    email, password = unique_email(prefix), "correct horse battery staple"
+    client = httpx.AsyncClient(base_url=base_url, timeout=30.0)
+    response = await client.post(
+        "/v1/auth/signup", json={"email": email, "password": password, "name": prefix.title()}
+    )
+    assert response.status_code == 201, response.text
+    session = response.json()
+    client.headers["Authorization"] = f"Bearer {session['access_token']}"
+    return User(
+        email=email,
+        password=password,
+        client=client,
+        access_token=session["access_token"],
+        refresh_token=session["refresh_token"],
+        user_id=session["user_id"],
+    )
+
+
+async def follow_connect_url(base_url: str, url: str, gmail: str) -> str:
+    """Open a connect URL in a fresh "browser" (a cookie jar) that picks Google account ``gmail``.
+
+    Returns the final frontend URL (``…/oauth-finish#…``).
+    """
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as browser:
+        response = await browser.get(url)
+        assert response.status_code == 302, response.text
+        google = urlsplit(response.headers["location"])
+        # The account chooser: the emulator auto-approves the hinted account.
+        query = {**{k: v[0] for k, v in parse_qs(google.query).items()}, "login_hint": gmail}
+        response = await browser.get(urlunsplit(google._replace(query=urlencode(query))))
+        assert response.status_code in (302, 303), response.text
+        response = await browser.get(response.headers["location"])  # back to our callback
+        assert response.status_code == 302, response.text
+        finish: str = response.headers["location"]
+        return finish
+
+
+async def connect_gmail(user: User, base_url: str) -> int:
+    """Connect a fresh emulated Gmail account to ``user``; returns the account id once the queue
+    knows it as a sender."""
+    gmail = f"sender-{uuid.uuid4().hex[:10]}@gmail.local"
+    response = await user.client.post("/v1/auth/google/connect-tickets")
+    assert response.status_code == 201, response.text
+    finish = await follow_connect_url(base_url, response.json()["url"], gmail)
+    assert "#at=" in finish, finish
+
+    async def sender_known() -> int | None:
+        senders = (await user.client.get("/v1/senders/")).json()
+        return next((s["account_id"] for s in senders if s["email"] == gmail), None)
+
+    user.account_id = await eventually(sender_known, timeout=20)
+    user.gmail = gmail
+    return user.account_id
+
+
+async def emulator_messages(client: httpx.AsyncClient, gmail: str) -> list[dict[str, Any]]:
+    response = await client.get("/google/_emulator/messages", params={"user": gmail})
+    assert response.status_code == 200, response.text
+    messages: list[dict[str, Any]] = response.json()["messages"]
+    return messages
+
+
+def header(message: Mapping[str, Any], name: str) -> list[str]:
+    return [h["value"] for h in message["headers"] if h["name"].lower() == name.lower()]

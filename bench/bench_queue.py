@@ -355,6 +355,13 @@ async def run(settings: QueueSettings) -> list[dict[str, Any]]:
             "notes": f"earliest of all rounds: {earliest * 1000:.0f} ms after send_at (negative = early)",
         },
         {
+            "name": "schedule lateness min",
+            "value": round(earliest * 1000),
+            "unit": "ms",
+            "goal": ">= 0 ms (never early)",
+            "notes": "earliest arrival of all rounds relative to send_at (negative = early)",
+        },
+        {
             "name": "schedule lateness p99",
             "value": round(p99 * 1000),
             "unit": "ms",

@@ -8,12 +8,15 @@ medians of several rounds measured in this one run; nothing here passes or fails
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -22,7 +25,11 @@ RESULTS = HERE / "results"
 def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     failures = []
+    # `python bench/run.py [area ...]` reruns only those benchmarks; the report covers every result.
+    only = {f"bench_{name}.py" for name in sys.argv[1:]}
     for script in sorted(HERE.glob("bench_*.py")):
+        if only and script.name not in only:
+            continue
         print(f"== {script.name}", flush=True)
         started = time.monotonic()
         completed = subprocess.run([sys.executable, str(script)], check=False)
@@ -32,7 +39,12 @@ def main() -> int:
     areas = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
     report = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": _cpus(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": _cpus(),
+            "platform": platform.platform(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+        },
         "areas": areas,
         "failed_benchmarks": failures,
     }
@@ -48,6 +60,113 @@ def _cpus() -> int:
     return os.cpu_count() or 0
 
 
+# Issue 9's goals: (label, area, measure name, goal, met(value) or None when judged by hand).
+GOALS: list[tuple[str, str, str, str, Callable[[float], bool] | None]] = [
+    (
+        "P1 pipeline, 1 KB",
+        "pipeline",
+        "pipeline_emails_per_second_1kb",
+        ">= 1,000 emails/s",
+        lambda v: v >= 1000,
+    ),
+    ("P1 pipeline / floor, 1 KB", "pipeline", "pipeline / floor, 1kb", ">= 0.7", lambda v: v >= 0.7),
+    (
+        "P1 pipeline, 100 KB attachment",
+        "pipeline",
+        "pipeline_emails_per_second_100kb_attachment",
+        ">= 1,000 emails/s",
+        lambda v: v >= 1000,
+    ),
+    (
+        "P1 pipeline / floor, 100 KB",
+        "pipeline",
+        "pipeline / floor, 100kb_attachment",
+        ">= 0.7",
+        lambda v: v >= 0.7,
+    ),
+    (
+        "P2 cached GET /v1/templates rps",
+        "templates_api",
+        "cached list rps (uvicorn)",
+        ">= 3,000",
+        lambda v: v >= 3000,
+    ),
+    (
+        "P2 cached GET /v1/templates p99",
+        "templates_api",
+        "cached list p99 (uvicorn)",
+        "<= 20 ms",
+        lambda v: v <= 20,
+    ),
+    ("P3 campaign build 100k rows", "queue", "campaign build, 100k rows", "<= 10 s", lambda v: v <= 10),
+    (
+        "P3 campaign build peak RSS",
+        "queue",
+        "campaign build peak RSS, 100k rows",
+        "<= 300 MB",
+        lambda v: v <= 300,
+    ),
+    (
+        "P4 pacing achieved/allowed (shipped sender bucket)",
+        "pipeline",
+        "quota pacing, achieved / allowed",
+        ">= 95 %",
+        lambda v: v >= 95,
+    ),
+    (
+        "P4 Gmail quota errors (shipped)",
+        "pipeline",
+        "quota pacing, Gmail quota errors",
+        "0",
+        lambda v: v == 0,
+    ),
+    (
+        "P4 pacing achieved/allowed (sender burst 150)",
+        "pipeline",
+        "quota pacing, achieved / allowed, burst 150",
+        ">= 95 %",
+        lambda v: v >= 95,
+    ),
+    (
+        "P4 Gmail quota errors (sender burst 150)",
+        "pipeline",
+        "quota pacing, Gmail quota errors, burst 150",
+        "0",
+        lambda v: v == 0,
+    ),
+    ("P5 schedule lateness p99", "queue", "schedule lateness p99", "<= 1,000 ms", lambda v: v <= 1000),
+    (
+        "P5 earliest send vs send_at",
+        "queue",
+        "schedule lateness min",
+        ">= 0 ms (never early)",
+        lambda v: v >= 0,
+    ),
+    ("P6 all-in-one RSS at idle", "rss", "all-in-one RSS at idle", "<= 250 MB", lambda v: v <= 250),
+]
+
+
+def _summary(areas: list[dict[str, Any]]) -> list[str]:
+    found = {(a["area"], r["name"]): r for a in areas for r in a["results"]}
+    lines = ["## Goals of issue 9", "", "| goal | value | target | met? |", "|---|---|---|---|"]
+    for label, area, name, goal, met in GOALS:
+        r = found.get((area, name))
+        if r is None:
+            lines.append(f"| {label} | not measured | {goal} | no |")
+            continue
+        value = r["value"]
+        numeric = isinstance(value, int | float)
+        verdict = ("yes" if met(value) else "no") if met is not None and numeric else "see notes"
+        lines.append(f"| {label} | {_number(value)} {r['unit']} | {goal} | {verdict} |")
+    return [*lines, ""]
+
+
+def _number(value: object) -> str:
+    if not isinstance(value, int | float):
+        return str(value)
+    return f"{value:,.2f}" if abs(value) < 10 and value != int(value) else f"{value:,.1f}"
+
+
 def _markdown(report: dict[str, object]) -> str:
     lines = [
         "# MailMerger benchmark report",
@@ -55,6 +174,7 @@ def _markdown(report: dict[str, object]) -> str:
         f"Generated {report['generated_at']} on {report['machine']}.",
         "Values are medians of several rounds in one run; goals are targets, not assertions.",
         "",
+        *_summary(report["areas"]),  # type: ignore[arg-type]
     ]
     for area in report["areas"]:  # type: ignore[attr-defined]
         lines += [
@@ -64,7 +184,7 @@ def _markdown(report: dict[str, object]) -> str:
             "|---|---|---|---|---|",
         ]
         for r in area["results"]:
-            value = f"{r['value']:,.1f}" if isinstance(r["value"], int | float) else str(r["value"])
+            value = _number(r["value"])
             lines.append(
                 f"| {r['name']} | {value} | {r['unit']} | {r.get('goal') or ''} | {r.get('notes') or ''} |"
             )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from mailmerger_queue.accounts import apply_account_event
 from mailmerger_queue.dispatcher import Clock, Dispatcher, SystemClock
-from mailmerger_queue.outcomes import apply_outcome, first_delivery
+from mailmerger_queue.outcomes import OutcomeWriter, first_delivery
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker.consumer import Handler
@@ -51,17 +51,10 @@ async def open_dispatcher(infra: Infrastructure, settings: QueueSettings, clock:
 
 
 def delivery_outcomes(infra: Infrastructure) -> Handler:
-    """Consumer of ``queue.delivery-outcomes``: one transaction per event, redeliveries skipped."""
+    """Consumer of ``queue.delivery-outcomes``: events in flight share a transaction, redeliveries skipped."""
     sessions = infra.sessions
     assert sessions is not None
-
-    async def handle(message: c.Message, envelope: c.Envelope) -> None:
-        now = datetime.now(UTC)
-        async with transaction(sessions) as session:
-            if await first_delivery(session, envelope.id, now):
-                await apply_outcome(session, message, now)
-
-    return handle
+    return OutcomeWriter(sessions).apply
 
 
 def account_events(settings: QueueSettings) -> HandlerFactory:

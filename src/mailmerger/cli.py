@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from mailmerger_shared.settings import LogSettings, Settings, SettingsError, load
+from mailmerger_shared.tracing import TracingSettings, configure_tracing
 
 
 class RunSettings(Settings, frozen=True, kw_only=True):
@@ -85,6 +86,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(markdown(), end="")
         return 0
     configure_logging(load(LogSettings), service=f"mailmerger-{args.command}")
+    configure_tracing(load(TracingSettings), service=f"mailmerger-{args.command}")
     if args.command == "migrate":
         from mailmerger.migrate import migrate
 

@@ -33,6 +33,7 @@ from mailmerger_shared import contracts as c
 from mailmerger_shared.broker.publisher import Publisher
 from mailmerger_shared.context import current_correlation_id
 from mailmerger_shared.db import transaction
+from mailmerger_shared.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ def outbox_table(metadata: MetaData) -> Table:
 
 async def stage(session: AsyncSession, table: Table, event: c.Message) -> c.Envelope:
     """Record ``event`` in the caller's transaction; the relay publishes it after commit."""
-    envelope = c.Envelope.new(event.TAG, correlation_id=current_correlation_id())
+    envelope = c.Envelope.new(
+        event.TAG, correlation_id=current_correlation_id(), traceparent=current_traceparent()
+    )
     await session.execute(
         table.insert().values(
             id=envelope.id,

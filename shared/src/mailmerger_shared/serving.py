@@ -16,6 +16,7 @@ import uvicorn
 from mailmerger_shared.logs import configure_logging
 from mailmerger_shared.metrics import MetricsSettings, start_metrics_listener
 from mailmerger_shared.settings import SettingsError, load, load_service
+from mailmerger_shared.tracing import TracingSettings, configure_tracing
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -61,7 +62,9 @@ def main(
     except SettingsError as exc:
         print(f"mailmerger-{name}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    configure_logging(settings.log, service=name if not args else f"{name}-{args[0]}")  # type: ignore[attr-defined]
+    process = name if not args else f"{name}-{args[0]}"
+    configure_logging(settings.log, service=process)  # type: ignore[attr-defined]
+    configure_tracing(load(TracingSettings), service=process)
     if args:
         start_metrics_listener(load(MetricsSettings))
         run_until_signalled(workers[args[0]](settings))

@@ -52,6 +52,10 @@ def configure_tracing(settings: TracingSettings, *, service: str) -> bool:
     return True
 
 
+def enabled() -> bool:
+    return _state["tracer"] is not None
+
+
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, or None when tracing is off."""
     if _state["tracer"] is None:

@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
 from mailmerger_shared.context import set_correlation_id
+from mailmerger_shared.tracing import consumer_span
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ class Consumer:
             await incoming.reject(requeue=False)
             return
         try:
-            await self._handler(message, envelope)
+            with consumer_span(envelope.tag, envelope.traceparent):
+                await self._handler(message, envelope)
         except asyncio.CancelledError:
             await _settle_quietly(incoming.nack(requeue=True))
             raise

@@ -15,6 +15,7 @@ from aiormq.exceptions import DeliveryError, PublishError
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker.topology import declare_exchanges, exchange_for
 from mailmerger_shared.context import current_correlation_id
+from mailmerger_shared.tracing import current_traceparent
 
 
 class UnroutableMessage(Exception):
@@ -57,7 +58,9 @@ class Publisher:
     async def publish(self, message: c.Message, envelope: c.Envelope | None = None) -> c.Envelope:
         """Publish and wait for the broker's confirm. Returns the envelope that was sent."""
         if envelope is None:
-            envelope = c.Envelope.new(message.TAG, correlation_id=current_correlation_id())
+            envelope = c.Envelope.new(
+                message.TAG, correlation_id=current_correlation_id(), traceparent=current_traceparent()
+            )
         exchange = self._exchanges[exchange_for(message)]
         try:
             await exchange.publish(

@@ -17,6 +17,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ControllerRouterHandler, LifespanHook
 
+from mailmerger_shared import tracing
 from mailmerger_shared.settings import HttpSettings
 from mailmerger_shared.web.auth import JwtAuthMiddleware, TokenVerifier
 from mailmerger_shared.web.deps import provide_principal, provide_transaction
@@ -64,6 +65,10 @@ def service_app(
     """
     middleware: list[Any] = [RequestIdMiddleware()]
     middleware.append(PrometheusConfig(app_name=name, prefix="mailmerger", group_path=True).middleware)
+    if tracing.enabled():  # HTTP server spans continue an incoming traceparent
+        from litestar.contrib.opentelemetry import OpenTelemetryConfig
+
+        middleware.append(OpenTelemetryConfig().middleware)
     if verifier is not None:
         middleware.append(DefineMiddleware(JwtAuthMiddleware, verifier=verifier, exclude=PUBLIC_PATHS))
     return Litestar(

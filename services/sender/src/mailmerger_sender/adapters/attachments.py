@@ -46,7 +46,6 @@ class AttachmentUnavailable(Exception):
 class BlobStore(Protocol):
     async def read(self, key: str) -> bytes:
         """The object's bytes; ``BlobMissing`` when there is none, anything else is transient."""
-        ...
 
 
 class S3Blobs:

@@ -198,3 +198,36 @@ async def test_consumer_resumes_after_its_connection_is_dropped(amqp_url: str) -
         await consumer.stop()
     finally:
         await connection.close()
+
+
+def test_outage_pause_grows_and_is_capped() -> None:
+    """A message that met an outage waits 1, 2, 4… seconds before it returns, never over 30."""
+    from mailmerger_shared.broker.consumer import outage_pause
+
+    assert [outage_pause(n) for n in range(6)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+
+
+async def test_outage_does_not_spend_the_delivery_limit(
+    connection: AbstractRobustConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler failing only because a dependency is down gets paused retries and then succeeds."""
+    from mailmerger_shared.broker import consumer as consumer_module
+
+    monkeypatch.setattr(consumer_module, "OUTAGE_PAUSE_FIRST", 0.05)
+    await _fresh_queue(connection, "templates.user-deleted")
+    attempts: list[int] = []
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        attempts.append(1)
+        if len(attempts) < DELIVERY_LIMIT:
+            raise ConnectionRefusedError("database is restarting")
+
+    consumer = Consumer("templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
+    await consumer.start(connection)
+    publisher = await Publisher.open(connection)
+    await publisher.publish(c.UserDeleted(user_id=77))
+    await eventually(lambda: len(attempts) == DELIVERY_LIMIT, timeout=20)
+    await consumer.stop()
+    channel = await connection.channel()
+    dead = await channel.get_queue(QUEUES["templates.user-deleted"].dead_letter_queue)
+    assert (await dead.declare()).message_count == 0

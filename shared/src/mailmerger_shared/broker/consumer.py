@@ -19,11 +19,15 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
 from mailmerger_shared.context import set_correlation_id
+from mailmerger_shared.outages import unavailable_dependency
 from mailmerger_shared.tracing import consumer_span
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[c.Message, c.Envelope], Awaitable[None]]
+
+OUTAGE_PAUSE_FIRST = 1.0
+OUTAGE_PAUSE_MAX = 30.0
 
 
 def envelope_of(incoming: AbstractIncomingMessage) -> c.Envelope:
@@ -82,11 +86,24 @@ class Consumer:
         except asyncio.CancelledError:
             await _settle_quietly(incoming.nack(requeue=True))
             raise
-        except Exception:
-            log.exception(
-                "handler failed; message returned to its queue",
-                extra={"tag": envelope.tag, "message_id": str(envelope.id), "queue": self.queue_name},
-            )
+        except Exception as exc:
+            context = {"tag": envelope.tag, "message_id": str(envelope.id), "queue": self.queue_name}
+            dependency = unavailable_dependency(exc)
+            if dependency is None:
+                log.exception("handler failed; message returned to its queue", extra=context)
+            else:
+                # An outage is not the message's fault: without a pause, a few consumers spend its
+                # whole delivery limit in milliseconds and dead-letter work that would succeed a
+                # moment later (seen with a PostgreSQL restart). Waiting holds this consumer's
+                # slot, which is fine: nothing it would take next can succeed either.
+                pause = outage_pause(_redeliveries(incoming))
+                log.warning(
+                    "%s unavailable; message returned to its queue in %.0fs",
+                    dependency,
+                    pause,
+                    extra={**context, "dependency": dependency},
+                )
+                await asyncio.sleep(pause)
             await _settle_quietly(incoming.nack(requeue=True))
             return
         await _settle_quietly(incoming.ack())
@@ -100,6 +117,16 @@ class Consumer:
                 log.warning("could not cancel consumer", extra={"queue": self.queue_name})
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=grace)
+
+
+def outage_pause(redeliveries: int) -> float:
+    """Seconds to wait before returning a message that met an outage: 1, 2, 4, … up to 30."""
+    return float(min(OUTAGE_PAUSE_FIRST * 2**redeliveries, OUTAGE_PAUSE_MAX))
+
+
+def _redeliveries(incoming: AbstractIncomingMessage) -> int:
+    count = (incoming.headers or {}).get("x-delivery-count", 0)
+    return count if isinstance(count, int) else 0
 
 
 async def _settle_quietly(settle: Awaitable[None]) -> None:

@@ -15,6 +15,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
+from mailmerger_shared.outages import error_chain, unavailable_dependency
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -115,53 +117,13 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[by
     )
 
 
-def _unavailable_dependency(exc: BaseException) -> str | None:
-    """Name the dependency an exception says is unreachable, or None if it is a real bug."""
-    import aiormq.exceptions
-    import asyncpg
-    import redis.exceptions
-    import sqlalchemy.exc
-
-    from mailmerger_shared.broker.publisher import PublishFailed
-
-    for cause in _chain(exc):
-        if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
-            return "database"
-        if isinstance(
-            cause,
-            asyncpg.exceptions.CannotConnectNowError
-            | asyncpg.exceptions.ConnectionDoesNotExistError
-            | asyncpg.exceptions.ConnectionFailureError
-            | asyncpg.exceptions.AdminShutdownError,
-        ):
-            return "database"
-        if isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
-            return "database"
-        if isinstance(cause, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-            return "redis"
-        if isinstance(cause, aiormq.exceptions.AMQPConnectionError | PublishFailed):
-            return "broker"
-        if isinstance(cause, ConnectionRefusedError):
-            return "a backing service"
-    return None
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    if any(isinstance(cause, RecursionError) for cause in _chain(exc)):
+    if any(isinstance(cause, RecursionError) for cause in error_chain(exc)):
         # A body nested deeper than the decoder recurses is the client's doing, not a bug.
         return problem_response(
             request, status=400, title="Bad request", detail="the request body is nested too deeply"
         )
-    dependency = _unavailable_dependency(exc)
+    dependency = unavailable_dependency(exc)
     if dependency is not None:
         log.warning("dependency unavailable", extra={"dependency": dependency, "error": repr(exc)})
         return problem_response(

@@ -47,7 +47,7 @@ async def migrated_database(database_url: str) -> str:
     return database_url
 
 
-def _rabbitmqctl(*args: str) -> None:
+def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
@@ -56,10 +56,10 @@ def amqp_url() -> Iterator[str]:
     if shutil.which("rabbitmqctl") is None:
         pytest.fail("rabbitmqctl is needed to give the test run its own vhost")
     vhost = f"mm_test_{RUN_ID}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"{AMQP_BASE}/{vhost}"
-    _rabbitmqctl("delete_vhost", vhost)
+    rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="session")

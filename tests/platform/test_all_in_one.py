@@ -13,6 +13,7 @@ from asgi_lifespan import LifespanManager
 from mailmerger.allinone import PrefixRouter
 from mailmerger.gateway import ROUTES
 from mailmerger.serve import build_all_in_one
+from tests.conftest import rabbitmqctl
 from tests.support import eventually
 
 SERVICES = {"auth", "templates", "queue", "sender", "storage"}
@@ -67,7 +68,16 @@ def private_redis() -> Iterator[RedisServer]:
 async def all_in_one(
     service_env: dict[str, str], private_redis: RedisServer
 ) -> AsyncIterator[tuple[PrefixRouter, httpx.AsyncClient]]:
-    env = {**service_env, "MM_REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0"}
+    # Its own vhost: the all-in-one's workers must not pick up commands other tests left behind.
+    vhost = f"{service_env['MM_AMQP_URL'].rsplit('/', 1)[1]}_all_in_one"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    amqp_url = service_env["MM_AMQP_URL"].rsplit("/", 1)[0] + "/" + vhost
+    env = {
+        **service_env,
+        "MM_AMQP_URL": amqp_url,
+        "MM_REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0",
+    }
     public, _internal, _http, stand_ins = build_all_in_one(env)
     try:
         # Requests go to the router itself: LifespanManager.app shares one scope["state"] between
@@ -78,6 +88,7 @@ async def all_in_one(
                 yield public, client
     finally:
         stand_ins.stop()
+        rabbitmqctl("delete_vhost", vhost)
 
 
 async def test_ready_lists_five_ready_services(all_in_one: tuple[PrefixRouter, httpx.AsyncClient]) -> None:

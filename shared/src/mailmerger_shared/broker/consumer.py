@@ -8,6 +8,7 @@ A message that cannot even be decoded is rejected straight to the dead-letter qu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -54,6 +55,7 @@ class Consumer:
         self._queue: AbstractQueue | None = None
         self._tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
 
     async def start(self, connection: AbstractRobustConnection) -> None:
         channel = await connection.channel()
@@ -103,13 +105,16 @@ class Consumer:
                     pause,
                     extra={**context, "dependency": dependency},
                 )
-                await asyncio.sleep(pause)
+                # A stop cuts the pause short: shutdown never waits out a backoff.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=pause)
             await _settle_quietly(incoming.nack(requeue=True))
             return
         await _settle_quietly(incoming.ack())
 
     async def stop(self, *, grace: float = 30.0) -> None:
         """Stop taking messages, let in-flight ones finish; unacked ones return to the queue."""
+        self._stopping.set()
         if self._queue is not None and self._tag is not None:
             try:
                 await self._queue.cancel(self._tag)

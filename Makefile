@@ -42,6 +42,9 @@ fmt: ## format and autofix
 	$(UV) run ruff check --fix .
 
 bench: install ## benchmarks → bench/report.md and bench/report.json
+	@# wrk drives the HTTP benchmarks; without it they fall back to an httpx loop that measures itself.
+	@command -v wrk >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 \
+		|| echo "wrk is not installed (apt-get install wrk): HTTP benchmarks use the slower httpx loop")
 	$(UV) run python bench/run.py
 
 deploy-files: ## regenerate deploy/nginx.conf and deploy/k8s/mailmerger.yaml from the prefix table

@@ -65,8 +65,37 @@ def _rabbitmqctl(*arguments: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *arguments], check=True, capture_output=True, timeout=60)
 
 
-def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+PROFILE_DIR: Path | None = None  # --profile: every stage runs under py-spy, stacks written here
+
+
+def _spawn(command: list[str], env: dict[str, str], name: str = "") -> subprocess.Popen[bytes]:
+    if PROFILE_DIR is not None and name:
+        output = PROFILE_DIR / f"{name}.txt"
+        command = ["py-spy", "record", "--format", "raw", "--rate", "200", "-o", str(output), "--", *command]
     return subprocess.Popen(command, env=env)
+
+
+def _profiled(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """The process a stage runs in: itself, or under --profile py-spy's child."""
+    parent = psutil.Process(process.pid)
+    return (parent.children() or [parent]) if PROFILE_DIR is not None else [parent]
+
+
+# The backing services' processes, by name: their CPU per email is part of the pipeline's cost.
+BACKING = {"postgres": "postgresql", "beam.smp": "rabbitmq", "redis-server": "redis"}
+
+
+def backing_cpu() -> dict[str, float]:
+    """User+system CPU seconds of the machine's PostgreSQL, RabbitMQ and Redis processes so far.
+
+    Machine-wide: every database and vhost counts, so rounds are only meaningful on a quiet machine.
+    """
+    seconds = dict.fromkeys(BACKING.values(), 0.0)
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        service = BACKING.get(process.info["name"] or "")
+        if service is not None and process.info["cpu_times"] is not None:
+            seconds[service] += process.info["cpu_times"].user + process.info["cpu_times"].system
+    return seconds
 
 
 def _percent(part: float, whole: float) -> str:
@@ -108,9 +137,7 @@ class Stack:
         if self.generous:
             env |= {
                 "MM_SENDER_ACCOUNT_SENDS_PER_MINUTE": "10000000",
-                "MM_SENDER_ACCOUNT_BURST": "1000000",
                 "MM_DISPATCH_BATCH_SIZE": "500",
-                "MM_DISPATCH_PER_ACCOUNT_PER_TICK": "500",
             }
         return env
 
@@ -134,15 +161,20 @@ class Stack:
                 "MM_EMULATOR_PUBLIC_URL": self.emulator_url,
                 "MM_EMULATOR_QUOTAS_ENABLED": "true" if self.quotas else "false",
             },
+            name="emulator",
         )
         await self._wait_emulator()
-        self.processes["queue-api"] = _spawn([sys.executable, "-m", "mailmerger_queue"], env=self.env())
+        self.processes["queue-api"] = _spawn(
+            [sys.executable, "-m", "mailmerger_queue"], env=self.env(), name="queue-api"
+        )
         self.processes["dispatcher"] = _spawn(
-            [sys.executable, "-m", "mailmerger_queue", "dispatcher"], env=self.env()
+            [sys.executable, "-m", "mailmerger_queue", "dispatcher"], env=self.env(), name="dispatcher"
         )
         for n in range(self.senders):
             self.processes[f"sender-{n + 1}"] = _spawn(
-                [sys.executable, str(HERE / "bench_sender.py"), "--worker", self.emulator_url], env=self.env()
+                [sys.executable, str(HERE / "bench_sender.py"), "--worker", self.emulator_url],
+                env=self.env(),
+                name=f"sender-{n + 1}",
             )
 
     async def _wait_emulator(self) -> None:
@@ -160,7 +192,9 @@ class Stack:
 
     async def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
-            process.terminate()
+            # Under py-spy, stop the profiled child: py-spy writes its stacks when the child exits.
+            for target in _profiled(process):
+                target.terminate()
         for process in self.processes.values():
             try:
                 process.wait(timeout=40)
@@ -175,8 +209,8 @@ class Stack:
         seconds = {}
         for name, process in self.processes.items():
             try:
-                times = psutil.Process(process.pid).cpu_times()
-                seconds[name] = times.user + times.system
+                times = [target.cpu_times() for target in _profiled(process)]
+                seconds[name] = sum(t.user + t.system for t in times)
             except psutil.NoSuchProcess:
                 seconds[name] = 0.0
         return seconds
@@ -275,12 +309,12 @@ async def pipeline(args: argparse.Namespace) -> list[dict[str, Any]]:
             for name, attachment in (("1kb", False), ("100kb_attachment", True)):
                 rounds = []
                 for _ in range(args.rounds):
-                    cpu_before = stack.cpu()
+                    cpu_before = stack.cpu() | backing_cpu()
                     started = time.monotonic()
                     await enqueue(stack, accounts, args.messages, attachment=attachment)
                     sent += args.messages
                     finished = await wait_for(lambda: delivered(client), sent, timeout=600)
-                    cpu_after = stack.cpu()
+                    cpu_after = stack.cpu() | backing_cpu()
                     elapsed = finished - started
                     per_email = {
                         stage: 1e6 * (cpu_after[stage] - cpu_before[stage]) / args.messages
@@ -290,7 +324,9 @@ async def pipeline(args: argparse.Namespace) -> list[dict[str, Any]]:
                     await asyncio.sleep(1.0)  # let the outcomes settle before the next round
                 rate = statistics.median(r[0] for r in rounds)
                 stages = {stage: statistics.median(r[1][stage] for r in rounds) for stage in rounds[0][1]}
-                total_cpu = sum(stages.values())
+                ours = {stage: us for stage, us in stages.items() if stage not in BACKING.values()}
+                total_cpu = sum(ours.values())
+                everything = sum(stages.values())
                 results.append(
                     {
                         "name": f"pipeline_emails_per_second_{name}",
@@ -312,7 +348,21 @@ async def pipeline(args: argparse.Namespace) -> list[dict[str, Any]]:
                         "unit": "us CPU/email",
                         "goal": "<= 2,000 us on 2 cores for 1,000 emails/s (PostgreSQL/RabbitMQ extra)",
                         "notes": "our processes only (PostgreSQL, RabbitMQ, Redis not counted); by stage: "
-                        + ", ".join(f"{stage} {us:.0f}" for stage, us in stages.items()),
+                        + ", ".join(f"{stage} {us:.0f}" for stage, us in ours.items()),
+                    }
+                )
+                results.append(
+                    {
+                        "name": f"pipeline_cpu_per_email_with_backing_services_{name}",
+                        "value": round(everything),
+                        "unit": "us CPU/email",
+                        "goal": "<= 2,000 us: what 1,000 emails/s on 2 cores leaves",
+                        "notes": (
+                            f"ours {total_cpu:.0f} + "
+                            + ", ".join(f"{s} {stages[s]:.0f}" for s in BACKING.values())
+                            + f"; the ceiling this cost allows on {os.cpu_count()} cores: "
+                            f"{1e6 * (os.cpu_count() or 1) / everything:,.0f} emails/s"
+                        ),
                     }
                 )
         return results
@@ -426,16 +476,13 @@ async def floor(args: argparse.Namespace) -> list[dict[str, Any]]:
 # --- P4 ------------------------------------------------------------------------------------------
 
 
-async def pacing(burst: int | None, starting: asyncio.Lock) -> list[dict[str, Any]]:
-    """One pacing run; ``burst`` overrides the sender's token bucket (None: its shipped default)."""
+async def pacing() -> list[dict[str, Any]]:
+    """Dispatcher pacing and the sender's sliding-minute guard at their shipped defaults."""
     stack = Stack(uuid.uuid4().hex[:8], quotas=True, senders=1, generous=False)
-    if burst is not None:
-        stack.extra_env["MM_SENDER_ACCOUNT_BURST"] = str(burst)
     accounts = list(range(101, 111))
     per_account = 150  # 15,000 units per minute / 100 units per messages.send
     try:
-        async with starting:  # migrations are not safe to run concurrently in one process
-            await stack.start()
+        await stack.start()
         await connect_accounts(stack, accounts, per_minute=per_account, daily=2000)
         async with httpx.AsyncClient(base_url=stack.emulator_url, timeout=30) as client:
             await enqueue(stack, accounts, 10 * 400, attachment=False)
@@ -459,7 +506,7 @@ async def pacing(burst: int | None, starting: asyncio.Lock) -> list[dict[str, An
         await engine.dispose()
     finally:
         await stack.stop()
-    # Gmail's own refusals (the emulator's 429s); "rate_limited" is the sender's bucket deferring.
+    # Gmail's own refusals (the emulator's 429s); "rate_limited" is the sender's guard deferring.
     gmail_quota = sum(
         n
         for key, n in reasons.items()
@@ -468,15 +515,10 @@ async def pacing(burst: int | None, starting: asyncio.Lock) -> list[dict[str, An
     own = sum(n for key, n in reasons.items() if key.endswith(":rate_limited"))
     allowed = len(accounts) * per_account
     steady = marks[120] - marks[60]
-    config = (
-        f"sender bucket burst {burst} (= the per-minute limit)"
-        if burst is not None
-        else "sender bucket at its shipped default (burst 20, 150/min)"
-    )
-    suffix = "" if burst is None else f", burst {burst}"
+    config = "dispatcher pace and sender guard at their shipped defaults (97 % of 150/min; sliding 150/min)"
     return [
         {
-            "name": f"quota pacing, achieved / allowed{suffix}",
+            "name": "quota pacing, achieved / allowed",
             "value": round(100 * steady / allowed, 1),
             "unit": "%",
             "goal": ">= 95 % with 0 quota errors",
@@ -489,24 +531,17 @@ async def pacing(burst: int | None, starting: asyncio.Lock) -> list[dict[str, An
             ),
         },
         {
-            "name": f"quota pacing, Gmail quota errors{suffix}",
+            "name": "quota pacing, Gmail quota errors",
             "value": gmail_quota,
             "unit": "errors",
             "goal": "0",
             "notes": (
                 f"{config}; attempts the emulator refused for quota (429) over the run; the sender's own "
-                f"bucket deferred {own} attempts (not errors: they go back to the queue). Attempts by "
+                f"guard deferred {own} attempts (not errors: they go back to the queue). Attempts by "
                 "outcome:reason: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
             ),
         },
     ]
-
-
-async def pacing_both() -> list[dict[str, Any]]:
-    """Shipped default and burst = per-minute limit, side by side (each uses ~0.1 core)."""
-    starting = asyncio.Lock()
-    default, tuned = await asyncio.gather(pacing(None, starting), pacing(150, starting))
-    return [*tuned, *default]
 
 
 def main() -> None:
@@ -516,7 +551,14 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=1)
     parser.add_argument("--skip-pacing", action="store_true")
     parser.add_argument("--only", choices=["pipeline", "floor", "pacing"])
+    parser.add_argument(
+        "--profile", type=Path, help="run every stage under py-spy; collapsed stacks go to this folder"
+    )
     args = parser.parse_args()
+    if args.profile is not None:
+        global PROFILE_DIR
+        PROFILE_DIR = args.profile
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
     results: list[dict[str, Any]] = []
     if args.only in (None, "floor"):
@@ -542,7 +584,7 @@ def main() -> None:
                     }
                 )
     if args.only in (None, "pacing") and not args.skip_pacing:
-        results += asyncio.run(pacing_both())
+        results += asyncio.run(pacing())
     machine = f"{os.cpu_count()} CPUs, load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     for r in results:
         r["notes"] = f"{r['notes']}; {machine}"

@@ -316,7 +316,6 @@ def main() -> None:
             "MM_INTERNAL_SERVICE_TOKEN": "bench",
             "MM_GMAIL_API_URL": emulator_url,
             "MM_SENDER_ACCOUNT_SENDS_PER_MINUTE": "10000000",
-            "MM_SENDER_ACCOUNT_BURST": "1000000",
             "MM_LOG_LEVEL": "WARNING",
         }
         worker_args = [sys.executable, __file__, "--worker", emulator_url] + (

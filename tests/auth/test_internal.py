@@ -255,3 +255,19 @@ async def test_swapped_ciphertexts_do_not_decrypt(auth: Harness, column: str, la
         response = await auth.client.post(_token_route(account), headers=auth.service_headers)
         assert response.status_code == 500
         assert not any(token in response.text for token in tokens.values())
+
+
+async def test_a_token_gmail_refused_is_refreshed_not_handed_out_again(auth: Harness) -> None:
+    """The sender names a token Gmail answered 401 to: auth refreshes, even though it has not expired;
+    a caller naming an older token gets the newer one without another refresh."""
+    _, account_id = await _connected_account(auth)
+    route = _token_route(account_id)
+    first = (await auth.client.post(route, headers=auth.service_headers)).json()["access_token"]
+    auth.google.requests.clear()
+    refused = {"refused": first}
+    second = (await auth.client.post(route, json=refused, headers=auth.service_headers)).json()
+    assert second["access_token"] != first
+    assert auth.google.refreshes() == 1
+    third = (await auth.client.post(route, json=refused, headers=auth.service_headers)).json()
+    assert third["access_token"] == second["access_token"]
+    assert auth.google.refreshes() == 1

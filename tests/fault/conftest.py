@@ -91,13 +91,11 @@ class World:
             "MM_HTTP_PORT": str(self.api_port),
             "MM_DISPATCH_TICK_SECONDS": "0.1",
             "MM_DISPATCH_BATCH_SIZE": "500",
-            "MM_DISPATCH_PER_ACCOUNT_PER_TICK": "100",
             # A claim abandoned by a killed sender settles in seconds, not minutes.
             "MM_SENDER_PREPARE_TIMEOUT_SECONDS": "2",
             "MM_SENDER_SETTLE_MARGIN_SECONDS": "3",
             "MM_SENDER_BACKOFF_MAX_SECONDS": "4",
             "MM_SENDER_ACCOUNT_SENDS_PER_MINUTE": "60000",
-            "MM_SENDER_ACCOUNT_BURST": "10000",
             "MM_SENDER_MAIL_SENDING_PAUSE_SECONDS": "2",
             "MM_SENDER_SHUTDOWN_GRACE_SECONDS": "5",
             **extra,

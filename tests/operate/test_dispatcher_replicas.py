@@ -125,7 +125,6 @@ async def test_three_dispatcher_processes_publish_every_message_exactly_once(
         "MM_AMQP_URL": replicas_amqp_url,
         "MM_LOG_LEVEL": "WARNING",
         "MM_DISPATCH_TICK_SECONDS": "0.05",
-        "MM_DISPATCH_PER_ACCOUNT_PER_TICK": "20",
         "MM_DISPATCH_BATCH_SIZE": "60",
     }
     processes = [start_dispatcher(env) for _ in range(REPLICAS)]

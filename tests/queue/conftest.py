@@ -56,6 +56,9 @@ def settings(service_env: dict[str, str], queue_amqp_url: str) -> QueueSettings:
         "MM_COMPOSE_PROGRESS_INTERVAL_SECONDS": "0.05",
         "MM_COMPOSE_BUILD_BATCH_ROWS": "50",
         "MM_DISPATCH_TICK_SECONDS": "0.05",
+        # New accounts' default limit: high enough that a tick sends a test's handful of emails;
+        # the pacing tests set an account's own limit.
+        "MM_DISPATCH_PER_MINUTE_LIMIT": "6000",
     }
     return load_service(QueueSettings, env)
 

@@ -78,9 +78,9 @@ async def test_cancel_racing_dispatch_has_exactly_one_winner(world: World, dispa
 
 
 async def test_per_minute_limit_paces_an_account(
-    world: World, dispatcher: Dispatcher, clock: FakeClock
+    world: World, dispatcher: Dispatcher, clock: FakeClock, settings: QueueSettings
 ) -> None:
-    """With 3/min, five due emails go 3 now and 2 a minute later."""
+    """With 3/min, due emails go one at a time, a third of a minute (over the pace fraction) apart."""
     user, account = await world.user_with_account()
     response = await world.client.patch(
         f"/v1/senders/{account}", json={"per_minute_limit": 3}, headers=world.auth(user)
@@ -88,11 +88,15 @@ async def test_per_minute_limit_paces_an_account(
     assert response.status_code == 200
     for _ in range(5):
         await world.compose(user, account)
-    assert await dispatcher.dispatch_due_messages() == 3
-    clock.advance(seconds=59)
+    interval = 20 / settings.dispatch.pace_fraction
+    assert await dispatcher.dispatch_due_messages() == 1
+    clock.advance(seconds=interval - 0.5)
     assert await dispatcher.dispatch_due_messages() == 0
-    clock.advance(seconds=2)
-    assert await dispatcher.dispatch_due_messages() == 2
+    clock.advance(seconds=0.5)
+    assert await dispatcher.dispatch_due_messages() == 1
+    clock.advance(seconds=2 * interval)
+    assert await dispatcher.dispatch_due_messages() == 1  # an idle stretch gives no burst later
+    assert await dispatcher.dispatch_due_messages() == 0
 
 
 async def test_daily_limit_is_a_rolling_24_hours(
@@ -160,12 +164,11 @@ async def test_a_busy_user_does_not_delay_another_users_email(
 ) -> None:
     """A backlog beyond one tick on user A's account does not keep user B's email out of the first tick."""
     busy, busy_account = await world.user_with_account()
-    for _ in range(settings.dispatch.per_account_per_tick * 2):
+    for _ in range(20):
         await world.compose(busy, busy_account)
     quiet, quiet_account = await world.user_with_account()
     single = await world.compose(quiet, quiet_account)
-    dispatched = await dispatcher.dispatch_due_messages()
-    assert dispatched == settings.dispatch.per_account_per_tick + 1
+    assert await dispatcher.dispatch_due_messages() < 21  # one tick's worth of the busy account
     assert single["id"] in {command.message_id for command in await world.commands()}
 
 
@@ -221,3 +224,38 @@ def test_fair_pick_interleaves_streams_and_accounts() -> None:
     picked = [cand.id for cand in fair_pick(candidates, {1: 3, 2: 5}, batch_size=10)]
     assert picked == [1, 200, 100, 2]
     assert [cand.id for cand in fair_pick(candidates, {1: 3, 2: 5}, batch_size=2)] == [1, 200]
+
+
+async def test_a_message_whose_outcome_never_came_is_dispatched_again(
+    world: World, dispatcher: Dispatcher, clock: FakeClock, settings: QueueSettings
+) -> None:
+    """Still dispatched after redispatch_after_seconds: the same command (attempt, Message-ID) goes
+    again, once per wait, with a transition saying so; a message with its outcome is left alone."""
+    user, account = await world.user_with_account()
+    stuck, answered = (await world.compose(user, account), await world.compose(user, account))
+    assert await dispatcher.dispatch_due_messages() == 2
+    first = {command.message_id: command for command in await world.commands()}
+    await world.publish(
+        c.EmailSent(
+            message_id=answered["id"],
+            account_id=account,
+            gmail_id="g",
+            thread_id="t",
+            rfc_message_id=answered["rfc_message_id"],
+            sent_at=clock.now(),
+        )
+    )
+    await world.wait_state(user, answered["id"], "sent")
+    wait = settings.dispatch.redispatch_after_seconds
+    clock.advance(seconds=wait - 1)
+    await dispatcher.housekeeping()
+    assert await world.commands() == []
+    clock.advance(seconds=2)
+    await dispatcher.housekeeping()
+    [again] = await world.commands()
+    assert again == first[stuck["id"]]  # the same command: attempt 1, the same Message-ID
+    await dispatcher.housekeeping()
+    assert await world.commands() == []  # the wait starts over
+    history = (await world.email(user, stuck["id"]))["transitions"]
+    assert [t["to_state"] for t in history] == ["scheduled", "dispatched", "dispatched"]
+    assert "dispatched again" in history[-1]["reason"]

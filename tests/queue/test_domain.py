@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+import random
+from collections import deque
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
 from mailmerger_queue.domain import InvalidAddress, parse_address
-from mailmerger_queue.pacing import AccountUsage, Schedule, account_allowance
+from mailmerger_queue.pacing import Pace, Schedule, account_allowance
 
 ADDRESSES = [
     "ada@example.com",
@@ -81,9 +83,41 @@ def test_overnight_window_belongs_to_the_day_it_started() -> None:
     assert not schedule.in_window(datetime(2030, 1, 4, 12, tzinfo=UTC))
 
 
-def test_account_allowance_is_the_tightest_limit() -> None:
-    """The minute window, the day window and the per-tick share each bound the allowance."""
-    assert account_allowance(per_minute=150, daily=500, per_tick=25, usage=AccountUsage(0, 0)) == 25
-    assert account_allowance(per_minute=150, daily=500, per_tick=25, usage=AccountUsage(140, 0)) == 10
-    assert account_allowance(per_minute=150, daily=500, per_tick=25, usage=AccountUsage(0, 495)) == 5
-    assert account_allowance(per_minute=150, daily=500, per_tick=25, usage=AccountUsage(0, 600)) == 0
+TICK = timedelta(seconds=0.5)
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def test_an_idle_account_may_send_one_ticks_worth_at_once() -> None:
+    """No pacing clock yet (or one left behind): one dispatch, plus those due within a tick."""
+    pace = Pace.of(150, pace_fraction=0.97, tick=TICK)  # one per 0.41 s
+    assert pace.allowance(None, T0) == 2
+    assert pace.allowance(T0 - timedelta(hours=1), T0) == 2  # idle credit does not pile up
+    assert pace.allowance(T0 + TICK + timedelta(milliseconds=1), T0) == 0
+
+
+def test_the_daily_window_bounds_the_pace() -> None:
+    pace = Pace.of(150, pace_fraction=0.97, tick=TICK)
+    assert account_allowance(pace=pace, paced_until=None, daily=500, sent_last_day=0, now=T0) == 2
+    assert account_allowance(pace=pace, paced_until=None, daily=500, sent_last_day=499, now=T0) == 1
+    assert account_allowance(pace=pace, paced_until=None, daily=500, sent_last_day=600, now=T0) == 0
+
+
+@pytest.mark.parametrize("per_minute", [1, 3, 15, 60, 150, 1000])
+@pytest.mark.parametrize("tick_seconds", [0.1, 0.5, 1.3])
+def test_paced_ticks_fill_the_minute_but_never_exceed_it(per_minute: int, tick_seconds: float) -> None:
+    """Ticking with jitter and taking the whole allowance each time, any sliding 60 s holds at most
+    the limit, and ten minutes carry at least 96 % of it (pace 97 %)."""
+    tick = timedelta(seconds=tick_seconds)
+    pace = Pace.of(per_minute, pace_fraction=0.97, tick=tick)
+    rng = random.Random(per_minute)
+    now, paced_until, window, total = T0, None, deque[datetime](), 0
+    while now < T0 + timedelta(minutes=10):
+        n = pace.allowance(paced_until, now)
+        paced_until = pace.advance(paced_until, now, n) if n else paced_until
+        window.extend([now] * n)
+        total += n
+        while window and window[0] <= now - timedelta(minutes=1):
+            window.popleft()
+        assert len(window) <= per_minute
+        now += tick * rng.uniform(0.5, 1.0)  # a tick is never later than its period
+    assert total >= 0.96 * 10 * per_minute

@@ -50,7 +50,6 @@ TEST_DELIVERY = DeliverySettings(
     prepare_timeout_seconds=1.0,
     settle_margin_seconds=1.0,
     account_sends_per_minute=60_000,
-    account_burst=10_000,
 )
 
 
@@ -165,7 +164,6 @@ class Harness:
                 self._redis,
                 key_prefix=self._redis_prefix,
                 per_minute=self.settings.account_sends_per_minute,
-                burst=self.settings.account_burst,
             ),
             settings=self.settings,
             request_timeout=REQUEST_TIMEOUT,

@@ -17,7 +17,7 @@ import msgspec
 
 from mailmerger_sender.adapters.attachments import BlobMissing
 from mailmerger_shared import contracts as c
-from mailmerger_shared.internal_api import GmailAccessToken
+from mailmerger_shared.internal_api import AccessTokenRequest, GmailAccessToken
 
 SCOPE = "https://www.googleapis.com/auth/"
 SEND = SCOPE + "gmail.send"
@@ -54,6 +54,7 @@ class FakeAuth:
         self.refusing: set[int] = set()
         self.stale: dict[int, str] = {}
         self.calls: Counter[int] = Counter()
+        self.named_refused: list[str | None] = []  # each request's ``refused``, in order
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self._answer)
@@ -80,6 +81,8 @@ class FakeAuth:
     async def _answer(self, request: httpx.Request) -> httpx.Response:
         account_id = int(request.url.path.split("/")[-2])
         self.calls[account_id] += 1
+        body = msgspec.json.decode(request.content or b"{}", type=AccessTokenRequest)
+        self.named_refused.append(body.refused)
         if account_id in self.refusing:
             problem = {
                 "title": "Conflict",

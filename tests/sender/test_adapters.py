@@ -298,28 +298,42 @@ async def test_server_that_closes_after_reading_is_ambiguous() -> None:
 # --- the limiter -------------------------------------------------------------------------------
 
 
-async def test_bucket_allows_a_burst_then_paces(redis: aioredis.Redis, redis_prefix: str) -> None:
-    """burst sends pass at once; the next waits about 60/per_minute seconds."""
-    limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}burst:", per_minute=60, burst=3)
+async def test_the_window_counts_at_most_the_limit_then_names_the_wait(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """per_minute sends pass at once; the next waits until the oldest leaves the minute."""
+    limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}window:", per_minute=3)
     assert [await limiter.acquire(1) for _ in range(3)] == [None, None, None]
     wait = await limiter.acquire(1)
     assert wait is not None
-    assert timedelta(milliseconds=900) <= wait <= timedelta(seconds=1)
+    assert timedelta(seconds=50) <= wait <= timedelta(seconds=60)  # minus the time the three took
+    assert await limiter.acquire(1) is not None  # a refused send was not counted: still waiting
 
 
-async def test_buckets_are_per_account(redis: aioredis.Redis, redis_prefix: str) -> None:
-    """One account spending its bucket does not slow another."""
-    limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}split:", per_minute=60, burst=1)
+async def test_the_window_slides(redis: aioredis.Redis, redis_prefix: str) -> None:
+    """A send counted a minute ago no longer counts (the set's scores are Redis's clock, in ms)."""
+    key = f"{redis_prefix}slide:sender:window:1"
+    limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}slide:", per_minute=2)
+    now_s, now_us = await redis.time()
+    now_ms = now_s * 1000 + now_us // 1000
+    await redis.zadd(key, {"old": now_ms - 60_001, "recent": now_ms - 1_000})
+    assert await limiter.acquire(1) is None  # "old" left the window, so one more fits
+    assert await limiter.acquire(1) is not None
+
+
+async def test_windows_are_per_account(redis: aioredis.Redis, redis_prefix: str) -> None:
+    """One account spending its minute does not slow another."""
+    limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}split:", per_minute=1)
     assert await limiter.acquire(1) is None
     assert await limiter.acquire(1) is not None
     assert await limiter.acquire(2) is None
 
 
-async def test_replicas_share_one_bucket(redis: aioredis.Redis, redis_prefix: str) -> None:
-    """Two limiters (two replicas) on the same Redis draw from the same tokens."""
+async def test_replicas_share_one_window(redis: aioredis.Redis, redis_prefix: str) -> None:
+    """Two limiters (two replicas) on the same Redis count into the same minute."""
     prefix = f"{redis_prefix}shared:"
-    first = AccountLimiter(redis, key_prefix=prefix, per_minute=60, burst=2)
-    second = AccountLimiter(redis, key_prefix=prefix, per_minute=60, burst=2)
+    first = AccountLimiter(redis, key_prefix=prefix, per_minute=2)
+    second = AccountLimiter(redis, key_prefix=prefix, per_minute=2)
     results = await asyncio.gather(*(limiter.acquire(9) for limiter in (first, second, first, second)))
     assert sum(result is None for result in results) == 2
 
@@ -328,7 +342,7 @@ async def test_unreachable_redis_lets_the_send_through() -> None:
     """The bucket is a second guard: without Redis the send is not blocked."""
     client = aioredis.Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
     try:
-        limiter = AccountLimiter(client, key_prefix="x:", per_minute=1, burst=1)
+        limiter = AccountLimiter(client, key_prefix="x:", per_minute=1)
         assert await limiter.acquire(1) is None
     finally:
         await client.aclose()

@@ -235,3 +235,10 @@ def test_html_to_text_writes_link_targets_and_list_items() -> None:
 def test_html_to_text_ignores_javascript_links() -> None:
     """A javascript: target is not printed."""
     assert html_to_text('<a href="javascript:alert(1)">click</a>') == "click\n"
+
+
+@pytest.mark.parametrize("address", ["", "Ada L.<a+tag@x.io>", "  .a@a..b ", "CA+x=y@     "])
+def test_addresses_the_stdlib_parser_chokes_on_are_refused_as_invalid(address: str) -> None:
+    """Input that makes the stdlib parser raise (not record a defect) is still an InvalidMessage."""
+    with pytest.raises(InvalidMessage):
+        build(to=[address])

@@ -87,7 +87,6 @@ def sender_settings(service_env: dict[str, str], emulator_url: str) -> SenderSet
             **service_env,
             "MM_GMAIL_API_URL": emulator_url,
             "MM_SENDER_ACCOUNT_SENDS_PER_MINUTE": "1000000",
-            "MM_SENDER_ACCOUNT_BURST": "100000",
             "MM_SENDER_SHUTDOWN_GRACE_SECONDS": "10",
         },
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -15,6 +17,7 @@ from aio_pika.abc import AbstractRobustConnection
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import QUEUES, Consumer, Publisher, UnroutableMessage
 from mailmerger_shared.broker.topology import declare_queue
+from mailmerger_shared.runtime import connect_broker
 from mailmerger_shared.settings import BrokerSettings
 from tests.support import eventually
 
@@ -231,3 +234,53 @@ async def test_outage_does_not_spend_the_delivery_limit(
     channel = await connection.channel()
     dead = await channel.get_queue(QUEUES["templates.user-deleted"].dead_letter_queue)
     assert (await dead.declare()).message_count == 0
+
+
+async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def test_a_process_started_before_the_broker_waits_for_it(amqp_url: str) -> None:
+    """The first connect retries until the broker answers (here: a proxy to it, up 1.5 s late)."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    upstream = urlsplit(amqp_url)
+
+    async def relay(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        broker_reader, broker_writer = await asyncio.open_connection(upstream.hostname, upstream.port or 5672)
+        await asyncio.gather(_forward(client_reader, broker_writer), _forward(broker_reader, client_writer))
+
+    async def broker_comes_up_late() -> asyncio.Server:
+        await asyncio.sleep(1.5)
+        return await asyncio.start_server(relay, "127.0.0.1", port)
+
+    late_url = upstream._replace(netloc=f"{upstream.netloc.rsplit('@', 1)[0]}@127.0.0.1:{port}").geturl()
+    started = asyncio.get_running_loop().time()
+    server_task = asyncio.create_task(broker_comes_up_late())
+    connection = await connect_broker(BrokerSettings(url=late_url, startup_wait_seconds=30), "late")
+    try:
+        assert not connection.is_closed
+        assert asyncio.get_running_loop().time() - started >= 1.5
+    finally:
+        await connection.close()
+        server = await server_task
+        server.close()
+
+
+async def test_a_broker_that_never_comes_up_is_an_error_after_the_wait() -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    settings = BrokerSettings(url=f"amqp://guest:guest@127.0.0.1:{port}/", startup_wait_seconds=1.5)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ConnectionError):
+        await connect_broker(settings, "never")
+    assert 1.0 <= asyncio.get_running_loop().time() - started < 5

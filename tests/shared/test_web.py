@@ -211,12 +211,26 @@ async def test_probes_need_no_token(client: httpx.AsyncClient) -> None:
     assert ready.json()["checks"] == {"database": "ok"}
 
 
-async def test_metrics_are_exposed(client: httpx.AsyncClient) -> None:
-    """/metrics serves Prometheus text with per-route request metrics."""
-    await client.get("/health")
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    assert "mailmerger_requests_total" in response.text
+async def test_metrics_count_and_time_each_route_by_template_and_status(client: httpx.AsyncClient) -> None:
+    """/metrics serves Prometheus text: requests by route template (never the raw path) and status,
+    their duration, and server errors."""
+
+    def sample(text: str, metric: str, path: str, status: int) -> float:
+        prefix = f'{metric}{{app_name="test",method="GET",path="{path}",status_code="{status}"}} '
+        lines = [line for line in text.splitlines() if line.startswith(prefix)]
+        return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+    before = (await client.get("/metrics")).text
+    for thing_id in (1, 2):
+        await client.get(f"/v1/things/{thing_id}", headers=SIGNER.bearer())
+    await client.get("/v1/boom", headers=SIGNER.bearer())
+    after = (await client.get("/metrics")).text
+    template = "/v1/things/{thing_id}"
+    for metric in ("mailmerger_requests_total", "mailmerger_request_duration_seconds_count"):
+        assert sample(after, metric, template, 200) - sample(before, metric, template, 200) == 2
+    assert "/v1/things/1" not in after
+    errors = "mailmerger_requests_error_total"
+    assert sample(after, errors, "/v1/boom", 500) - sample(before, errors, "/v1/boom", 500) == 1
 
 
 def test_state_holder_is_litestar_state() -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import httpx
+import msgspec
 import pytest
 
+from mailmerger_storage.adapters.s3 import open_blob_store
+from mailmerger_storage.settings import StorageSettings
 from tests.storage.conftest import Bucket, Events, Rows, User
 from tests.storage.forms import File, pdf, upload
 
@@ -146,3 +151,20 @@ async def test_another_users_attachments_are_not_listed(
     await _upload(client, user, "private.pdf")
     page = (await client.get("/v1/attachments", headers=other_user.headers)).json()
     assert page == {"items": [], "next_cursor": None}
+
+
+async def test_download_links_are_signed_for_the_public_endpoint(storage_settings: StorageSettings) -> None:
+    """With MM_S3_PUBLIC_ENDPOINT_URL (compose: the services say s3:9000, a browser localhost:9000),
+    links name the public host, and it serves them."""
+    assert storage_settings.s3.endpoint_url is not None
+    public = storage_settings.s3.endpoint_url.replace("127.0.0.1", "localhost")
+    settings = msgspec.structs.replace(storage_settings.s3, public_endpoint_url=public)
+    async with open_blob_store(settings) as store:
+        await store.put("public/hello.txt", io.BytesIO(b"hello"), content_type="text/plain")
+        url = await store.download_url(
+            "public/hello.txt", disposition="attachment", content_type="text/plain", ttl_seconds=60
+        )
+    assert url.startswith(f"{public}/")
+    async with httpx.AsyncClient() as browser:
+        response = await browser.get(url)
+    assert (response.status_code, response.content) == (200, b"hello")

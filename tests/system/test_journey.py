@@ -100,10 +100,9 @@ async def ledger_by_address(client: httpx.AsyncClient, campaign_id: int) -> dict
 
 
 async def raise_limits(system: SystemUnderTest, user: User) -> None:
-    """A Workspace-sized account: the product's pacing and the emulator's quota both let 1,000 through."""
-    response = await user.client.patch(
-        f"/v1/senders/{user.account_id}", json={"daily_limit": 10_000, "per_minute_limit": 1_000}
-    )
+    """A Workspace-sized account: the product's pacing (the harness's default pace is 60,000/min) and
+    the emulator's quota both let 1,000 through."""
+    response = await user.client.patch(f"/v1/senders/{user.account_id}", json={"daily_limit": 10_000})
     assert response.status_code == 200, response.text
     async with httpx.AsyncClient(base_url=system.base_url) as operator:
         response = await operator.patch(

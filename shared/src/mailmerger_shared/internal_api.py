@@ -69,10 +69,17 @@ class RenderBatchResponse(Internal, frozen=True, kw_only=True):
 
 
 # --- auth -----------------------------------------------------------------------------------
-# POST /internal/auth/gmail-accounts/{account_id}/access-token -> GmailAccessToken
+# POST /internal/auth/gmail-accounts/{account_id}/access-token [AccessTokenRequest] -> GmailAccessToken
 #      409 problem with "reason": "reconnect_required" when Google refused the refresh token
 # GET  /internal/auth/users/{user_id}/gmail-accounts          -> list[GmailAccountInfo]
 # POST /internal/auth/users/{user_id}/connect-tickets          -> ConnectTicket
+
+
+class AccessTokenRequest(Internal, frozen=True, kw_only=True):
+    """Optional body: ``refused`` is a token Gmail just answered 401 to. If it is still the one auth
+    holds, auth refreshes instead of handing it out again until it expires."""
+
+    refused: str | None = None
 
 
 class GmailAccessToken(Internal, frozen=True, kw_only=True):

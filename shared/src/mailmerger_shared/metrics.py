@@ -40,6 +40,10 @@ GMAIL_REQUEST_SECONDS = Histogram(
     buckets=_GMAIL_BUCKETS,
 )
 DISPATCHED = Counter("mailmerger_dispatcher_published", "SendEmail commands the broker confirmed.")
+REDISPATCHED = Counter(
+    "mailmerger_dispatcher_redispatched",
+    "SendEmail commands published again because no outcome came back in time (should stay at 0).",
+)
 DISPATCH_TICKS = Counter(
     "mailmerger_dispatcher_ticks", "Dispatcher ticks, by result (ok, failed).", ["result"]
 )

@@ -67,14 +67,38 @@ async def open_infrastructure(
             infra.redis = client
             infra.readiness["redis"] = client.ping
         if broker is not None:
-            connection = await aio_pika.connect_robust(
-                broker.url, client_properties={"connection_name": f"mailmerger-{name}"}
-            )
+            connection = await connect_broker(broker, name)
             stack.push_async_callback(_closing, "broker", connection.close)
             infra.amqp = connection
             infra.publisher = await Publisher.open(connection, timeout=broker.publish_timeout)
             infra.readiness["broker"] = lambda: _broker_alive(connection)
         yield infra
+
+
+async def connect_broker(broker: BrokerSettings, name: str) -> AbstractRobustConnection:
+    """Connect to the broker, waiting for it if it is not up yet.
+
+    ``connect_robust`` reconnects a connection it once had, but the first connect fails at once; a
+    process started together with the broker (compose, a node reboot) would exit and count as a
+    crash. It waits ``startup_wait_seconds`` with pauses of 1, 2, 4… 30 s, then raises.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + broker.startup_wait_seconds
+    pause = 1.0
+    while True:
+        try:
+            return await aio_pika.connect_robust(
+                broker.url, client_properties={"connection_name": f"mailmerger-{name}"}
+            )
+        except ConnectionError as exc:  # aiormq's AMQPConnectionError is one
+            wait = min(pause, deadline - loop.time())
+            if wait <= 0:
+                raise
+            log.warning(
+                "broker not reachable yet; waiting", extra={"retry_in_s": round(wait, 1), "error": str(exc)}
+            )
+            await asyncio.sleep(wait)
+            pause = min(pause * 2, 30.0)
 
 
 async def _closing(what: str, close: Callable[[], Awaitable[object]]) -> None:

@@ -126,6 +126,8 @@ class BrokerSettings(Settings, frozen=True, kw_only=True):
     prefetch: int = 32
     delivery_limit: int = 5
     publish_timeout: float = 10.0
+    # A process that starts before the broker waits this long for it (then exits for its supervisor).
+    startup_wait_seconds: float = 120.0
 
 
 class HttpSettings(Settings, frozen=True, kw_only=True):

@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -86,21 +87,23 @@ class GmailTokens:
         self._margin = margin
         self._locks = KeyedLocks()
 
-    async def access_token(self, account_id: int) -> GmailAccessToken:
+    async def access_token(self, account_id: int, *, refused: str | None = None) -> GmailAccessToken:
+        """A token valid for at least the margin; never ``refused``, which Gmail answered 401 to
+        (revoked or rotated early: handing it out again until it expires would fail every send)."""
         async with transaction(self._sessions) as session:
             row = (await session.execute(select(*_COLUMNS).where(a.c.id == account_id))).one_or_none()
-        fresh = self._fresh(_connected(row, account_id))
+        fresh = self._fresh(_connected(row, account_id), refused)
         if fresh is not None:
             return fresh
         async with self._locks.hold(account_id):
             async with transaction(self._sessions) as session:
-                outcome = await self._refresh_locked(session, account_id)
+                outcome = await self._refresh_locked(session, account_id, refused)
             if isinstance(outcome, ReconnectRequired):
                 raise outcome  # after the commit that recorded it
             return outcome
 
     async def _refresh_locked(
-        self, session: AsyncSession, account_id: int
+        self, session: AsyncSession, account_id: int, refused: str | None
     ) -> GmailAccessToken | ReconnectRequired:
         """Refresh under the row lock, unless someone else just did.
 
@@ -110,7 +113,7 @@ class GmailTokens:
             await session.execute(select(*_COLUMNS).where(a.c.id == account_id).with_for_update())
         ).one_or_none()
         row = _connected(found, account_id)
-        fresh = self._fresh(row)
+        fresh = self._fresh(row, refused)
         if fresh is not None:
             return fresh
         if self._google is None:
@@ -159,8 +162,9 @@ class GmailTokens:
         await session.execute(update(a).where(a.c.id == account_id).values(**values))
         return _answer(row, grant.access_token, grant.expires_at)
 
-    def _fresh(self, row: AccountRow) -> GmailAccessToken | None:
-        """The stored access token, unless it is missing or within the margin of its expiry."""
+    def _fresh(self, row: AccountRow, refused: str | None = None) -> GmailAccessToken | None:
+        """The stored access token, unless it is missing, within the margin of its expiry, or the
+        one that was refused (a newer one, from a refresh that got there first, is fine)."""
         expires_at: datetime | None = row.access_token_expires_at
         if row.access_token is None or expires_at is None or expires_at - self._margin <= self._clock():
             return None
@@ -172,6 +176,8 @@ class GmailTokens:
             account_id=row.id,
             field=ACCESS_FIELD,
         )
+        if refused is not None and secrets.compare_digest(token, refused):
+            return None
         return _answer(row, token, expires_at)
 
     async def _mark_reconnect_required(

@@ -47,6 +47,10 @@ refresh_families = Table(
     Column("id", Uuid, primary_key=True),
     Column("user_id", BigInteger, ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False, index=True),
     Column("current_jti", Uuid, nullable=False),
+    # The jti the last rotation replaced, and when: a second tab refreshing with it moments later
+    # gets the current token again instead of revoking the session (refresh_reuse_grace_seconds).
+    Column("previous_jti", Uuid),
+    Column("rotated_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),  # the absolute session lifetime
     Column("revoked_at", DateTime(timezone=True)),

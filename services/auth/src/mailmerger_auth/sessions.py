@@ -6,6 +6,9 @@ Invariants:
 - A signed token of the family that is not the current one has been rotated away, so someone
   holds a copy: the whole family is revoked, in a transaction of its own that commits although
   the caller is answered 401 (functions that use a refresh token own their transactions).
+  One exception: the token the last rotation replaced, presented within the reuse grace of that
+  rotation, is two tabs refreshing at once; the late one is given the current jti again (a new
+  signature of it) and nothing rotates, so both tabs hold the one usable token.
 - No renewal outlives ``expires_at``, the session's absolute end fixed at sign-in. An expired
   refresh token renews only when the caller allows it (the legacy client does), only within that
   lifetime, and only if it is still the current one.
@@ -16,7 +19,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -64,16 +68,24 @@ async def renew_session(
     *,
     now: datetime,
     allow_expired: bool = False,
+    reuse_grace: timedelta = timedelta(0),
 ) -> TokenPair:
     """Rotate: the presented refresh token is spent, a new pair is returned."""
     async with _revoking_on_reuse(sessions, now) as session:
-        claims = await _usable_claims(session, issuer, token, now=now, allow_expired=allow_expired)
-        jti = uuid.uuid4()
-        ends_at = (
+        usable = await _usable_claims(
+            session, issuer, token, now=now, allow_expired=allow_expired, reuse_grace=reuse_grace
+        )
+        claims = usable.claims
+        if usable.concurrent_with is not None:
+            jti = usable.concurrent_with  # the other tab's rotation stands
+        else:
+            jti = uuid.uuid4()
             await session.execute(
-                update(f).where(f.c.id == claims.family_id).values(current_jti=jti).returning(f.c.expires_at)
+                update(f)
+                .where(f.c.id == claims.family_id)
+                .values(current_jti=jti, previous_jti=claims.jti, rotated_at=now)
             )
-        ).scalar_one()
+        ends_at = usable.session_ends_at
         name = (await session.execute(select(users.c.name).where(users.c.id == claims.user_id))).scalar_one()
         access, access_expires = await issuer.access_token(
             session, user_id=claims.user_id, family_id=claims.family_id, now=now
@@ -105,7 +117,7 @@ async def access_token_for(
     refresh token is handed out here, so there is nothing to rotate.
     """
     async with _revoking_on_reuse(sessions, now) as session:
-        claims = await _usable_claims(session, issuer, token, now=now, allow_expired=False)
+        claims = (await _usable_claims(session, issuer, token, now=now, allow_expired=False)).claims
         return await issuer.access_token(session, user_id=claims.user_id, family_id=claims.family_id, now=now)
 
 
@@ -145,27 +157,49 @@ async def _revoking_on_reuse(
         raise InvalidRefreshToken("the refresh token was already used; the session is revoked") from None
 
 
+@dataclass(frozen=True)
+class _Usable:
+    claims: RefreshClaims
+    session_ends_at: datetime
+    # The current jti, when the token is the one it replaced moments ago (another tab's rotation).
+    concurrent_with: uuid.UUID | None = None
+
+
 async def _usable_claims(
-    session: AsyncSession, issuer: TokenIssuer, token: str, *, now: datetime, allow_expired: bool
-) -> RefreshClaims:
+    session: AsyncSession,
+    issuer: TokenIssuer,
+    token: str,
+    *,
+    now: datetime,
+    allow_expired: bool,
+    reuse_grace: timedelta = timedelta(0),
+) -> _Usable:
     """The token's claims, with its family locked, when the token may be used now."""
     claims = await issuer.read_refresh_token(session, token)
     family = (
         await session.execute(
-            select(f.c.current_jti, f.c.expires_at, f.c.revoked_at)
+            select(f.c.current_jti, f.c.previous_jti, f.c.rotated_at, f.c.expires_at, f.c.revoked_at)
             .where(f.c.id == claims.family_id, f.c.user_id == claims.user_id)
             .with_for_update()
         )
     ).one_or_none()
     if family is None or family.revoked_at is not None:
         raise InvalidRefreshToken("the session has ended; sign in again")
+    concurrent_with = None
     if family.current_jti != claims.jti:
-        raise _Reused(claims.family_id)
+        just_replaced = (
+            family.previous_jti == claims.jti
+            and family.rotated_at is not None
+            and now - family.rotated_at <= reuse_grace
+        )
+        if not just_replaced:
+            raise _Reused(claims.family_id)
+        concurrent_with = family.current_jti
     if family.expires_at <= now:
         raise InvalidRefreshToken("the session has reached its maximum lifetime; sign in again")
     if claims.expires_at <= now and not allow_expired:
         raise InvalidRefreshToken("the refresh token has expired")
-    return claims
+    return _Usable(claims, family.expires_at, concurrent_with)
 
 
 async def _revoke(

@@ -38,6 +38,9 @@ class AccountSettings(Settings, frozen=True, kw_only=True):
 
     access_token_ttl_seconds: Annotated[int, msgspec.Meta(gt=0, le=900)] = 900
     refresh_token_ttl_seconds: Positive = 7 * 24 * 3600
+    # Two tabs refreshing at once present the same refresh token: the later one, within this long of
+    # the rotation, gets the current token again instead of revoking the session as a reuse.
+    refresh_reuse_grace_seconds: Annotated[float, msgspec.Meta(ge=0, le=120)] = 30.0
     # A session (one refresh-token family) ends this long after sign-in, however often it renews.
     session_lifetime_seconds: Positive = 30 * 24 * 3600
 

@@ -1,13 +1,23 @@
-"""Building what the dispatcher needs from ledger rows: a campaign's schedule, the SendEmail command."""
+"""Building what the dispatcher needs from ledger rows: a campaign's schedule, the SendEmail command,
+and publishing those commands with the broker's confirms."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import asyncio
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue.models import Record, attachments
+from mailmerger_queue.email_reads import HTML, SUBJECT, TEXT
+from mailmerger_queue.models import Record, attachments, messages, recipients
 from mailmerger_queue.pacing import Schedule
 from mailmerger_shared import contracts as c
+from mailmerger_shared.broker.publisher import Publisher
+
+log = logging.getLogger(__name__)
+m = messages
 
 
 def schedule_of(row: Record) -> Schedule:
@@ -39,7 +49,69 @@ async def attachment_refs(session: AsyncSession, ids: set[int]) -> dict[int, c.A
     }
 
 
-def send_email(row: Record, account: Record, refs: dict[int, c.AttachmentRef]) -> c.SendEmail:
+def sendable(where: ColumnElement[bool]) -> Select[tuple[object, ...]]:
+    """Lock the messages matching ``where`` (skipping rows another transaction holds), with what
+    their command carries: a campaign message's content is in its recipient row."""
+    r = recipients
+    return (
+        select(
+            m.c.id,
+            m.c.user_id,
+            m.c.account_id,
+            m.c.campaign_id,
+            m.c.attempt,
+            m.c.rfc_message_id,
+            m.c.to_addrs,
+            m.c.cc_addrs,
+            m.c.bcc_addrs,
+            SUBJECT,
+            HTML,
+            TEXT,
+            m.c.attachment_ids,
+            m.c.correlation_id,
+        )
+        .select_from(m.outerjoin(r, r.c.id == m.c.recipient_id))
+        .where(where)
+        .order_by(m.c.id)
+        .with_for_update(of=m, skip_locked=True)
+    )
+
+
+async def publish_commands(
+    session: AsyncSession,
+    publisher: Publisher,
+    rows: list[Record],
+    accounts: dict[int, Record],
+    *,
+    attempt: Callable[[Record], int],
+) -> list[Record]:
+    """Publish a ``SendEmail`` per row, all at once; returns the rows the broker confirmed."""
+    if not rows:
+        return []
+    refs = await attachment_refs(session, {i for row in rows for i in row.attachment_ids})
+    results = await asyncio.gather(
+        *(
+            publisher.publish(
+                send_email(row, accounts[row.account_id], refs, attempt=attempt(row)),
+                c.Envelope.new(c.SendEmail.TAG, correlation_id=row.correlation_id),
+            )
+            for row in rows
+        ),
+        return_exceptions=True,
+    )
+    failures = [result for result in results if isinstance(result, BaseException)]
+    if failures:
+        # Their rows are left as they were, so the next pass publishes them again.
+        log.error(
+            "publishing SendEmail failed; the messages are left for the next pass",
+            extra={"failed": len(failures), "error": repr(failures[0])},
+        )
+    return [row for row, result in zip(rows, results, strict=True) if not isinstance(result, BaseException)]
+
+
+def send_email(
+    row: Record, account: Record, refs: dict[int, c.AttachmentRef], *, attempt: int
+) -> c.SendEmail:
     return c.SendEmail(
         message_id=row.id,
         user_id=row.user_id,
@@ -54,5 +126,5 @@ def send_email(row: Record, account: Record, refs: dict[int, c.AttachmentRef]) -
         text=row.text,
         attachments=[refs[i] for i in row.attachment_ids],  # remembered when composed
         rfc_message_id=row.rfc_message_id,
-        attempt=row.attempt + 1,
+        attempt=attempt,
     )

@@ -5,8 +5,8 @@ One tick is one transaction:
 1. lock the connected, unparked accounts that have due work (``FOR UPDATE SKIP LOCKED``): a
    replica that cannot lock an account leaves it to the replica that did, so pacing decisions
    for one account are never made twice at once;
-2. work out each account's allowance (minute window, rolling 24 h, per-tick share) and each of
-   its running campaigns' allowance (window, daily cap, spacing);
+2. work out each account's allowance (its even pace, rolling 24 h) and each of its running
+   campaigns' allowance (window, daily cap, spacing);
 3. take up to the allowance from each *stream* — an account's direct emails, and each of its
    campaigns — oldest ``send_at`` first, interleave the streams of an account, then interleave
    the accounts (everyone's first message before anyone's second), up to ``batch_size``. So one
@@ -15,7 +15,8 @@ One tick is one transaction:
 4. lock those messages (``FOR UPDATE SKIP LOCKED``, still ``scheduled`` and due): a cancel that
    got there first wins, a cancel that comes later waits for this tick and finds ``dispatched``;
 5. publish one ``SendEmail`` per message and wait for the broker's confirms;
-6. only then mark the confirmed ones ``dispatched`` (attempt + 1), record the attempts, commit.
+6. only then mark the confirmed ones ``dispatched`` (attempt + 1), record the attempts, move each
+   account's pacing clock on by what it dispatched, commit.
 
 If the process dies between 5 and 6, the transaction rolls back: the messages are still
 ``scheduled`` with the same attempt number and Message-ID, and the next tick publishes them
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -37,28 +39,28 @@ from sqlalchemy import and_, delete, exists, func, insert, not_, or_, select, te
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_queue import ledger
-from mailmerger_queue.commands import attachment_refs, schedule_of, send_email
+from mailmerger_queue.commands import publish_commands, schedule_of, sendable
 from mailmerger_queue.domain import PENDING, CampaignState, SenderState, State
-from mailmerger_queue.email_reads import HTML, SUBJECT, TEXT
-from mailmerger_queue.fairness import Candidate, fair_pick
+from mailmerger_queue.fairness import Candidate, Stream, fair_pick
 from mailmerger_queue.models import (
     Record,
     attempts,
     campaigns,
     messages,
     processed_events,
-    recipients,
     senders,
 )
-from mailmerger_queue.pacing import AccountUsage, Schedule, account_allowance
-from mailmerger_queue.senders import account_usage
+from mailmerger_queue.pacing import Pace, Schedule, account_allowance
+from mailmerger_queue.redispatch import redispatch_stale
+from mailmerger_queue.senders import sent_last_day
 from mailmerger_queue.settings import DispatchSettings
-from mailmerger_shared import contracts as c
 from mailmerger_shared import metrics
 from mailmerger_shared.broker.publisher import Publisher
 from mailmerger_shared.db import transaction
 
 log = logging.getLogger(__name__)
+
+MINUTE = timedelta(minutes=1)
 
 m, s, cp = messages, senders, campaigns
 
@@ -94,6 +96,13 @@ _CANDIDATES = text(
 )
 
 
+_ADVANCE_PACES = text(
+    "UPDATE queue.senders s SET paced_until = p.paced_until FROM "
+    "unnest(CAST(:accounts AS bigint[]), CAST(:paced_until AS timestamptz[])) AS p(account_id, paced_until) "
+    "WHERE s.account_id = p.account_id"
+)
+
+
 # Backlog for the metrics: the partial index on scheduled messages keeps this cheap.
 _SCHEDULED_COUNTS = text(
     "SELECT count(*) FILTER (WHERE send_at <= :now), count(*) FILTER (WHERE send_at > :now) "
@@ -114,13 +123,15 @@ class Dispatcher:
         now = self.clock.now()
         async with transaction(self.sessions) as session:
             accounts = await self._lock_accounts(session, now)
-            usage = await account_usage(session, list(accounts), now)
+            sent = await sent_last_day(session, list(accounts), now)
+            paces = {account_id: self._pace(row.per_minute_limit) for account_id, row in accounts.items()}
             allowance = {
                 account_id: account_allowance(
-                    per_minute=row.per_minute_limit,
+                    pace=paces[account_id],
+                    paced_until=row.paced_until,
                     daily=row.daily_limit,
-                    per_tick=self.settings.per_account_per_tick,
-                    usage=usage.get(account_id, AccountUsage(0, 0)),
+                    sent_last_day=sent.get(account_id, 0),
+                    now=now,
                 )
                 for account_id, row in accounts.items()
             }
@@ -129,13 +140,19 @@ class Dispatcher:
                 return 0
             schedules = await self._campaign_allowances(session, allowance, now)
             candidates = await self._candidates(session, allowance, schedules, now)
-            chosen = fair_pick(candidates, allowance, self.settings.batch_size)
+            last_served = await self._last_served(session, list(allowance), now)
+            chosen = fair_pick(candidates, allowance, self.settings.batch_size, last_served)
             claimed = await self._claim(session, [candidate.id for candidate in chosen], now)
             confirmed = await self._publish(session, claimed, accounts)
             metrics.observe_dispatched(now, {x.id: x.send_at for x in chosen}, [row.id for row in confirmed])
             await self._mark_dispatched(session, confirmed, now)
+            await self._advance_paces(session, confirmed, accounts, paces, now)
             await self._space_campaigns(session, confirmed, schedules, now)
             return len(confirmed)
+
+    def _pace(self, per_minute: int) -> Pace:
+        tick = timedelta(seconds=self.settings.tick_seconds)
+        return Pace.of(per_minute, pace_fraction=self.settings.pace_fraction, tick=tick)
 
     async def _lock_accounts(self, session: AsyncSession, now: datetime) -> dict[int, Record]:
         direct_due = exists().where(
@@ -150,7 +167,14 @@ class Dispatcher:
             exists().where(m.c.campaign_id == cp.c.id, m.c.state == State.SCHEDULED, m.c.send_at <= now),
         )
         rows = await session.execute(
-            select(s.c.account_id, s.c.email, s.c.display_name, s.c.daily_limit, s.c.per_minute_limit)
+            select(
+                s.c.account_id,
+                s.c.email,
+                s.c.display_name,
+                s.c.daily_limit,
+                s.c.per_minute_limit,
+                s.c.paced_until,
+            )
             .where(
                 s.c.state == SenderState.CONNECTED,
                 or_(s.c.parked_until.is_(None), s.c.parked_until <= now),
@@ -217,61 +241,31 @@ class Dispatcher:
         )
         return [Candidate(*row) for row in rows]
 
+    async def _last_served(
+        self, session: AsyncSession, account_ids: list[int], now: datetime
+    ) -> dict[Stream, datetime]:
+        """When each stream of these accounts last had a message dispatched (within the minute)."""
+        rows = await session.execute(
+            select(attempts.c.account_id, attempts.c.campaign_id, func.max(attempts.c.dispatched_at))
+            .where(attempts.c.account_id.in_(account_ids), attempts.c.dispatched_at > now - MINUTE)
+            .group_by(attempts.c.account_id, attempts.c.campaign_id)
+        )
+        return {(account_id, campaign_id): at for account_id, campaign_id, at in rows}
+
     async def _claim(self, session: AsyncSession, ids: list[int], now: datetime) -> list[Record]:
         if not ids:
             return []
-        r = recipients
-        rows = await session.execute(
-            select(
-                m.c.id,
-                m.c.user_id,
-                m.c.account_id,
-                m.c.campaign_id,
-                m.c.attempt,
-                m.c.rfc_message_id,
-                m.c.to_addrs,
-                m.c.cc_addrs,
-                m.c.bcc_addrs,
-                SUBJECT,
-                HTML,
-                TEXT,
-                m.c.attachment_ids,
-                m.c.correlation_id,
-            )
-            .select_from(m.outerjoin(r, r.c.id == m.c.recipient_id))
-            .where(m.c.id.in_(ids), m.c.state == State.SCHEDULED, m.c.send_at <= now)
-            .order_by(m.c.id)
-            .with_for_update(of=m, skip_locked=True)
-        )
-        return list(rows)
+        due = m.c.id.in_(ids) & (m.c.state == State.SCHEDULED) & (m.c.send_at <= now)
+        return list(await session.execute(sendable(due)))
 
     async def _publish(
         self, session: AsyncSession, claimed: list[Record], accounts: dict[int, Record]
     ) -> list[Record]:
-        """Publish a command per claimed message; returns those the broker confirmed."""
-        if not claimed:
-            return []
-        refs = await attachment_refs(session, {i for row in claimed for i in row.attachment_ids})
-        results = await asyncio.gather(
-            *(
-                self.publisher.publish(
-                    send_email(row, accounts[row.account_id], refs),
-                    c.Envelope.new(c.SendEmail.TAG, correlation_id=row.correlation_id),
-                )
-                for row in claimed
-            ),
-            return_exceptions=True,
+        """Publish a command per claimed message; returns those the broker confirmed (the others
+        stay scheduled and go again next tick; the sender ignores any duplicate)."""
+        return await publish_commands(
+            session, self.publisher, claimed, accounts, attempt=lambda row: row.attempt + 1
         )
-        failures = [result for result in results if isinstance(result, BaseException)]
-        if failures:
-            # They stay scheduled and go again next tick; the sender ignores any duplicate.
-            log.error(
-                "publishing SendEmail failed; the messages stay scheduled",
-                extra={"failed": len(failures), "error": repr(failures[0])},
-            )
-        return [
-            row for row, result in zip(claimed, results, strict=True) if not isinstance(result, BaseException)
-        ]
 
     async def _mark_dispatched(self, session: AsyncSession, confirmed: list[Record], now: datetime) -> None:
         if not confirmed:
@@ -299,6 +293,28 @@ class Dispatcher:
             ],
         )
 
+    async def _advance_paces(
+        self,
+        session: AsyncSession,
+        confirmed: list[Record],
+        accounts: dict[int, Record],
+        paces: dict[int, Pace],
+        now: datetime,
+    ) -> None:
+        dispatched = Counter(row.account_id for row in confirmed)
+        if not dispatched:
+            return
+        await session.execute(
+            _ADVANCE_PACES,
+            {
+                "accounts": list(dispatched),
+                "paced_until": [
+                    paces[account_id].advance(accounts[account_id].paced_until, now, n)
+                    for account_id, n in dispatched.items()
+                ],
+            },
+        )
+
     async def _space_campaigns(
         self,
         session: AsyncSession,
@@ -312,8 +328,17 @@ class Dispatcher:
                 await session.execute(update(cp).where(cp.c.id == campaign_id).values(next_send_at=next_at))
 
     async def housekeeping(self) -> None:
-        """Complete campaigns with no pending message; forget old processed-event ids."""
+        """Complete campaigns with no pending message; forget old processed-event ids; publish again
+        the commands of messages whose outcome never came back."""
         now = self.clock.now()
+        async with transaction(self.sessions) as session:
+            await redispatch_stale(
+                session,
+                self.publisher,
+                now=now,
+                stale_after=timedelta(seconds=self.settings.redispatch_after_seconds),
+                limit=self.settings.batch_size,
+            )
         async with transaction(self.sessions) as session:
             pending = exists().where(m.c.campaign_id == cp.c.id, m.c.state.in_([p.value for p in PENDING]))
             await session.execute(

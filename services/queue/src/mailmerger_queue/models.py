@@ -62,6 +62,9 @@ senders = Table(
     Column("per_minute_limit", Integer, nullable=False),
     _when("parked_until", nullable=True),
     Column("parked_reason", Text),
+    # The pacing clock (GCRA's theoretical arrival time): the account's next dispatch is due then;
+    # dispatches may run up to one tick ahead of it. NULL: never paced, due now.
+    _when("paced_until", nullable=True),
     _when("connected_at"),
     # occurred-at of the account event that set ``state``: an older event never overrides it.
     _when("state_changed_at"),
@@ -172,6 +175,8 @@ messages = Table(
         postgresql_where=text("state = 'scheduled' AND campaign_id IS NULL"),
     ),
     Index("ix_messages_campaign_due", "campaign_id", "send_at", postgresql_where=text("state = 'scheduled'")),
+    # The redispatch sweep (every ~10 s): only messages in flight, never the sent history.
+    Index("ix_messages_in_flight", "updated_at", postgresql_where=text("state = 'dispatched'")),
 )
 
 # One row per dispatch of a message; pacing counts these per account and per campaign.

@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
+from uuid import UUID
 
-from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_queue import ledger
 from mailmerger_queue.domain import OUTCOME_APPLIES, SENT_APPLIES, State
-from mailmerger_queue.models import attempts, messages, processed_events, senders
+from mailmerger_queue.models import attempts, messages, senders
 from mailmerger_shared import contracts as c
 from mailmerger_shared.db import transaction
 
@@ -87,25 +87,78 @@ class OutcomeWriter:
                     future.set_result(None)
 
     async def _apply_all(self, events: list[tuple[c.Message, c.Envelope]]) -> None:
+        """Apply the events in order, in one transaction; runs of ``EmailSent`` as one statement each.
+
+        Nearly every event is an ``EmailSent``, and one statement for a run of them is what makes
+        the group commit cheap. Applying a run together cannot reorder anything that matters: a
+        run holds only ``EmailSent``, which wins from every state but ``sent``.
+        """
+        now = self._clock()
         async with transaction(self._sessions) as session:
+            fresh = await first_deliveries(session, [envelope.id for _, envelope in events], now)
+            run: list[c.EmailSent] = []
             for message, envelope in events:
-                now = self._clock()
-                if await first_delivery(session, envelope.id, now):
-                    await apply_outcome(session, message, now)
+                if envelope.id not in fresh:
+                    continue
+                fresh.discard(envelope.id)  # the same envelope twice in one batch: once
+                if isinstance(message, c.EmailSent):
+                    run.append(message)
+                    continue
+                await record_sent(session, run, now)
+                run = []
+                await apply_outcome(session, message, now)
+            await record_sent(session, run, now)
 
 
-async def first_delivery(session: AsyncSession, envelope_id: object, now: datetime) -> bool:
-    """Record the envelope as processed; False when it already was (in this transaction's view).
+async def first_deliveries(session: AsyncSession, envelope_ids: list[UUID], now: datetime) -> set[UUID]:
+    """Record the envelopes as processed; the ones that were not already (in this transaction's view).
 
     A concurrent duplicate waits on the primary key until the first one commits, then is skipped.
     """
-    inserted = await session.execute(
-        pg_insert(processed_events)
-        .values(envelope_id=envelope_id, processed_at=now)
-        .on_conflict_do_nothing()
-        .returning(processed_events.c.envelope_id)
+    inserted = await session.execute(_FIRST_DELIVERIES, {"ids": envelope_ids, "now": now})
+    return {envelope_id for (envelope_id,) in inserted}
+
+
+_FIRST_DELIVERIES = text(
+    "INSERT INTO queue.processed_events (envelope_id, processed_at) "
+    "SELECT DISTINCT unnest(CAST(:ids AS uuid[])), CAST(:now AS timestamptz) "
+    "ON CONFLICT DO NOTHING RETURNING envelope_id"
+)
+
+_SENT_ATTEMPTS = text(
+    "UPDATE queue.attempts a SET outcome = 'sent', outcome_at = :now, reason = NULL, detail = NULL "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS int[])) AS s(message_id, attempt) "
+    "WHERE a.message_id = s.message_id AND a.attempt = s.attempt"
+)
+
+
+async def record_sent(session: AsyncSession, events: list[c.EmailSent], now: datetime) -> None:
+    """Apply ``EmailSent`` events (in order: a message's first one wins) to the ledger and attempts."""
+    if not events:
+        return
+    first = {event.message_id: event for event in reversed(events)}
+    moved = await ledger.move_to_sent(
+        session,
+        [
+            ledger.Sent(
+                message_id=event.message_id,
+                gmail_id=event.gmail_id,
+                thread_id=event.thread_id,
+                sent_at=event.sent_at,
+                reason=_SENT_BY_GMAIL if not event.reconciled else _SENT_FOUND,
+            )
+            for event in first.values()
+        ],
+        sources=SENT_APPLIES,
+        now=now,
     )
-    return inserted.first() is not None
+    if moved:
+        ids, tries = zip(*moved, strict=True)
+        await session.execute(_SENT_ATTEMPTS, {"ids": list(ids), "attempts": list(tries), "now": now})
+
+
+_SENT_BY_GMAIL = "sent by Gmail"
+_SENT_FOUND = "found in the mailbox after an ambiguous outcome"
 
 
 async def apply_outcome(session: AsyncSession, event: c.Message, now: datetime) -> None:
@@ -123,23 +176,7 @@ async def apply_outcome(session: AsyncSession, event: c.Message, now: datetime) 
         )
         return
     if isinstance(event, c.EmailSent):
-        how = "found in the mailbox after an ambiguous outcome" if event.reconciled else "sent by Gmail"
-        await _record(
-            session,
-            event.message_id,
-            sources=SENT_APPLIES,
-            target=State.SENT,
-            reason=how,
-            outcome=("sent", None, None),
-            now=now,
-            values={
-                "gmail_id": event.gmail_id,
-                "thread_id": event.thread_id,
-                "sent_at": event.sent_at,
-                "outcome_reason": None,
-                "outcome_detail": None,
-            },
-        )
+        await record_sent(session, [event], now)
     elif isinstance(event, c.EmailFailed):
         await _record(
             session,

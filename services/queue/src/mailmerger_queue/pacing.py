@@ -1,7 +1,14 @@
 """How many messages an account and a campaign may send now. Pure arithmetic, no I/O.
 
-An account is limited by a sliding one-minute window (the per-user API quota), a rolling 24-hour
-window (Gmail's daily sending cap) and a per-tick share that spreads its minute over the minute.
+An account is paced evenly at a share of its per-minute limit (GCRA, the generic cell rate
+algorithm: each dispatch moves the account's pacing clock on by one interval, and the dispatcher
+may run at most one tick ahead of it), and limited by a rolling 24-hour window (Gmail's daily
+sending cap). Gmail's per-user quota is a *sliding* minute: a burst at the start of one minute
+and at the end of the previous one would both count, so a limit spent in bursts either wastes
+most of the minute or gets refused. Paced evenly below the limit, any 60 seconds hold at most
+``pace_fraction`` of it plus one tick's worth, and the rest of the limit absorbs the jitter
+between the dispatcher and Gmail.
+
 A campaign adds a sending window (local hours and weekdays), a per-day cap counted in its own
 time zone, and spacing with jitter between its messages.
 """
@@ -13,21 +20,43 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-MINUTE = timedelta(minutes=1)
 DAY = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
-class AccountUsage:
-    """Dispatches of one account: in the last minute, and in the last 24 h that count as sends."""
+class Pace:
+    """An account's even rate: one dispatch per ``interval``, at most ``tolerance`` ahead of it."""
 
-    last_minute: int
-    last_day: int
+    interval: timedelta
+    tolerance: timedelta
+
+    @classmethod
+    def of(cls, per_minute: int, *, pace_fraction: float, tick: timedelta) -> Pace:
+        # A tolerance of one tick loses no credit between ticks, and is the only burst allowed.
+        return cls(interval=timedelta(minutes=1) / (per_minute * pace_fraction), tolerance=tick)
+
+    def allowance(self, paced_until: datetime | None, now: datetime) -> int:
+        """Dispatches that fit now: those whose turn comes within the tolerance."""
+        ahead = _clock(paced_until, now) - now
+        if ahead > self.tolerance:
+            return 0
+        return (self.tolerance - ahead) // self.interval + 1
+
+    def advance(self, paced_until: datetime | None, now: datetime, dispatched: int) -> datetime:
+        """The pacing clock after ``dispatched`` more messages went at ``now``."""
+        return _clock(paced_until, now) + dispatched * self.interval
 
 
-def account_allowance(*, per_minute: int, daily: int, per_tick: int, usage: AccountUsage) -> int:
+def _clock(paced_until: datetime | None, now: datetime) -> datetime:
+    # An idle account's clock has fallen behind: its credit does not pile up beyond the tolerance.
+    return now if paced_until is None or paced_until < now else paced_until
+
+
+def account_allowance(
+    *, pace: Pace, paced_until: datetime | None, daily: int, sent_last_day: int, now: datetime
+) -> int:
     """Messages the account may dispatch in this tick (never negative)."""
-    return max(0, min(per_minute - usage.last_minute, daily - usage.last_day, per_tick))
+    return max(0, min(pace.allowance(paced_until, now), daily - sent_last_day))
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,11 @@ from typing import Annotated, Any
 
 import msgspec
 
+from mailmerger_shared.web.deps import MAX_RESOURCE_ID
+
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
-Id = Annotated[int, msgspec.Meta(ge=1)]
+# Ids name bigint rows; a larger one names none (and the driver refuses it): see ResourceId.
+Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_RESOURCE_ID)]
 # RFC 5322 caps a header line at 998 characters.
 Subject = Annotated[str, msgspec.Meta(max_length=998)]
 

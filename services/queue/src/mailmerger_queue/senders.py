@@ -1,9 +1,9 @@
 """The user's Gmail accounts as the queue sees them: limits, usage, parking.
 
-Usage counts dispatch attempts. Every attempt costs API quota, so the minute window counts them
-all; the 24-hour window counts those that were (or may have been) delivered — in flight, sent or
-unconfirmed — because Gmail's daily cap counts messages, and a deferred or failed attempt did
-not send one.
+Daily usage counts the dispatch attempts of the last 24 hours that were (or may have been)
+delivered — in flight, sent or unconfirmed — because Gmail's daily cap counts messages, and a
+deferred or failed attempt did not send one. (The per-minute limit is kept by pacing, not by
+counting: see ``pacing.Pace``.)
 """
 
 from __future__ import annotations
@@ -16,29 +16,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue import schemas
 from mailmerger_queue.models import attempts, senders
-from mailmerger_queue.pacing import DAY, MINUTE, AccountUsage
+from mailmerger_queue.pacing import DAY
 from mailmerger_shared.web.problems import NotFound
 
 _COUNTS_AS_SENT = (attempts.c.outcome.is_(None)) | attempts.c.outcome.in_(["sent", "unconfirmed"])
 
 
-async def account_usage(
-    session: AsyncSession, account_ids: list[int], now: datetime
-) -> dict[int, AccountUsage]:
-    """Usage of each account at ``now``; accounts with no recent attempt are absent."""
+async def sent_last_day(session: AsyncSession, account_ids: list[int], now: datetime) -> dict[int, int]:
+    """Messages each account sent (or may have) in the 24 hours before ``now``; absent: none."""
     if not account_ids:
         return {}
     a = attempts
     rows = await session.execute(
-        select(
-            a.c.account_id,
-            func.count().filter(a.c.dispatched_at > now - MINUTE),
-            func.count().filter(_COUNTS_AS_SENT),
-        )
-        .where(a.c.account_id.in_(account_ids), a.c.dispatched_at > now - DAY)
+        select(a.c.account_id, func.count())
+        .where(a.c.account_id.in_(account_ids), a.c.dispatched_at > now - DAY, _COUNTS_AS_SENT)
         .group_by(a.c.account_id)
     )
-    return {account: AccountUsage(minute, day) for account, minute, day in rows}
+    return {account: int(count) for account, count in rows}
 
 
 async def list_senders(session: AsyncSession, user_id: int, now: datetime) -> list[schemas.Sender]:
@@ -49,7 +43,7 @@ async def list_senders(session: AsyncSession, user_id: int, now: datetime) -> li
             .order_by(senders.c.connected_at, senders.c.account_id)
         )
     ).all()
-    usage = await account_usage(session, [row.account_id for row in rows], now)
+    usage = await sent_last_day(session, [row.account_id for row in rows], now)
     return [
         schemas.Sender(
             account_id=row.account_id,
@@ -59,7 +53,7 @@ async def list_senders(session: AsyncSession, user_id: int, now: datetime) -> li
             state=row.state,
             daily_limit=row.daily_limit,
             per_minute_limit=row.per_minute_limit,
-            sent_last_24h=usage.get(row.account_id, AccountUsage(0, 0)).last_day,
+            sent_last_24h=usage.get(row.account_id, 0),
             parked_until=row.parked_until if row.parked_until and row.parked_until > now else None,
             parked_reason=row.parked_reason if row.parked_until and row.parked_until > now else None,
         )

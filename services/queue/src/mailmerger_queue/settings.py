@@ -47,11 +47,16 @@ class DispatchSettings(Settings, frozen=True, kw_only=True):
     prefix: ClassVar[str] = "MM_DISPATCH_"
     tick_seconds: PositiveSeconds = 0.5
     batch_size: Positive = 200  # messages published per tick, all accounts together
-    per_account_per_tick: Positive = 25  # smooths an account's minute budget over the minute
+    # Share of each account's per-minute limit the dispatcher paces to; the rest absorbs the jitter
+    # between a dispatch and its Gmail call, so a sliding minute at Gmail never sees the limit.
+    pace_fraction: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.97
     consumer_daily_limit: Positive = 500
     workspace_daily_limit: Positive = 2000
     per_minute_limit: Positive = 150
     consumer_domains: list[str] = msgspec.field(default_factory=lambda: ["gmail.com", "googlemail.com"])
+    # A message still dispatched this long after its dispatch is published again (redispatch.py):
+    # longer than a sender takes to settle a claim (prepare + request + settle margin, 4 min).
+    redispatch_after_seconds: PositiveSeconds = 900.0
     # Envelope ids of consumed events are kept this long to drop redeliveries.
     processed_events_retention_hours: Positive = 72
 

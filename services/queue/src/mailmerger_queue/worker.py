@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from mailmerger_queue.accounts import apply_account_event
 from mailmerger_queue.dispatcher import Clock, Dispatcher, SystemClock
-from mailmerger_queue.outcomes import OutcomeWriter, first_delivery
+from mailmerger_queue.outcomes import OutcomeWriter, first_deliveries
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker.consumer import Handler
@@ -67,7 +67,7 @@ def account_events(settings: QueueSettings) -> HandlerFactory:
         async def handle(message: c.Message, envelope: c.Envelope) -> None:
             now = datetime.now(UTC)
             async with transaction(sessions) as session:
-                if await first_delivery(session, envelope.id, now):
+                if await first_deliveries(session, [envelope.id], now):
                     await apply_account_event(session, message, envelope.occurred_at, now, settings.dispatch)
 
         return handle

@@ -53,9 +53,9 @@ class DeliverySettings(Settings, frozen=True, kw_only=True):
     settle_margin_seconds: Positive = 120.0
     backoff_base_seconds: Annotated[float, msgspec.Meta(ge=1)] = 1.0
     backoff_max_seconds: Positive = 900.0
-    # The shared per-account token bucket (a guard behind the dispatcher's pacing).
+    # Gmail's per-user quota in sends (15,000 units/min / 100 per send; 60 for projects created
+    # after 1 May 2026): a sliding-minute guard shared by every replica, behind the dispatcher's pacing.
     account_sends_per_minute: PositiveInt = 150
-    account_burst: PositiveInt = 20
     attachment_cache_bytes: PositiveInt = 256 * MiB
     # A cached access token is refreshed this long before it expires.
     token_refresh_margin_seconds: Positive = 120.0

@@ -83,7 +83,6 @@ async def run_sender(
                 redis,
                 key_prefix=settings.redis.key_prefix,
                 per_minute=s.account_sends_per_minute,
-                burst=s.account_burst,
             ),
             settings=s,
             request_timeout=settings.gmail.request_timeout,

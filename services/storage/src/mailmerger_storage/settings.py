@@ -28,6 +28,9 @@ class S3Settings(ObjectStoreSettings, frozen=True, kw_only=True):
     """Where attachments live (the shared connection settings) and how large they may be."""
 
     presign_ttl_seconds: PresignTtl = 300
+    # Where a browser reaches the store, when that is not ``endpoint_url`` (compose: the services
+    # use http://s3:9000, a browser http://localhost:9000). Download links are signed for this host.
+    public_endpoint_url: str | None = None
     max_upload_bytes: PositiveBytes = 10 * MiB
     user_quota_bytes: PositiveBytes = 200 * MiB
     part_size_bytes: PartSize = 8 * MiB

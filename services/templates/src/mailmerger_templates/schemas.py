@@ -12,13 +12,14 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from mailmerger_templates.domain import MAX_ID, TemplateContent
+from mailmerger_shared.web.deps import MAX_RESOURCE_ID
+from mailmerger_templates.domain import TemplateContent
 
 Name = Annotated[
     str, msgspec.Meta(min_length=1, max_length=200, description="How the template is listed and searched")
 ]
 Description = Annotated[str, msgspec.Meta(max_length=2000)]
-TemplateId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
+TemplateId = Annotated[int, msgspec.Meta(ge=1, le=MAX_RESOURCE_ID)]
 
 
 class Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

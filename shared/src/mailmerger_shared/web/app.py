@@ -14,7 +14,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ControllerRouterHandler, LifespanHook
 
 from mailmerger_shared import tracing
@@ -22,7 +22,9 @@ from mailmerger_shared.settings import HttpSettings
 from mailmerger_shared.web.auth import JwtAuthMiddleware, TokenVerifier
 from mailmerger_shared.web.deps import provide_principal, provide_transaction
 from mailmerger_shared.web.health import health_routes
-from mailmerger_shared.web.middleware import RequestIdMiddleware
+from mailmerger_shared.web.middleware import RequestObservability
+from mailmerger_shared.web.openapi import DocumentedErrors, StrictStructs
+from mailmerger_shared.web.options import AllowEveryMethod
 from mailmerger_shared.web.problems import EXCEPTION_HANDLERS
 
 # Paths that never need a user token.
@@ -63,14 +65,14 @@ def service_app(
 
     ``verifier`` is None only for apps that authenticate by other means (the emulator).
     """
-    middleware: list[Any] = [RequestIdMiddleware()]
-    middleware.append(PrometheusConfig(app_name=name, prefix="mailmerger", group_path=True).middleware)
+    middleware: list[Any] = [DefineMiddleware(RequestObservability, app_name=name)]
     if tracing.enabled():  # HTTP server spans continue an incoming traceparent
         from litestar.contrib.opentelemetry import OpenTelemetryConfig
 
         middleware.append(OpenTelemetryConfig().middleware)
     if verifier is not None:
         middleware.append(DefineMiddleware(JwtAuthMiddleware, verifier=verifier, exclude=PUBLIC_PATHS))
+    allow = AllowEveryMethod()
     return Litestar(
         route_handlers=[*health_routes(), MetricsController, *route_handlers],
         middleware=middleware,
@@ -82,6 +84,9 @@ def service_app(
             max_age=600,
         ),
         exception_handlers=EXCEPTION_HANDLERS,
+        # Every route's error answers and strict bodies in its OpenAPI; OPTIONS naming every method.
+        plugins=[DocumentedErrors(authenticated=verifier is not None), StrictStructs(), allow],
+        before_send=[allow.before_send],
         lifespan=[*lifespan, freeze_startup_objects],  # last: after every resource is open
         on_startup=list(on_startup),
         dependencies={

@@ -40,6 +40,9 @@ CurrentUser: TypeAlias = NamedDependency[Principal]
 Transaction: TypeAlias = NamedDependency[AsyncSession]
 
 # Ids are PostgreSQL bigints: a larger one names no row, and the driver would refuse it (as a 500).
-_BIGINT_MAX = 2**63 - 1
-ResourceId: TypeAlias = Annotated[int, PathParameter(ge=1, le=_BIGINT_MAX)]
-ResourceIdFilter: TypeAlias = Annotated[int | None, QueryParameter(ge=1, le=_BIGINT_MAX)]
+# The bound is lower still: the largest integer a JSON client (JavaScript's numbers) holds exactly,
+# which is also exact as a float, so validators of the OpenAPI document compare against it exactly
+# (2**63 - 1 is not: as a float it rounds up, and ids past it passed for valid).
+MAX_RESOURCE_ID = 2**53 - 1
+ResourceId: TypeAlias = Annotated[int, PathParameter(ge=1, le=MAX_RESOURCE_ID)]
+ResourceIdFilter: TypeAlias = Annotated[int | None, QueryParameter(ge=1, le=MAX_RESOURCE_ID)]

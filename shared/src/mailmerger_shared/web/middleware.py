@@ -1,34 +1,98 @@
-"""ASGI middleware shared by every service."""
+"""ASGI middleware shared by every service: the request id and the HTTP metrics, in one wrapper.
+
+Both need the same two things of every request (its start and its response status), so one
+wrapper of ``send`` serves both; the metric children are looked up once per label set and kept.
+The metrics are the ones Litestar's Prometheus plugin exports (same names and labels), measured
+at a fraction of its cost: it builds a ``Request`` and two label dicts per request, which was
+about a tenth of a cached read's CPU.
+"""
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
+import time
+from typing import Any
+
 from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import Counter, Gauge, Histogram
 
 from mailmerger_shared.context import accept_or_new_id, set_correlation_id
 
-REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_HEADER = b"x-request-id"
+_LABELS = ["method", "path", "status_code", "app_name"]
+
+REQUESTS = Counter("mailmerger_requests_total", "Total requests", _LABELS)
+REQUEST_ERRORS = Counter("mailmerger_requests_error_total", "Total errors in requests", _LABELS)
+REQUEST_SECONDS = Histogram("mailmerger_request_duration_seconds", "Request duration, in seconds", _LABELS)
+IN_PROGRESS = Gauge(
+    "mailmerger_requests_in_progress",
+    "Total requests currently in progress",
+    _LABELS,
+    multiprocess_mode="livesum",
+)
 
 
-class RequestIdMiddleware(ASGIMiddleware):
-    """Carries ``X-Request-ID`` (or a fresh id) as the correlation id of everything the request does."""
+class _Children:
+    """The metric children of one (method, route, status, app); prometheus_client's ``labels()``
+    costs a lock and a dict lookup per call."""
 
-    scopes = (ScopeType.HTTP,)
+    __slots__ = ("duration", "errors", "requests")
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+    def __init__(self, labels: tuple[str, str, str, str], status: int) -> None:
+        self.requests = REQUESTS.labels(*labels)
+        self.duration = REQUEST_SECONDS.labels(*labels)
+        self.errors = REQUEST_ERRORS.labels(*labels) if status >= 500 else None
+
+
+class RequestObservability:
+    """Carries ``X-Request-ID`` (or a fresh id) as the correlation id of everything the request does,
+    answers it in the response, and counts and times the request by route template and status."""
+
+    def __init__(self, app: ASGIApp, app_name: str) -> None:
+        self.app = app
+        self.app_name = app_name
+        self._children: dict[tuple[str, str, int], _Children] = {}
+        self._in_progress: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
         incoming = None
-        for name, value in scope.get("headers", []):
-            if name == REQUEST_ID_HEADER.encode():
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID_HEADER:
                 incoming = value.decode("latin-1")
                 break
         request_id = accept_or_new_id(incoming)
         set_correlation_id(request_id)
+        request_id_header = (_REQUEST_ID_HEADER, request_id.encode("latin-1"))
+        status = 500  # if the app fails before answering
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
-        await next_app(scope, receive, send_with_id)
+        method: str = scope["method"]
+        path: str = scope.get("path_template") or "<unmatched>"  # never the raw path: unbounded labels
+        in_progress = self._in_progress.get((method, path))
+        if in_progress is None:
+            in_progress = IN_PROGRESS.labels(method, path, "200", self.app_name)
+            self._in_progress[(method, path)] = in_progress
+        in_progress.inc()
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            in_progress.dec()
+            children = self._children.get((method, path, status))
+            if children is None:
+                children = _Children((method, path, str(status), self.app_name), status)
+                self._children[(method, path, status)] = children
+            children.requests.inc()
+            children.duration.observe(elapsed)
+            if children.errors is not None:
+                children.errors.inc()

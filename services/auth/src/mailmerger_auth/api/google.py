@@ -9,11 +9,11 @@ no bearer token, so "connect Gmail" starts from a connect ticket obtained with o
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Response, delete, get, post
+from litestar import delete, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.params import CookieParameter, FromQuery, QueryParameter
@@ -29,6 +29,7 @@ from mailmerger_auth.settings import AuthSettings
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.internal_api import ConnectTicket
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
+from mailmerger_shared.web.openapi import problems
 from mailmerger_shared.web.problems import Unprocessable
 
 BROWSER_COOKIE = "mm_oauth_browser"
@@ -76,7 +77,7 @@ async def authorization_redirect(
     legacy: bool,
     browser_secret: str | None,
     now: datetime,
-) -> Response[Any]:
+) -> Redirect:
     """Start an authorization: 302 to Google, with the browser-binding cookie set."""
     user_id = (
         await oauth_flow.redeem_connect_ticket(tx, ticket, now=now)
@@ -123,7 +124,7 @@ async def callback_redirect(
     legacy: bool,
     browser_secret: str | None,
     now: datetime,
-) -> Response[Any]:
+) -> Redirect:
     """Finish an authorization: 302 to the frontend's oauth-finish page with the session or an error.
 
     An invalid state is a 400 (nothing proves the request came from our own authorization).
@@ -160,7 +161,8 @@ def connect_ticket(
     return ConnectTicket(ticket=ticket, url=url, expires_at=expires_at)
 
 
-@get("/google/authorize", opt=PUBLIC, status_code=302)
+# 400: the connect ticket expired or was used; 404: its user is gone; 422: no ticket to connect with.
+@get("/google/authorize", opt=PUBLIC, status_code=302, responses=problems(404, 422))
 async def authorize(
     tx: Transaction,
     google: NamedDependency[GoogleOAuth | None],
@@ -170,7 +172,7 @@ async def authorize(
     browser_secret: BrowserSecret = None,
     ticket: FromQuery[str | None] = None,
     metadata: FromQuery[bool] = False,
-) -> Response[Any]:
+) -> Redirect:
     """Browser navigation: sign up / sign in with Google, or (with a ticket) connect Gmail."""
     return await authorization_redirect(
         tx,
@@ -198,7 +200,7 @@ async def callback(
     oauth_state: OAuthState = None,
     code: FromQuery[str | None] = None,
     error: FromQuery[str | None] = None,
-) -> Response[Any]:
+) -> Redirect:
     return await callback_redirect(
         tx,
         sessions,
@@ -215,7 +217,7 @@ async def callback(
     )
 
 
-@post("/google/connect-tickets", status_code=201)
+@post("/google/connect-tickets", status_code=201, responses=problems(404))
 async def new_connect_ticket(
     principal: CurrentUser,
     tx: Transaction,

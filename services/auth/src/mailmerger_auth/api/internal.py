@@ -9,24 +9,32 @@ from datetime import datetime, timedelta
 
 from litestar import Router, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from mailmerger_auth import gmail_accounts, oauth_flow
 from mailmerger_auth.api.deps import PUBLIC
 from mailmerger_auth.api.google import connect_ticket
 from mailmerger_auth.gmail_tokens import GmailTokens
 from mailmerger_auth.settings import AuthSettings
-from mailmerger_shared.internal_api import ConnectTicket, GmailAccessToken, GmailAccountInfo
+from mailmerger_shared.internal_api import (
+    AccessTokenRequest,
+    ConnectTicket,
+    GmailAccessToken,
+    GmailAccountInfo,
+)
 from mailmerger_shared.web.auth import requires_service_credential
 from mailmerger_shared.web.deps import Transaction
 
 
 @post("/gmail-accounts/{account_id:int}/access-token", status_code=200)
 async def gmail_access_token(
-    account_id: FromPath[int], gmail_tokens: NamedDependency[GmailTokens]
+    account_id: FromPath[int],
+    gmail_tokens: NamedDependency[GmailTokens],
+    data: JSONBody[AccessTokenRequest | None] = None,
 ) -> GmailAccessToken:
-    """A token valid for at least the refresh margin; 409 ``reconnect_required`` when Google refused."""
-    return await gmail_tokens.access_token(account_id)
+    """A token valid for at least the refresh margin (and not the one the caller saw refused);
+    409 ``reconnect_required`` when Google refused the refresh token."""
+    return await gmail_tokens.access_token(account_id, refused=data.refused if data else None)
 
 
 @get("/users/{user_id:int}/gmail-accounts")

@@ -7,7 +7,7 @@ bearer token, so these routes are public to the JWT middleware.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -15,6 +15,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
+from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_auth import service
@@ -32,6 +33,7 @@ from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.web.auth import bearer_token
 from mailmerger_shared.web.deps import Transaction
 from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
+from mailmerger_shared.web.openapi import problems
 
 REFRESH_COOKIE = "refresh_token"
 
@@ -48,7 +50,7 @@ class Credentials(msgspec.Struct, frozen=True):
     password: Secret
 
 
-@post("/auth/signup", opt=PUBLIC, status_code=201)
+@post("/auth/signup", opt=PUBLIC, status_code=201, responses=problems(409, 422))
 async def sign_up(
     data: JSONBody[SignUp],
     tx: Transaction,
@@ -64,7 +66,7 @@ async def sign_up(
     )
 
 
-@post("/auth/login", opt=PUBLIC, status_code=200)
+@post("/auth/login", opt=PUBLIC, status_code=200, responses=problems(401, 429))
 async def log_in(
     data: JSONBody[Credentials],
     tx: Transaction,
@@ -99,7 +101,7 @@ async def log_in(
     )
 
 
-@get("/auth/refresh-jwt-token", opt=PUBLIC)
+@get("/auth/refresh-jwt-token", opt=PUBLIC, responses=problems(401))
 async def refresh_jwt_token(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[async_sessionmaker[AsyncSession]],
@@ -110,16 +112,18 @@ async def refresh_jwt_token(
     return envelope({"jwt_token": access_token}, "Token refreshed")
 
 
-@get("/auth/renew-refresh-and-jwt-token", opt=PUBLIC)
+@get("/auth/renew-refresh-and-jwt-token", opt=PUBLIC, responses=problems(401))
 async def renew_refresh_and_jwt_token(
     request: Request[Any, Any, Any],
     sessions: NamedDependency[async_sessionmaker[AsyncSession]],
     issuer: NamedDependency[TokenIssuer],
     now: NamedDependency[datetime],
+    config: NamedDependency[AuthSettings],
 ) -> Response[Any]:
     """Accepts a refresh token past its ``exp`` (within the session's lifetime, if still current)."""
+    grace = timedelta(seconds=config.auth.refresh_reuse_grace_seconds)
     pair = await session_rules.renew_session(
-        sessions, issuer, bearer_token(request), now=now, allow_expired=True
+        sessions, issuer, bearer_token(request), now=now, allow_expired=True, reuse_grace=grace
     )
     return envelope(
         {"jwt_token": pair.access_token, "refresh_token": pair.refresh_token, "user_name": pair.user_name},
@@ -127,7 +131,7 @@ async def renew_refresh_and_jwt_token(
     )
 
 
-@get("/oauth/gmail-authorize", opt=PUBLIC, status_code=302)
+@get("/oauth/gmail-authorize", opt=PUBLIC, status_code=302, responses=problems(404, 422))
 async def gmail_authorize(
     tx: Transaction,
     google: NamedDependency[GoogleOAuth | None],
@@ -136,7 +140,7 @@ async def gmail_authorize(
     purpose: FromQuery[Literal["signup", "authorize"]],
     browser_secret: BrowserSecret = None,
     ticket: FromQuery[str | None] = None,
-) -> Response[Any]:
+) -> Redirect:
     """``signup`` finds or creates the account; ``authorize`` connects Gmail to the ticket's user,
     or without a ticket signs in the account the Google account's email belongs to."""
     return await authorization_redirect(
@@ -165,7 +169,7 @@ async def oauth2callback(
     oauth_state: OAuthState = None,
     code: FromQuery[str | None] = None,
     error: FromQuery[str | None] = None,
-) -> Response[Any]:
+) -> Redirect:
     return await callback_redirect(
         tx,
         sessions,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -19,10 +19,12 @@ from mailmerger_auth.crypto import Sealer
 from mailmerger_auth.domain import TokenPair
 from mailmerger_auth.passwords import Passwords
 from mailmerger_auth.service import UserRecord
+from mailmerger_auth.settings import AuthSettings
 from mailmerger_auth.signing_keys import SigningKeys
 from mailmerger_auth.throttle import LoginThrottle
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_shared.web.openapi import problems
 
 # Bounded so that a huge body cannot make argon2 (or the JSON decoder) work for nothing.
 Secret = Annotated[str, msgspec.Meta(max_length=1024)]
@@ -71,7 +73,7 @@ class SessionRead(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-@post("/signup", opt=PUBLIC, status_code=201)
+@post("/signup", opt=PUBLIC, status_code=201, responses=problems(409, 422))
 async def sign_up(
     data: JSONBody[SignUp],
     tx: Transaction,
@@ -85,7 +87,7 @@ async def sign_up(
     return SessionRead.of(pair)
 
 
-@post("/login", opt=PUBLIC, status_code=200)
+@post("/login", opt=PUBLIC, status_code=200, responses=problems(401, 429))
 async def log_in(
     data: JSONBody[Credentials],
     tx: Transaction,
@@ -108,15 +110,19 @@ async def log_in(
     return SessionRead.of(pair)
 
 
-@post("/refresh", opt=PUBLIC, status_code=200)
+@post("/refresh", opt=PUBLIC, status_code=200, responses=problems(401))
 async def refresh(
     data: JSONBody[Renewal],
     sessions: NamedDependency[async_sessionmaker[AsyncSession]],
     issuer: NamedDependency[TokenIssuer],
     now: NamedDependency[datetime],
+    config: NamedDependency[AuthSettings],
 ) -> SessionRead:
-    """Rotates: the refresh token sent is spent; reusing it later revokes the session."""
-    return SessionRead.of(await session_rules.renew_session(sessions, issuer, data.refresh_token, now=now))
+    """Rotates: the refresh token sent is spent; reusing it later revokes the session (except a
+    second tab refreshing with it within seconds, which gets the current token)."""
+    grace = timedelta(seconds=config.auth.refresh_reuse_grace_seconds)
+    pair = await session_rules.renew_session(sessions, issuer, data.refresh_token, now=now, reuse_grace=grace)
+    return SessionRead.of(pair)
 
 
 @post("/logout", status_code=204)
@@ -124,12 +130,13 @@ async def log_out(principal: CurrentUser, tx: Transaction, now: NamedDependency[
     await service.log_out(tx, user_id=principal.user_id, session_id=session_id(principal), now=now)
 
 
-@get("/me")
+# A token outlives the account it names: once the account is deleted, its routes answer 404.
+@get("/me", responses=problems(404))
 async def me(principal: CurrentUser, tx: Transaction) -> UserRecord:
     return await service.get_user(tx, principal.user_id)
 
 
-@delete("/me", status_code=204)
+@delete("/me", status_code=204, responses=problems(404))
 async def delete_me(
     principal: CurrentUser,
     tx: Transaction,
@@ -139,7 +146,7 @@ async def delete_me(
     await service.delete_account(tx, google, sealer, user_id=principal.user_id)
 
 
-@put("/me/password", status_code=204)
+@put("/me/password", status_code=204, responses=problems(403, 404, 409, 422))
 async def change_password(
     data: JSONBody[PasswordChange],
     principal: CurrentUser,

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
-from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
+from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 
 from mailmerger_queue import campaign_reports, campaigns
@@ -30,9 +31,24 @@ from mailmerger_queue.schemas import (
     ValidationReport,
 )
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
+from mailmerger_shared.web.openapi import documented_body, problems
 from mailmerger_shared.web.problems import Conflict, Problem, Unprocessable
 
 CampaignId = ResourceId
+RowNumber = Annotated[int, PathParameter(ge=0, le=2**31 - 1)]
+
+# The list is read by the handler itself (CSV streamed), so its two forms are documented here.
+RECIPIENTS = documented_body(
+    {
+        "text/csv": Schema(type=OpenAPIType.STRING, description="first line names the columns"),
+        "application/json": Schema(
+            type=OpenAPIType.OBJECT,
+            required=["rows"],
+            additional_properties=False,
+            properties={"rows": Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.OBJECT))},
+        ),
+    }
+)
 
 
 def _now() -> datetime:
@@ -43,7 +59,7 @@ class CampaignsController(Controller):
     path = "/v1/campaigns"
     tags = ["campaigns"]
 
-    @post("/")
+    @post("/", responses=problems(404, 409, 422))
     async def create(
         self,
         data: JSONBody[CreateCampaign],
@@ -67,7 +83,12 @@ class CampaignsController(Controller):
     ) -> Campaign:
         return campaigns.view(await campaigns.owned(tx, principal.user_id, campaign_id))
 
-    @put("/{campaign_id:int}/recipients", request_max_body_size=None)
+    @put(
+        "/{campaign_id:int}/recipients",
+        request_max_body_size=None,
+        responses=problems(409, 413, 415, 422),
+        operation_class=RECIPIENTS,
+    )
     async def upload_recipients(
         self,
         campaign_id: CampaignId,
@@ -116,7 +137,7 @@ class CampaignsController(Controller):
         campaign_id: CampaignId,
         principal: CurrentUser,
         tx: Transaction,
-        cursor: FromQuery[int | None] = None,
+        cursor: Annotated[int | None, QueryParameter(ge=0, le=2**31 - 1)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> ValidationReport:
         """Counts of problems and, row by row, what is wrong (invalid address, duplicate, missing fields…)."""
@@ -126,14 +147,14 @@ class CampaignsController(Controller):
     async def preview_row(
         self,
         campaign_id: CampaignId,
-        row: Annotated[int, PathParameter(ge=0, le=2**31 - 1)],
+        row: RowNumber,
         principal: CurrentUser,
         tx: Transaction,
     ) -> RowPreview:
         """One row as it will be sent (or why it will not)."""
         return await campaign_reports.preview(tx, principal.user_id, campaign_id, row)
 
-    @post("/{campaign_id:int}/launch", status_code=200)
+    @post("/{campaign_id:int}/launch", status_code=200, responses=problems(409, 422))
     async def launch(
         self,
         campaign_id: CampaignId,
@@ -147,20 +168,20 @@ class CampaignsController(Controller):
             tx, principal.user_id, campaign_id, data, domain=settings.compose.message_id_domain, now=_now()
         )
 
-    @post("/{campaign_id:int}/pause", status_code=200)
+    @post("/{campaign_id:int}/pause", status_code=200, responses=problems(409))
     async def pause(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Campaign:
         return await campaigns.pause(tx, principal.user_id, campaign_id)
 
-    @post("/{campaign_id:int}/resume", status_code=200)
+    @post("/{campaign_id:int}/resume", status_code=200, responses=problems(409))
     async def resume(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Campaign:
         return await campaigns.resume(tx, principal.user_id, campaign_id)
 
-    @post("/{campaign_id:int}/cancel", status_code=200)
+    @post("/{campaign_id:int}/cancel", status_code=200, responses=problems(409))
     async def cancel(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Campaign:
         """Cancel the campaign and its messages not yet dispatched."""
         return await campaigns.cancel(tx, principal.user_id, campaign_id, now=_now())
 
-    @post("/{campaign_id:int}/retry-failed", status_code=200)
+    @post("/{campaign_id:int}/retry-failed", status_code=200, responses=problems(409))
     async def retry_failed(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Retried:
         return await campaigns.retry_failed(tx, principal.user_id, campaign_id, now=_now())
 
@@ -169,7 +190,7 @@ class CampaignsController(Controller):
         """Messages per state, sends per minute over the last 10 minutes, and the ETA at that rate."""
         return await campaign_reports.progress(tx, principal.user_id, campaign_id, now=_now())
 
-    @get("/{campaign_id:int}/progress/stream")
+    @get("/{campaign_id:int}/progress/stream", media_type="text/event-stream")
     async def progress_stream(
         self,
         campaign_id: CampaignId,
@@ -189,7 +210,7 @@ class CampaignsController(Controller):
             )
         )
 
-    @get("/{campaign_id:int}/results.csv")
+    @get("/{campaign_id:int}/results.csv", media_type="text/csv")
     async def results(
         self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction, state: State
     ) -> Stream:

@@ -6,20 +6,45 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from mailmerger_queue import email_reads, emails
 from mailmerger_queue.api.deps import Settings, Storage, Templates
 from mailmerger_queue.domain import State
-from mailmerger_queue.schemas import AwareDatetime, ComposeEmail, EmailDetail, EmailPage
+from mailmerger_queue.schemas import ComposeEmail, EmailDetail, EmailPage
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, ResourceIdFilter, Transaction
+from mailmerger_shared.web.openapi import problems
+from mailmerger_shared.web.problems import Problem
+
+# next_cursor is an email id: digits, and never past a bigint (18 digits always fit).
+Cursor = Annotated[
+    str | None, QueryParameter(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")
+]
+# Taken as text and parsed here: Litestar's lax decoding also took numbers ("0.5") as instants.
+Instant = Annotated[
+    str | None,
+    QueryParameter(schema_extra={"format": "date-time"}, description="RFC 3339, with an offset"),
+]
+
+
+def _instant(name: str, value: str | None) -> datetime | None:
+    """An RFC 3339 date-time with an offset, or a 400 saying how to write one."""
+    if value is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None or "T" not in value.upper():
+        raise Problem(f"{name}: give an RFC 3339 date-time with an offset, like 2024-05-01T09:00:00Z")
+    return instant
 
 
 class EmailsController(Controller):
     path = "/v1/emails"
     tags = ["emails"]
 
-    @post("/")
+    @post("/", responses=problems(404, 409, 422))
     async def compose(
         self,
         data: JSONBody[ComposeEmail],
@@ -49,9 +74,9 @@ class EmailsController(Controller):
         states: Annotated[list[State] | None, QueryParameter(name="state")] = None,
         account_id: ResourceIdFilter = None,
         campaign_id: ResourceIdFilter = None,
-        send_after: FromQuery[AwareDatetime | None] = None,
-        send_before: FromQuery[AwareDatetime | None] = None,
-        cursor: FromQuery[str | None] = None,
+        send_after: Instant = None,
+        send_before: Instant = None,
+        cursor: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> EmailPage:
         """The user's emails, newest first, filtered by state, account, campaign and send time."""
@@ -59,8 +84,8 @@ class EmailsController(Controller):
             states=states or [],
             account_id=account_id,
             campaign_id=campaign_id,
-            send_after=send_after,
-            send_before=send_before,
+            send_after=_instant("send_after", send_after),
+            send_before=_instant("send_before", send_before),
         )
         return await email_reads.list_emails(tx, principal.user_id, criteria, cursor=cursor, limit=limit)
 
@@ -69,13 +94,13 @@ class EmailsController(Controller):
         """One email with its attempts and every state transition."""
         return await email_reads.get_email(tx, principal.user_id, email_id)
 
-    @post("/{email_id:int}/cancel", status_code=200)
+    @post("/{email_id:int}/cancel", status_code=200, responses=problems(409))
     async def cancel(self, email_id: ResourceId, principal: CurrentUser, tx: Transaction) -> EmailDetail:
         """Cancel an email that is not dispatched yet (409 once it is)."""
         await emails.cancel(tx, principal.user_id, email_id, now=datetime.now(UTC))
         return await email_reads.get_email(tx, principal.user_id, email_id)
 
-    @post("/{email_id:int}/send-now", status_code=200)
+    @post("/{email_id:int}/send-now", status_code=200, responses=problems(409))
     async def send_now(self, email_id: ResourceId, principal: CurrentUser, tx: Transaction) -> EmailDetail:
         """Make an email due now (also retries a failed or unconfirmed one)."""
         await emails.send_now(tx, principal.user_id, email_id, now=datetime.now(UTC))

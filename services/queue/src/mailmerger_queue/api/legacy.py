@@ -8,7 +8,7 @@ send without a connected Gmail, which must hand the browser a URL to connect one
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, post
@@ -16,11 +16,15 @@ from litestar.params import JSONBody
 
 from mailmerger_queue import emails, legacy
 from mailmerger_queue.api.deps import Auth, Settings, Storage, Templates
-from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_shared.web.deps import MAX_RESOURCE_ID, CurrentUser, Transaction
 from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
+from mailmerger_shared.web.openapi import documented_body, id_list, problems
 from mailmerger_shared.web.problems import Problem
 
-EmailIds = JSONBody[list[int]]
+# Ids past a bigint name no email (and the driver would refuse them): a 400, like v1's. Zero and
+# negative ids stay what they were for the old client: ids not in your queue (404).
+EmailIds = JSONBody[list[Annotated[int, msgspec.Meta(le=MAX_RESOURCE_ID)]]]
+EMAIL_IDS = documented_body({"application/json": id_list(minimum=None, maximum=MAX_RESOURCE_ID)})
 
 
 class LegacyController(Controller):
@@ -28,7 +32,7 @@ class LegacyController(Controller):
     exception_handlers = legacy_exception_handlers()
     tags = ["legacy"]
 
-    @post("/api/email/send-email-now", status_code=200)
+    @post("/api/email/send-email-now", status_code=200, responses=problems(404, 409, 422))
     async def send_email_now(
         self,
         data: JSONBody[legacy.LegacyEmailIn],
@@ -59,7 +63,7 @@ class LegacyController(Controller):
         )
         return envelope({"email_id": email_id}, "email is being sent")
 
-    @post("/api/queue/add-to-queue", status_code=200)
+    @post("/api/queue/add-to-queue", status_code=200, responses=problems(404, 409, 422))
     async def add_to_queue(
         self,
         data: JSONBody[legacy.LegacyEmailIn],
@@ -94,7 +98,12 @@ class LegacyController(Controller):
             {"queue_length": len(queued), "emails": [msgspec.to_builtins(e) for e in queued]}, "email queue"
         )
 
-    @post("/api/queue/send-queued-emails", status_code=200)
+    @post(
+        "/api/queue/send-queued-emails",
+        status_code=200,
+        responses=problems(404, 409),
+        operation_class=EMAIL_IDS,
+    )
     async def send_queued_emails(
         self, data: EmailIds, principal: CurrentUser, tx: Transaction
     ) -> Response[Any]:
@@ -103,7 +112,12 @@ class LegacyController(Controller):
         sent = await emails.send_now_many(tx, principal.user_id, data, now=datetime.now(UTC))
         return envelope({"sent_emails": sent}, "emails are being sent")
 
-    @delete("/api/queue/delete-queue-email", status_code=200)
+    @delete(
+        "/api/queue/delete-queue-email",
+        status_code=200,
+        responses=problems(404, 409),
+        operation_class=EMAIL_IDS,
+    )
     async def delete_queue_email(
         self, data: EmailIds, principal: CurrentUser, tx: Transaction
     ) -> Response[Any]:

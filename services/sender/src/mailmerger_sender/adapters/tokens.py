@@ -3,7 +3,8 @@
 Invariants:
 - At most one request per account is in flight: concurrent sends of one account wait for it.
 - ``invalidate`` drops a token only if it is still the cached one, so a send that was refused
-  with an old token never throws away a newer token another send already fetched.
+  with an old token never throws away a newer token another send already fetched; the next fetch
+  names the refused token, so auth refreshes rather than handing the same one out again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 import httpx
 import msgspec
 
-from mailmerger_shared.internal_api import GmailAccessToken
+from mailmerger_shared.internal_api import AccessTokenRequest, GmailAccessToken
 from mailmerger_shared.web.internal import InternalClient
 
 
@@ -44,6 +45,7 @@ class AccessTokens:
         self._margin = refresh_margin
         self._clock = clock
         self._cached: dict[int, GmailAccessToken] = {}
+        self._refused: dict[int, str] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
     async def get(self, account_id: int) -> GmailAccessToken:
@@ -54,14 +56,16 @@ class AccessTokens:
         async with self._locks.setdefault(account_id, asyncio.Lock()):
             token = self._fresh(account_id)  # fetched by the send we waited for
             if token is None:
-                token = await self._fetch(account_id)
+                token = await self._fetch(account_id, self._refused.pop(account_id, None))
                 self._cached[account_id] = token
             return token
 
     def invalidate(self, account_id: int, access_token: str) -> None:
+        """Gmail refused ``access_token``: forget it, and tell auth on the next fetch."""
         cached = self._cached.get(account_id)
         if cached is not None and cached.access_token == access_token:
             del self._cached[account_id]
+            self._refused[account_id] = access_token
 
     def _fresh(self, account_id: int) -> GmailAccessToken | None:
         token = self._cached.get(account_id)
@@ -69,10 +73,13 @@ class AccessTokens:
             return None
         return token
 
-    async def _fetch(self, account_id: int) -> GmailAccessToken:
+    async def _fetch(self, account_id: int, refused: str | None) -> GmailAccessToken:
         path = f"/internal/auth/gmail-accounts/{account_id}/access-token"
+        body = msgspec.json.encode(AccessTokenRequest(refused=refused))
         try:
-            response = await self._client.request("POST", path)
+            response = await self._client.request(
+                "POST", path, content=body, headers={"Content-Type": "application/json"}
+            )
         except httpx.HTTPError as exc:
             raise TokenUnavailable(f"auth unreachable: {type(exc).__name__}: {exc}") from exc
         if response.status_code == 200:

@@ -21,8 +21,9 @@ _DELETE_BATCH = 1000  # DeleteObjects accepts at most this many keys per request
 class S3BlobStore:
     """``BlobStore`` over one bucket of an open aiobotocore S3 client."""
 
-    def __init__(self, client: Any, bucket: str, region: str) -> None:
+    def __init__(self, client: Any, bucket: str, region: str, *, presigner: Any | None = None) -> None:
         self._client = client
+        self._presigner = presigner or client  # a SigV4 signature covers the host: sign for the browser's
         self._bucket = bucket
         self._region = region
 
@@ -75,7 +76,7 @@ class S3BlobStore:
         return removed
 
     async def download_url(self, key: str, *, disposition: str, content_type: str, ttl_seconds: int) -> str:
-        url = await self._client.generate_presigned_url(
+        url = await self._presigner.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": self._bucket,
@@ -142,10 +143,18 @@ async def open_blob_store(settings: S3Settings) -> AsyncIterator[S3BlobStore]:
         aws_secret_access_key=settings.secret_access_key,
         region_name=settings.region,
     )
-    async with session.client(
-        "s3", endpoint_url=settings.endpoint_url, config=client_config(settings)
-    ) as client:
-        store = S3BlobStore(client, settings.bucket, settings.region)
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            session.client("s3", endpoint_url=settings.endpoint_url, config=client_config(settings))
+        )
+        presigner = None
+        if settings.public_endpoint_url:  # presigning is local: this client never connects
+            presigner = await stack.enter_async_context(
+                session.client(
+                    "s3", endpoint_url=settings.public_endpoint_url, config=client_config(settings)
+                )
+            )
+        store = S3BlobStore(client, settings.bucket, settings.region, presigner=presigner)
         try:
             await store.check()
         except Exception as exc:

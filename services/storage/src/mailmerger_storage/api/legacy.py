@@ -14,6 +14,7 @@ from litestar import Request, Response, post
 
 from mailmerger_shared.web.deps import CurrentUser
 from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
+from mailmerger_shared.web.openapi import documented_body, multipart_form, problems
 from mailmerger_storage.api.deps import Blobs, S3Config, Sessions, incoming_body
 from mailmerger_storage.domain import Kind, UploadRejected
 from mailmerger_storage.filetypes import PDF
@@ -42,6 +43,18 @@ def legacy_policy(s3: S3Settings) -> UploadPolicy:
     # Every error class the app maps, so none of them falls through to a problem+json body.
     exception_handlers=legacy_exception_handlers(answered_with_200=(UploadRejected,)),
     tags=["legacy"],
+    # A refused file is a 200 (see above); a body that is no form at all keeps its real status.
+    responses=problems(400, 413, 415, 422),
+    operation_class=documented_body(
+        {
+            "multipart/form-data": multipart_form(
+                file_field="uploaded_file",
+                choice_field="filecontent",
+                choices=[Kind.RESUME.value, Kind.COVER_LETTER.value],
+                choice_required=False,  # its absence is a refused upload: HTTP 200, success false
+            )
+        }
+    ),
 )
 async def upload_file(
     request: Request[Any, Any, Any], principal: CurrentUser, blobs: Blobs, sessions: Sessions, s3: S3Config

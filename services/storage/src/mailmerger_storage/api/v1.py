@@ -11,6 +11,7 @@ from litestar.background_tasks import BackgroundTask
 from litestar.params import FromQuery, QueryParameter
 
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
+from mailmerger_shared.web.openapi import documented_body, multipart_form, problems
 from mailmerger_storage import service
 from mailmerger_storage.api.deps import Blobs, S3Config, Sessions, incoming_body
 from mailmerger_storage.domain import Attachment, Kind
@@ -19,6 +20,14 @@ from mailmerger_storage.settings import S3Settings
 from mailmerger_storage.uploads import UploadPolicy, upload_attachment
 
 AttachmentId = ResourceId
+# The upload streams the form itself, so Litestar cannot see it: documented here.
+UPLOAD_FORM = documented_body(
+    {
+        "multipart/form-data": multipart_form(
+            file_field="file", choice_field="kind", choices=[k.value for k in Kind], choice_required=False
+        )
+    }
+)
 
 
 class AttachmentRead(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,7 +75,13 @@ class AttachmentsController(Controller):
     tags = ["attachments"]
 
     # The body is read as a stream by the upload itself, which enforces its own limits.
-    @post("/", status_code=201, request_max_body_size=None)
+    @post(
+        "/",
+        status_code=201,
+        request_max_body_size=None,
+        responses=problems(400, 413, 415, 422),
+        operation_class=UPLOAD_FORM,
+    )
     async def upload(
         self,
         request: Request[Any, Any, Any],
@@ -114,7 +129,7 @@ class AttachmentsController(Controller):
     ) -> AttachmentRead:
         return AttachmentRead.of(await service.attachment_by_id(tx, principal.user_id, attachment_id))
 
-    @post("/{attachment_id:int}/designate", status_code=200)
+    @post("/{attachment_id:int}/designate", status_code=200, responses=problems(409, 422))
     async def designate(
         self, attachment_id: AttachmentId, principal: CurrentUser, tx: Transaction
     ) -> AttachmentRead:

@@ -18,7 +18,8 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.params import JSONBody
 
-from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_shared.web.deps import MAX_RESOURCE_ID, CurrentUser, Transaction
+from mailmerger_shared.web.openapi import documented_body, id_list, problems
 from mailmerger_shared.web.problems import EXCEPTION_HANDLERS
 from mailmerger_templates import service
 from mailmerger_templates.api.deps import Engine, Write
@@ -69,7 +70,7 @@ async def get_all_templates(principal: CurrentUser, tx: Transaction) -> Response
     return _ok("templates", {"templates": [_legacy(template, principal.user_id) for template in templates]})
 
 
-@post("/add-template")
+@post("/add-template", responses=problems(413, 422))
 async def add_template(
     data: JSONBody[NewLegacyTemplate], principal: CurrentUser, write: Write, engine: Engine
 ) -> Response[Envelope]:
@@ -79,7 +80,7 @@ async def add_template(
     return _ok("template added", {"template_id": template_id}, status=201)
 
 
-@patch("/update-template")
+@patch("/update-template", responses=problems(404, 413, 422))
 async def update_template(
     data: JSONBody[ChangedLegacyTemplate], principal: CurrentUser, write: Write, engine: Engine
 ) -> Response[Envelope]:
@@ -90,7 +91,11 @@ async def update_template(
 
 
 # The legacy client sends the ids as the JSON body of a DELETE.
-@delete("/delete-template", status_code=200)
+@delete(
+    "/delete-template",
+    status_code=200,
+    operation_class=documented_body({"application/json": id_list(minimum=1, maximum=MAX_RESOURCE_ID)}),
+)
 async def delete_template(
     data: JSONBody[list[TemplateId]], principal: CurrentUser, write: Write
 ) -> Response[Envelope]:

@@ -7,12 +7,12 @@ from typing import Annotated
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.enums import MediaType
 from litestar.openapi import ResponseSpec
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
-from mailmerger_shared.web.deps import CurrentUser, Transaction
+from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
+from mailmerger_shared.web.openapi import problems
 from mailmerger_templates import merge, service
 from mailmerger_templates.api.deps import Engine, Reads, Sessions, Write
-from mailmerger_templates.domain import MAX_ID
 from mailmerger_templates.reads import template_json, template_page_json
 from mailmerger_templates.rendering import TemplateSource
 from mailmerger_templates.schemas import (
@@ -27,7 +27,7 @@ from mailmerger_templates.schemas import (
     TemplateVariables,
 )
 
-PathTemplateId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+PathTemplateId = ResourceId
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Templates per page")]
 Search = Annotated[str | None, QueryParameter(max_length=200, description="Part of the name, any case")]
 Cursor = Annotated[str | None, QueryParameter(max_length=64, description="next_cursor of the previous page")]
@@ -37,7 +37,7 @@ class TemplatesController(Controller):
     path = "/v1/templates"
     tags = ["templates"]
 
-    @post("/")
+    @post("/", responses=problems(413, 422))
     async def create_template(
         self, data: JSONBody[TemplateCreate], principal: CurrentUser, write: Write, engine: Engine
     ) -> TemplateRead:
@@ -58,7 +58,7 @@ class TemplatesController(Controller):
         """The template as of its current version."""
         return Response(await template_json(reads, template_id), media_type=MediaType.JSON)
 
-    @patch("/{template_id:int}")
+    @patch("/{template_id:int}", responses=problems(413, 422))
     async def update_template(
         self,
         template_id: PathTemplateId,
@@ -84,13 +84,13 @@ class TemplatesController(Controller):
         """The placeholders the current version reads, and which of them a row must provide."""
         return await service.template_variables(tx, principal.user_id, template_id)
 
-    @post("/validate", status_code=200)
+    @post("/validate", status_code=200, responses=problems(413, 422))
     async def validate_template(self, data: JSONBody[SourceCheckRequest], engine: Engine) -> SourceCheck:
         """Check a template without saving it: its fields, or 422 with every problem and its place."""
         source = TemplateSource(subject=data.subject, html=data.html, text=data.text)
         return await merge.check_source(engine, source)
 
-    @post("/{template_id:int}/preview", status_code=200)
+    @post("/{template_id:int}/preview", status_code=200, responses=problems(422))
     async def preview_template(
         self,
         template_id: PathTemplateId,

@@ -124,7 +124,6 @@ class Stack:
             "MM_DB_URL": self.database_url,
             "MM_DB_POOL_SIZE": "20",
             "MM_AMQP_URL": self.amqp_url,
-            "MM_AMQP_PREFETCH": "64",
             "MM_REDIS_URL": REDIS_URL,
             "MM_REDIS_KEY_PREFIX": f"mm_bench_pipe_{self.run_id}:",
             "MM_INTERNAL_SERVICE_TOKEN": "bench",

@@ -36,7 +36,7 @@ import msgspec
 import psutil
 
 from mailmerger_shared import contracts as c
-from mailmerger_shared.broker import QUEUES, Publisher
+from mailmerger_shared.broker import QUEUES, Publisher, messages_of
 from mailmerger_shared.broker.topology import EVENTS_EXCHANGE, declare_queue
 from mailmerger_shared.db import drop_database
 from mailmerger_shared.internal_api import GmailAccessToken
@@ -183,11 +183,11 @@ async def one_round(
         await outcomes.bind(exchange, routing_key=tag)
 
     async def on_outcome(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        event = c.decode(message.type or "", message.body)
         await message.ack()
-        if not isinstance(event, c.EmailSent):
-            raise RuntimeError(f"not sent: {event}")
-        wanted.discard(event.message_id)
+        for event, _ in messages_of(message):
+            if not isinstance(event, c.EmailSent):
+                raise RuntimeError(f"not sent: {event}")
+            wanted.discard(event.message_id)
         if not wanted:
             done.set()
 

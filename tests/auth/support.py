@@ -14,12 +14,12 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aio_pika
 import httpx
-import msgspec
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mailmerger_auth.settings import AuthSettings
 from mailmerger_shared import contracts as c
+from mailmerger_shared.broker import messages_of
 from tests.support import eventually
 
 M = TypeVar("M", bound=c.Message)
@@ -184,7 +184,8 @@ async def next_event(queue: aio_pika.abc.AbstractQueue, kind: type[M], matches: 
         await message.ack()
         if message.type != kind.TAG:
             return None
-        event = msgspec.json.decode(message.body, type=kind)
-        return event if matches(event) else None
+        return next(
+            (event for event, _ in messages_of(message) if isinstance(event, kind) and matches(event)), None
+        )
 
     return await eventually(found, timeout=15)

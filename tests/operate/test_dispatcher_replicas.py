@@ -16,6 +16,7 @@ from sqlalchemy import insert, text
 
 from mailmerger_queue.models import messages, senders
 from mailmerger_shared import contracts as c
+from mailmerger_shared.broker import messages_of
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
 from mailmerger_shared.db import create_engine
 from mailmerger_shared.settings import BrokerSettings, DatabaseSettings
@@ -97,9 +98,9 @@ async def published_commands(amqp_url: str) -> Counter[int]:
             channel, QUEUES["sender.send-email"], delivery_limit=BrokerSettings().delivery_limit
         )
         while (incoming := await queue.get(fail=False, no_ack=True)) is not None:
-            command = c.decode(incoming.type or "", incoming.body)
-            assert isinstance(command, c.SendEmail)
-            seen[command.message_id] += 1
+            for command, _ in messages_of(incoming):
+                assert isinstance(command, c.SendEmail)
+                seen[command.message_id] += 1
     finally:
         await connection.close()
     return seen

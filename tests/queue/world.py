@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from mailmerger_queue.models import processed_events, senders
 from mailmerger_shared import contracts as c
+from mailmerger_shared.broker import messages_of
 from mailmerger_shared.db import transaction
 from mailmerger_shared.runtime import Infrastructure
 from tests.queue.fakes import FakeServices
@@ -126,8 +127,8 @@ class World:
         queue = await channel.get_queue("sender.send-email", ensure=False)
         taken: list[c.SendEmail] = []
         while (incoming := await queue.get(no_ack=True, fail=False)) is not None:
-            message = c.decode(incoming.type or "", incoming.body)
-            assert isinstance(message, c.SendEmail)
-            taken.append(message)
+            for message, _ in messages_of(incoming):
+                assert isinstance(message, c.SendEmail)
+                taken.append(message)
         await channel.close()
         return taken

@@ -19,7 +19,7 @@ from mailmerger_sender.models import deliveries
 from mailmerger_sender.settings import SenderSettings
 from mailmerger_sender.worker import QUEUE, run_sender
 from mailmerger_shared import contracts as c
-from mailmerger_shared.broker import QUEUES, Publisher
+from mailmerger_shared.broker import QUEUES, Publisher, messages_of
 from mailmerger_shared.broker.topology import EVENTS_EXCHANGE, declare_queue
 from mailmerger_shared.db import transaction
 from mailmerger_shared.settings import load_service
@@ -64,7 +64,7 @@ class Outcomes:
             await queue.bind(exchange, routing_key=kind.TAG)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            self.events.append(c.decode(message.type or "", message.body))
+            self.events.extend(event for event, _ in messages_of(message))
             await message.ack()
 
         await queue.consume(on_message)

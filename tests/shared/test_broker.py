@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import aio_pika
+import msgspec
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from mailmerger_shared import contracts as c
-from mailmerger_shared.broker import QUEUES, Consumer, Publisher, UnroutableMessage
+from mailmerger_shared.broker import QUEUES, Consumer, Publisher, UnroutableMessage, bundle
 from mailmerger_shared.broker.topology import declare_queue
+from mailmerger_shared.context import current_correlation_id
 from mailmerger_shared.runtime import connect_broker
 from mailmerger_shared.settings import BrokerSettings
 from tests.support import eventually
@@ -147,6 +149,150 @@ async def test_undecodable_message_is_dead_lettered_at_once(connection: Abstract
 
     async def dead_lettered() -> bool:
         return (await dead.declare()).message_count == 1
+
+    await eventually(dead_lettered)
+    await consumer.stop()
+    assert calls == []
+
+
+# --- bundles ------------------------------------------------------------------------------------
+
+
+async def _depth(connection: AbstractRobustConnection, name: str) -> int:
+    channel = await connection.channel()
+    try:
+        return (await channel.declare_queue(name, passive=True)).declaration_result.message_count or 0
+    finally:
+        await channel.close()
+
+
+async def test_publish_many_bundles_messages_and_each_reaches_the_handler_with_its_envelope(
+    connection: AbstractRobustConnection,
+) -> None:
+    """Seven messages in bundles of three are three AMQP messages, and seven handler calls."""
+    await _fresh_queue(connection, "templates.user-deleted")
+    publisher = await Publisher.open(connection, bundle_size=3)
+    items: list[tuple[c.Message, c.Envelope]] = [
+        (c.UserDeleted(user_id=n), c.Envelope.new("user_deleted.v1", correlation_id=f"req-{n}"))
+        for n in range(7)
+    ]
+    assert await publisher.publish_many(items) == [None] * 7
+    assert await _depth(connection, "templates.user-deleted") == 3
+
+    received: dict[int, c.Envelope] = {}
+    correlation: dict[int, str | None] = {}
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        assert isinstance(message, c.UserDeleted)
+        received[message.user_id] = envelope
+        correlation[message.user_id] = current_correlation_id()  # each message runs in its own
+
+    consumer = Consumer("templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
+    await consumer.start(connection)
+    await eventually(lambda: len(received) == 7)
+    await consumer.stop()
+    assert {n: envelope.id for n, envelope in received.items()} == {n: e.id for n, (_, e) in enumerate(items)}
+    assert correlation == {n: f"req-{n}" for n in range(7)}
+
+
+async def test_a_failing_member_returns_its_whole_bundle(connection: AbstractRobustConnection) -> None:
+    """One member fails once: the bundle comes back, the others are handled again (idempotently)."""
+    await _fresh_queue(connection, "templates.user-deleted")
+    attempts: Counter[int] = Counter()
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        assert isinstance(message, c.UserDeleted)
+        attempts[message.user_id] += 1
+        if message.user_id == 2 and attempts[2] == 1:
+            raise RuntimeError("fails once")
+
+    consumer = Consumer("templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
+    await consumer.start(connection)
+    publisher = await Publisher.open(connection)
+    await publisher.publish_many(
+        [(c.UserDeleted(user_id=n), c.Envelope.new("user_deleted.v1")) for n in range(3)]
+    )
+    await eventually(lambda: attempts == Counter({0: 2, 1: 2, 2: 2}))
+    await consumer.stop()
+    assert await _depth(connection, QUEUES["templates.user-deleted"].dead_letter_queue) == 0
+
+
+async def test_a_bundle_is_handled_at_most_concurrency_at_a_time(
+    connection: AbstractRobustConnection,
+) -> None:
+    """prefetch counts AMQP messages; concurrency bounds the messages handled at once."""
+    await _fresh_queue(connection, "templates.user-deleted")
+    running = 0
+    peak = 0
+    done: list[int] = []
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        nonlocal running, peak
+        assert isinstance(message, c.UserDeleted)
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+        done.append(message.user_id)
+
+    consumer = Consumer(
+        "templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT, concurrency=2
+    )
+    await consumer.start(connection)
+    publisher = await Publisher.open(connection)
+    await publisher.publish_many(
+        [(c.UserDeleted(user_id=n), c.Envelope.new("user_deleted.v1")) for n in range(8)]
+    )
+    await eventually(lambda: len(done) == 8)
+    await consumer.stop()
+    assert peak == 2
+
+
+async def test_publish_many_says_per_message_which_were_not_routed(
+    connection: AbstractRobustConnection,
+) -> None:
+    """A bundle fails as a whole; messages of other tags are confirmed regardless."""
+    await _fresh_queue(connection, "storage.user-deleted")
+    channel = await connection.channel()
+    for spec in QUEUES.values():
+        if c.AttachmentDeleted in spec.messages:
+            await channel.queue_delete(spec.name)
+    publisher = await Publisher.open(connection)
+    results = await publisher.publish_many(
+        [
+            (c.UserDeleted(user_id=1), c.Envelope.new("user_deleted.v1")),
+            (c.AttachmentDeleted(user_id=1, attachment_id=2), c.Envelope.new("attachment_deleted.v1")),
+            (c.UserDeleted(user_id=2), c.Envelope.new("user_deleted.v1")),
+        ]
+    )
+    assert results[0] is None
+    assert results[2] is None
+    assert isinstance(results[1], UnroutableMessage)
+
+
+async def test_an_undecodable_bundle_is_dead_lettered_at_once(connection: AbstractRobustConnection) -> None:
+    """A bundle with one malformed member is refused whole, never half handled."""
+    await _fresh_queue(connection, "storage.user-deleted")
+    calls: list[c.Message] = []
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        calls.append(message)
+
+    consumer = Consumer("storage.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
+    await consumer.start(connection)
+    good = c.Envelope.new("user_deleted.v1")
+    body = msgspec.json.encode(
+        [[good, c.UserDeleted(user_id=1)], [c.Envelope.new("user_deleted.v1"), {"user_id": "not a number"}]]
+    )
+    channel = await connection.channel()
+    exchange = await channel.get_exchange("mailmerger.events")
+    await exchange.publish(
+        aio_pika.Message(body, type="user_deleted.v1", content_type=bundle.CONTENT_TYPE),
+        routing_key="user_deleted.v1",
+    )
+
+    async def dead_lettered() -> bool:
+        return await _depth(connection, QUEUES["storage.user-deleted"].dead_letter_queue) == 1
 
     await eventually(dead_lettered)
     await consumer.stop()

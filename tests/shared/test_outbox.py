@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mailmerger_shared import contracts as c
-from mailmerger_shared.broker import Publisher
+from mailmerger_shared.broker import Publisher, messages_of
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
 from mailmerger_shared.context import set_correlation_id
 from mailmerger_shared.db import create_engine, create_sessionmaker, transaction
@@ -59,7 +59,7 @@ async def test_rolled_back_transaction_leaves_no_event(sessions: async_sessionma
 async def test_relay_publishes_committed_events_and_marks_them(
     sessions: async_sessionmaker[AsyncSession], amqp_url: str
 ) -> None:
-    """Committed rows are published with their envelope id, in order, then marked published."""
+    """Committed rows are published with their envelope id, in order (one bundle), then marked published."""
     connection = await aio_pika.connect_robust(amqp_url)
     try:
         channel = await connection.channel()
@@ -73,12 +73,11 @@ async def test_relay_publishes_committed_events_and_marks_them(
         assert await relay.publish_pending() == 5
         assert await relay.publish_pending() == 0
         assert await _pending(sessions) == 0
-        received = []
-        for _ in range(5):
-            message = await queue.get(timeout=5)
-            received.append(message.message_id)
-            await message.ack()
-        assert received == [str(e.id) for e in envelopes]
+        message = await queue.get(timeout=5)
+        await message.ack()
+        received = messages_of(message)
+        assert [envelope.id for _, envelope in received] == [e.id for e in envelopes]
+        assert [event for event, _ in received] == [c.UserDeleted(user_id=n) for n in range(5)]
     finally:
         await connection.close()
 

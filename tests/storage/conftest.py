@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from mailmerger.local_s3 import LocalS3
 from mailmerger_shared import contracts as c
+from mailmerger_shared.broker import messages_of
 from mailmerger_shared.broker.topology import EVENTS_EXCHANGE, QUEUES, declare_exchanges
 from mailmerger_shared.settings import load_service
 from mailmerger_storage import models
@@ -71,7 +72,7 @@ class Events:
         async def arrived() -> bool:
             while (message := await self.queue.get(fail=False)) is not None:
                 await message.ack()
-                if c.decode(message.type or "", message.body) == wanted:
+                if any(event == wanted for event, _ in messages_of(message)):
                     return True
             return False
 

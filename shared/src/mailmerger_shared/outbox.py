@@ -111,10 +111,9 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            # Publish concurrently: confirms are pipelined on one channel.
-            await asyncio.gather(
-                *(
-                    self._publisher.publish(
+            results = await self._publisher.publish_many(
+                [
+                    (
                         c.decode(row.tag, row.body),
                         c.Envelope(
                             id=row.id,
@@ -125,12 +124,18 @@ class OutboxRelay:
                         ),
                     )
                     for row in rows
+                ]
+            )
+            published = [row.id for row, result in zip(rows, results, strict=True) if result is None]
+            if published:
+                await session.execute(
+                    update(t).where(t.c.id.in_(published)).values(published_at=datetime.now(UTC))
                 )
-            )
-            await session.execute(
-                update(t).where(t.c.id.in_([row.id for row in rows])).values(published_at=datetime.now(UTC))
-            )
-            return len(rows)
+            failure = next((result for result in results if result is not None), None)
+        if failure is not None:
+            # The confirmed rows are marked (committed above); the rest go again after a backoff.
+            raise failure
+        return len(rows)
 
     async def prune(self) -> None:
         cutoff = datetime.now(UTC) - self._keep_published

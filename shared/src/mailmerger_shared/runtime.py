@@ -70,7 +70,9 @@ async def open_infrastructure(
             connection = await connect_broker(broker, name)
             stack.push_async_callback(_closing, "broker", connection.close)
             infra.amqp = connection
-            infra.publisher = await Publisher.open(connection, timeout=broker.publish_timeout)
+            infra.publisher = await Publisher.open(
+                connection, timeout=broker.publish_timeout, bundle_size=broker.bundle_size
+            )
             infra.readiness["broker"] = lambda: _broker_alive(connection)
         yield infra
 
@@ -140,7 +142,11 @@ def consumer_lifespan(
         infra: Infrastructure = app.state.infra
         assert infra.amqp is not None, f"{queue_name}: consuming needs the broker"
         consumer = Consumer(
-            queue_name, handler(infra), prefetch=broker.prefetch, delivery_limit=broker.delivery_limit
+            queue_name,
+            handler(infra),
+            prefetch=broker.prefetch,
+            delivery_limit=broker.delivery_limit,
+            concurrency=broker.concurrency,
         )
         await consumer.start(infra.amqp)
         try:

@@ -123,7 +123,13 @@ class RedisSettings(Settings, frozen=True, kw_only=True):
 class BrokerSettings(Settings, frozen=True, kw_only=True):
     prefix: ClassVar[str] = "MM_AMQP_"
     url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # AMQP messages (single messages or bundles) a consumer holds unacknowledged at once.
     prefetch: int = 32
+    # Messages a consumer handles at once: bundles are unpacked, so this bounds the work in flight.
+    concurrency: int = 64
+    # Messages of one tag a publisher puts in one AMQP message (1: no bundles). RabbitMQ's cost is
+    # per AMQP message, so bundling the pipeline's commands and outcomes takes most of it away.
+    bundle_size: int = 100
     delivery_limit: int = 5
     publish_timeout: float = 10.0
     # A process that starts before the broker waits this long for it (then exits for its supervisor).

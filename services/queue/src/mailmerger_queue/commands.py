@@ -3,7 +3,6 @@ and publishing those commands with the broker's confirms."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
@@ -85,28 +84,27 @@ async def publish_commands(
     *,
     attempt: Callable[[Record], int],
 ) -> list[Record]:
-    """Publish a ``SendEmail`` per row, all at once; returns the rows the broker confirmed."""
+    """Publish a ``SendEmail`` per row, bundled; returns the rows the broker confirmed."""
     if not rows:
         return []
     refs = await attachment_refs(session, {i for row in rows for i in row.attachment_ids})
-    results = await asyncio.gather(
-        *(
-            publisher.publish(
+    results = await publisher.publish_many(
+        [
+            (
                 send_email(row, accounts[row.account_id], refs, attempt=attempt(row)),
                 c.Envelope.new(c.SendEmail.TAG, correlation_id=row.correlation_id),
             )
             for row in rows
-        ),
-        return_exceptions=True,
+        ]
     )
-    failures = [result for result in results if isinstance(result, BaseException)]
+    failures = [result for result in results if result is not None]
     if failures:
         # Their rows are left as they were, so the next pass publishes them again.
         log.error(
             "publishing SendEmail failed; the messages are left for the next pass",
             extra={"failed": len(failures), "error": repr(failures[0])},
         )
-    return [row for row, result in zip(rows, results, strict=True) if not isinstance(result, BaseException)]
+    return [row for row, result in zip(rows, results, strict=True) if result is None]
 
 
 def send_email(

@@ -96,9 +96,17 @@ async def run_sender(
             send_email_handler(ports),
             prefetch=settings.broker.prefetch,
             delivery_limit=settings.broker.delivery_limit,
+            concurrency=settings.broker.concurrency,
         )
         await consumer.start(amqp)
-        log.info("sender consuming", extra={"queue": QUEUE, "prefetch": settings.broker.prefetch})
+        log.info(
+            "sender consuming",
+            extra={
+                "queue": QUEUE,
+                "prefetch": settings.broker.prefetch,
+                "concurrency": settings.broker.concurrency,
+            },
+        )
         try:
             await asyncio.get_running_loop().create_future()  # until cancelled
         finally:

@@ -1,7 +1,16 @@
 """RabbitMQ: topology, confirmed publishing and acknowledged consuming."""
 
-from mailmerger_shared.broker.consumer import Consumer, Handler
+from mailmerger_shared.broker.consumer import Consumer, Handler, messages_of
 from mailmerger_shared.broker.publisher import Publisher, PublishFailed, UnroutableMessage
 from mailmerger_shared.broker.topology import QUEUES, QueueSpec
 
-__all__ = ["QUEUES", "Consumer", "Handler", "PublishFailed", "Publisher", "QueueSpec", "UnroutableMessage"]
+__all__ = [
+    "QUEUES",
+    "Consumer",
+    "Handler",
+    "PublishFailed",
+    "Publisher",
+    "QueueSpec",
+    "UnroutableMessage",
+    "messages_of",
+]

@@ -3,6 +3,9 @@
 A handler that returns acks the message; one that raises nacks it back to its quorum queue, whose
 delivery limit dead-letters it after the last attempt, so a poison message never blocks the rest.
 A message that cannot even be decoded is rejected straight to the dead-letter queue.
+
+A bundle (see ``bundle``) is unpacked: its messages go to the handler concurrently, each with its
+own envelope, and the bundle is acked when every one of them succeeded.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import msgspec
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from mailmerger_shared import contracts as c
+from mailmerger_shared.broker import bundle
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
 from mailmerger_shared.context import set_correlation_id
 from mailmerger_shared.outages import unavailable_dependency
@@ -43,14 +47,32 @@ def envelope_of(incoming: AbstractIncomingMessage) -> c.Envelope:
     )
 
 
-class Consumer:
-    """Feeds one queue's messages to one handler, at most ``prefetch`` at a time."""
+def messages_of(incoming: AbstractIncomingMessage) -> list[tuple[c.Message, c.Envelope]]:
+    """The messages an AMQP message carries: itself, or a bundle's; raises ``msgspec`` errors."""
+    envelope = envelope_of(incoming)
+    if incoming.content_type == bundle.CONTENT_TYPE:
+        return bundle.decode(envelope.tag, incoming.body)
+    return [(c.decode(envelope.tag, incoming.body), envelope)]
 
-    def __init__(self, queue_name: str, handler: Handler, *, prefetch: int, delivery_limit: int):
+
+class Consumer:
+    """Feeds one queue's messages to one handler: ``prefetch`` AMQP messages (single messages or
+    bundles) held at a time, at most ``concurrency`` messages handled at once (default: prefetch)."""
+
+    def __init__(
+        self,
+        queue_name: str,
+        handler: Handler,
+        *,
+        prefetch: int,
+        delivery_limit: int,
+        concurrency: int | None = None,
+    ):
         self.queue_name = queue_name
         self._spec = QUEUES[queue_name]
         self._handler = handler
         self._prefetch = prefetch
+        self._slots = asyncio.Semaphore(concurrency or prefetch)
         self._delivery_limit = delivery_limit
         self._queue: AbstractQueue | None = None
         self._tag: str | None = None
@@ -77,14 +99,16 @@ class Consumer:
         envelope = envelope_of(incoming)
         set_correlation_id(envelope.correlation_id)
         try:
-            message = c.decode(envelope.tag, incoming.body)
+            messages = messages_of(incoming)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             log.error("undecodable message dead-lettered", extra={"tag": envelope.tag, "error": str(exc)})
             await incoming.reject(requeue=False)
             return
         try:
-            with consumer_span(envelope.tag, envelope.traceparent):
-                await self._handler(message, envelope)
+            if len(messages) == 1:
+                await self._handle_one(*messages[0])
+            else:
+                await self._handle_all(messages)
         except asyncio.CancelledError:
             await _settle_quietly(incoming.nack(requeue=True))
             raise
@@ -111,6 +135,29 @@ class Consumer:
             await _settle_quietly(incoming.nack(requeue=True))
             return
         await _settle_quietly(incoming.ack())
+
+    async def _handle_one(self, message: c.Message, envelope: c.Envelope) -> None:
+        async with self._slots:
+            set_correlation_id(envelope.correlation_id)
+            with consumer_span(envelope.tag, envelope.traceparent):
+                await self._handler(message, envelope)
+
+    async def _handle_all(self, messages: list[tuple[c.Message, c.Envelope]]) -> None:
+        """Handle a bundle's messages concurrently; raise (after all finished) if any failed.
+
+        The first failure that names an outage is the one raised, so the bundle pauses for it.
+        """
+        results = await asyncio.gather(
+            *(self._handle_one(message, envelope) for message, envelope in messages), return_exceptions=True
+        )
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if not failures:
+            return
+        for failure in failures:
+            if not isinstance(failure, Exception):
+                raise failure  # cancelled
+        outage = next((f for f in failures if unavailable_dependency(f) is not None), None)
+        raise outage or failures[0]
 
     async def stop(self, *, grace: float = 30.0) -> None:
         """Stop taking messages, let in-flight ones finish; unacked ones return to the queue."""

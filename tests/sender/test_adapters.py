@@ -321,6 +321,20 @@ async def test_the_window_slides(redis: aioredis.Redis, redis_prefix: str) -> No
     assert await limiter.acquire(1) is not None
 
 
+async def test_sends_asked_for_together_are_decided_in_one_call_and_in_order(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """Concurrent sends share one script call: an account's limit holds inside it, others are apart."""
+    limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}together:", per_minute=3)
+    waits = await asyncio.gather(*(limiter.acquire(1 if n % 2 == 0 else 2) for n in range(10)))
+    first = [w for n, w in enumerate(waits) if n % 2 == 0]
+    second = [w for n, w in enumerate(waits) if n % 2 == 1]
+    assert first[:3] == [None, None, None]
+    assert all(w is not None for w in first[3:])
+    assert second[:3] == [None, None, None]
+    assert all(w is not None for w in second[3:])
+
+
 async def test_windows_are_per_account(redis: aioredis.Redis, redis_prefix: str) -> None:
     """One account spending its minute does not slow another."""
     limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}split:", per_minute=1)

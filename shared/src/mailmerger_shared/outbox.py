@@ -22,11 +22,14 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    any_,
+    bindparam,
     delete,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_shared import contracts as c
@@ -129,7 +132,10 @@ class OutboxRelay:
             published = [row.id for row, result in zip(rows, results, strict=True) if result is None]
             if published:
                 await session.execute(
-                    update(t).where(t.c.id.in_(published)).values(published_at=datetime.now(UTC))
+                    update(t)
+                    # = ANY(array): one SQL text for any count (IN (...) is a new statement per length).
+                    .where(t.c.id == any_(bindparam("published", published, type_=ARRAY(Uuid))))
+                    .values(published_at=datetime.now(UTC))
                 )
             failure = next((result for result in results if result is not None), None)
         if failure is not None:

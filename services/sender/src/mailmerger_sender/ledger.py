@@ -24,10 +24,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_sender.models import deliveries, outbox
+from mailmerger_sender.models import deliveries
 from mailmerger_shared import contracts as c
 
 SENDING = "sending"
@@ -101,39 +100,41 @@ async def claim_all(session: AsyncSession, requests: Sequence[ClaimRequest]) -> 
     return [results[index] for index in range(len(requests))]
 
 
+# A claim for many messages as one statement. Arrays, not a VALUES list: the SQL text is the same
+# for any batch size, so PostgreSQL and asyncpg prepare it once (a VALUES list of each new length
+# was a new statement to parse and plan).
+_CLAIM = text(
+    """
+        INSERT INTO sender.deliveries AS d
+            (message_id, rfc_message_id, account_id, attempt, command_id, state, claimed_at, settles_at)
+        SELECT r.message_id, r.rfc_message_id, r.account_id, r.attempt, r.command_id, 'sending',
+               r.claimed_at, r.settles_at
+        FROM unnest(
+            CAST(:message_id AS bigint[]), CAST(:rfc_message_id AS text[]), CAST(:account_id AS bigint[]),
+            CAST(:attempt AS integer[]), CAST(:command_id AS uuid[]), CAST(:claimed_at AS timestamptz[]),
+            CAST(:settles_at AS timestamptz[])
+        ) AS r(message_id, rfc_message_id, account_id, attempt, command_id, claimed_at, settles_at)
+        ON CONFLICT (message_id) DO UPDATE
+        SET attempt = excluded.attempt, command_id = excluded.command_id, state = 'sending',
+            claimed_at = excluded.claimed_at, settles_at = excluded.settles_at, reason = NULL, detail = NULL
+        WHERE d.state = 'deferred' AND d.command_id <> excluded.command_id AND d.attempt <= excluded.attempt
+        RETURNING d.*
+        """
+).columns(*deliveries.c)
+
+
 async def _insert_or_reclaim(session: AsyncSession, requests: Sequence[ClaimRequest]) -> dict[int, Delivery]:
-    new = insert(deliveries)
-    claimed_values = {
-        "attempt": new.excluded.attempt,
-        "command_id": new.excluded.command_id,
-        "state": SENDING,
-        "claimed_at": new.excluded.claimed_at,
-        "settles_at": new.excluded.settles_at,
-        "reason": None,
-        "detail": None,
-    }
-    statement = new.on_conflict_do_update(
-        index_elements=[_t.message_id],
-        set_=claimed_values,
-        where=(_t.state == DEFERRED)
-        & (_t.command_id != new.excluded.command_id)
-        & (_t.attempt <= new.excluded.attempt),
-    ).returning(*deliveries.c)
     rows = await session.execute(
-        statement,
-        [
-            {
-                "message_id": r.command.message_id,
-                "rfc_message_id": r.command.rfc_message_id,
-                "account_id": r.command.account_id,
-                "attempt": r.command.attempt,
-                "command_id": r.command_id,
-                "state": SENDING,
-                "claimed_at": r.now,
-                "settles_at": r.settles_at,
-            }
-            for r in requests
-        ],
+        _CLAIM,
+        {
+            "message_id": [r.command.message_id for r in requests],
+            "rfc_message_id": [r.command.rfc_message_id for r in requests],
+            "account_id": [r.command.account_id for r in requests],
+            "attempt": [r.command.attempt for r in requests],
+            "command_id": [r.command_id for r in requests],
+            "claimed_at": [r.now for r in requests],
+            "settles_at": [r.settles_at for r in requests],
+        },
     )
     return {row.message_id: _delivery(row) for row in rows}
 
@@ -201,6 +202,18 @@ _SETTLE = text(
 )
 
 
+# ``outbox.stage`` for many events, as one fixed statement.
+_STAGE = text(
+    """
+    INSERT INTO sender.outbox (id, tag, body, correlation_id, traceparent, occurred_at)
+    SELECT * FROM unnest(
+        CAST(:id AS uuid[]), CAST(:tag AS text[]), CAST(:body AS bytea[]), CAST(:correlation_id AS text[]),
+        CAST(:traceparent AS text[]), CAST(:occurred_at AS timestamptz[])
+    )
+    """
+)
+
+
 async def record_all(session: AsyncSession, outcomes: Sequence[Outcome]) -> list[bool]:
     """Write each outcome whose claim still holds, with its events; which ones were written.
 
@@ -221,20 +234,20 @@ async def record_all(session: AsyncSession, outcomes: Sequence[Outcome]) -> list
         written = set((await session.execute(_SETTLE, columns)).scalars())
     done = [o.held is None or o.held.message_id in written for o in outcomes]
     staged = [
-        {
-            "id": envelope.id,
-            "tag": envelope.tag,
-            "body": c.encode(event),
-            "correlation_id": envelope.correlation_id,
-            "traceparent": envelope.traceparent,
-            "occurred_at": envelope.occurred_at,
-        }
-        for o, ok in zip(outcomes, done, strict=True)
-        if ok
-        for envelope, event in o.events
+        (envelope, event) for o, ok in zip(outcomes, done, strict=True) if ok for envelope, event in o.events
     ]
     if staged:
-        await session.execute(outbox.insert(), staged)
+        await session.execute(
+            _STAGE,
+            {
+                "id": [envelope.id for envelope, _ in staged],
+                "tag": [envelope.tag for envelope, _ in staged],
+                "body": [c.encode(event) for _, event in staged],
+                "correlation_id": [envelope.correlation_id for envelope, _ in staged],
+                "traceparent": [envelope.traceparent for envelope, _ in staged],
+                "occurred_at": [envelope.occurred_at for envelope, _ in staged],
+            },
+        )
     return done
 
 

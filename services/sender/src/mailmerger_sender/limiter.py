@@ -20,27 +20,43 @@ from datetime import timedelta
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from mailmerger_sender.batching import Batcher
+
 log = logging.getLogger(__name__)
 
 WINDOW = timedelta(minutes=1)
 
-# KEYS[1]: the account's window. ARGV: the limit, the window in ms, a member unique to this call.
-# Returns 0 when the send was counted, else the milliseconds until the oldest send leaves the window
-# (scores up to now - window are dropped, inclusive, so the oldest leaves at exactly oldest + window).
+# KEYS: one account window per send asked for (an account may repeat). ARGV: the limit, the window
+# in ms, then one member unique to each send. Returns, per send, 0 when it was counted, else the
+# milliseconds until the oldest send leaves the window (scores up to now - window are dropped,
+# inclusive, so the oldest leaves at exactly oldest + window). Sends are decided in order.
 _TAKE = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return math.max(1, tonumber(oldest[2]) + window - now)
+local pruned = {}
+local waits = {}
+for i, key in ipairs(KEYS) do
+  if not pruned[key] then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    pruned[key] = true
+  end
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    waits[i] = math.max(1, tonumber(oldest[2]) + window - now)
+  else
+    redis.call('ZADD', key, now, ARGV[i + 2])
+    redis.call('PEXPIRE', key, window + 1000)
+    waits[i] = 0
+  end
 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], window + 1000)
-return 0
+return waits
 """
+
+# Sends asked for together go to Redis in one script call (a round trip per send cost more CPU
+# than the check itself). The keys share no hash slot: on Redis Cluster this needs hash tags.
+MAX_BATCH = 200
 
 
 class AccountLimiter:
@@ -48,6 +64,7 @@ class AccountLimiter:
         self._take = redis.register_script(_TAKE)
         self._key_prefix = f"{key_prefix}sender:window:"
         self._limit = per_minute
+        self._batches: Batcher[int, timedelta | None] = Batcher(self._take_all, max_size=MAX_BATCH)
 
     async def acquire(self, account_id: int) -> timedelta | None:
         """Count one send in the account's minute: None when counted, else how long until possible.
@@ -55,15 +72,18 @@ class AccountLimiter:
         If Redis cannot be reached the send is allowed: the window is a second guard behind the
         dispatcher's pacing and Gmail's own quota, and Redis is never the only copy of anything.
         """
+        return await self._batches.submit(account_id)
+
+    async def _take_all(self, account_ids: list[int]) -> list[timedelta | None]:
         window_ms = int(WINDOW.total_seconds() * 1000)
         try:
-            wait_ms = int(
-                await self._take(
-                    keys=[f"{self._key_prefix}{account_id}"],
-                    args=[self._limit, window_ms, secrets.token_hex(8)],
-                )
+            waits = await self._take(
+                keys=[f"{self._key_prefix}{account_id}" for account_id in account_ids],
+                args=[self._limit, window_ms, *(secrets.token_hex(8) for _ in account_ids)],
             )
         except RedisError:
-            log.warning("account limiter unavailable; sending unguarded", extra={"account_id": account_id})
-            return None
-        return timedelta(milliseconds=wait_ms) if wait_ms else None
+            log.warning(
+                "account limiter unavailable; sending unguarded", extra={"accounts": len(account_ids)}
+            )
+            return [None] * len(account_ids)
+        return [timedelta(milliseconds=int(wait)) if int(wait) else None for wait in waits]

@@ -18,7 +18,7 @@ a round is timed from the insert's commit until the emulator's mailbox holds all
   minute (steady state; the first minute of a sliding window legitimately allows a burst),
   quota errors are the attempts the sender saw refused (429) over the whole run.
 
-    uv run python bench/bench_pipeline.py [--messages 2000] [--rounds 3] [--senders 1] [--skip-pacing]
+    uv run python bench/bench_pipeline.py [--messages 2000] [--rounds 3] [--senders 2] [--skip-pacing]
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ async def pipeline(args: argparse.Namespace) -> list[dict[str, Any]]:
                         "goal": ">= 1,000 emails/s and >= 0.7 x floor",
                         "notes": (
                             f"enqueue (committed insert) to the emulator holding all {args.messages}; "
-                            f"queue API + dispatcher + {args.senders} sender + emulator as separate "
+                            f"queue API + dispatcher + {args.senders} senders + emulator as separate "
                             f"processes, quotas off, 10 accounts; median of {args.rounds}: "
                             + ", ".join(f"{r[0]:.0f}" for r in rounds)
                         ),
@@ -547,7 +547,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--senders", type=int, default=1)
+    # One sender per core: a sender is one Python process (one core at most), and senders are the
+    # stage the deployment scales (deploy/SCALING.md).
+    parser.add_argument("--senders", type=int, default=2)
     parser.add_argument("--skip-pacing", action="store_true")
     parser.add_argument("--only", choices=["pipeline", "floor", "pacing"])
     parser.add_argument(

@@ -7,6 +7,7 @@ sender workers, all separate processes pointed at the private servers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -112,6 +113,13 @@ class World:
             process.stop()
         self.senders = [self.start_sender(index, **extra) for index in range(SENDERS)]
 
+    async def supervise(self) -> None:
+        """Start again any sender that exited by itself, every half second, until cancelled."""
+        while True:
+            for sender in self.senders:
+                sender.restart_if_exited()
+            await asyncio.sleep(0.5)
+
     def logs_text(self) -> str:
         return "\n".join(
             f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-30:])
@@ -151,6 +159,7 @@ async def world(chaos_base: Path) -> AsyncIterator[World]:
     from mailmerger.migrate import migrate
 
     world = World(chaos_base)
+    supervisor: asyncio.Task[None] | None = None
     try:
         world.redis.start()
         world.postgres.init()
@@ -178,6 +187,7 @@ async def world(chaos_base: Path) -> AsyncIterator[World]:
         world.dispatcher = Process("dispatcher", dispatcher, world.env(), world.logs)
         world.dispatcher.start()
         world.restart_senders()
+        supervisor = asyncio.create_task(world.supervise())
         async with httpx.AsyncClient(base_url=world.api_url, timeout=5) as client:
 
             async def api_ready() -> bool:
@@ -189,6 +199,8 @@ async def world(chaos_base: Path) -> AsyncIterator[World]:
             await eventually(api_ready, timeout=60, interval=0.2)
         yield world
     finally:
+        if supervisor is not None:
+            supervisor.cancel()
         for process in [*world.senders, world.dispatcher, world.queue_api, world.emulator]:
             if process is not None:
                 process.stop()

@@ -239,6 +239,15 @@ class Process:
             self.process = None
         self._close_log()
 
+    def restart_if_exited(self) -> bool:
+        """What a supervisor (compose's ``restart: unless-stopped``) does for a process that exited
+        by itself, as a sender does when its consumer stalls; killed or stopped ones stay down."""
+        if self.process is None or self.process.poll() is None:
+            return False
+        self._close_log()
+        self.start()
+        return True
+
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -14,9 +14,10 @@ import aio_pika
 import msgspec
 import pytest
 from aio_pika.abc import AbstractRobustConnection
+from aiormq.exceptions import AMQPConnectionError
 
 from mailmerger_shared import contracts as c
-from mailmerger_shared.broker import QUEUES, Consumer, Publisher, UnroutableMessage, bundle
+from mailmerger_shared.broker import QUEUES, Consumer, ConsumerStalled, Publisher, UnroutableMessage, bundle
 from mailmerger_shared.broker.topology import declare_queue
 from mailmerger_shared.context import current_correlation_id
 from mailmerger_shared.runtime import connect_broker
@@ -297,6 +298,58 @@ async def test_an_undecodable_bundle_is_dead_lettered_at_once(connection: Abstra
     await eventually(dead_lettered)
     await consumer.stop()
     assert calls == []
+
+
+async def test_a_connection_lost_while_starting_to_consume_is_waited_out(
+    connection: AbstractRobustConnection,
+) -> None:
+    """A drop between a process's connect and its first consume does not kill the process."""
+    await _fresh_queue(connection, "storage.user-deleted")
+    received: list[c.Message] = []
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        received.append(message)
+
+    class DropsOnce:
+        """The first channel fails as a connection the broker just closed; then the real one."""
+
+        attempts = 0
+
+        async def channel(self) -> aio_pika.abc.AbstractChannel:
+            self.attempts += 1
+            if self.attempts == 1:
+                raise AMQPConnectionError("CONNECTION_FORCED - broker forced connection closure")
+            return await connection.channel()
+
+    flaky = DropsOnce()
+    consumer = Consumer("storage.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
+    await consumer.start(flaky, wait=10)  # type: ignore[arg-type]
+    await (await Publisher.open(connection)).publish(c.UserDeleted(user_id=5))
+    await eventually(lambda: received == [c.UserDeleted(user_id=5)])
+    await consumer.stop()
+    assert flaky.attempts == 2
+
+
+async def test_a_consumer_gone_too_long_stalls_so_the_process_restarts(
+    connection: AbstractRobustConnection,
+) -> None:
+    """watch() is quiet while the broker delivers to the consumer and raises once it has not."""
+    await _fresh_queue(connection, "storage.user-deleted")
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        return None
+
+    consumer = Consumer("storage.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
+    await consumer.start(connection)
+    assert await consumer.consuming()
+    with pytest.raises(TimeoutError):  # healthy: still watching when the timeout ends it
+        await asyncio.wait_for(consumer.watch(stall_after=0.5, interval=0.1), timeout=1.0)
+    channel = await connection.channel()
+    await channel.queue_delete("storage.user-deleted")  # the broker cancels the consumer
+    with pytest.raises(ConsumerStalled, match=r"storage\.user-deleted"):
+        await asyncio.wait_for(consumer.watch(stall_after=0.5, interval=0.1), timeout=10)
+    await consumer.stop()
+    await _fresh_queue(connection, "storage.user-deleted")
 
 
 def _close_broker_side(connection_name: str) -> None:

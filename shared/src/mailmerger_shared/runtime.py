@@ -90,7 +90,9 @@ async def connect_broker(broker: BrokerSettings, name: str) -> AbstractRobustCon
     while True:
         try:
             return await aio_pika.connect_robust(
-                broker.url, client_properties={"connection_name": f"mailmerger-{name}"}
+                broker.url,
+                client_properties={"connection_name": f"mailmerger-{name}"},
+                reconnect_interval=broker.reconnect_seconds,
             )
         except ConnectionError as exc:  # aiormq's AMQPConnectionError is one
             wait = min(pause, deadline - loop.time())

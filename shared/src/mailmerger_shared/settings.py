@@ -134,6 +134,12 @@ class BrokerSettings(Settings, frozen=True, kw_only=True):
     publish_timeout: float = 10.0
     # A process that starts before the broker waits this long for it (then exits for its supervisor).
     startup_wait_seconds: float = 120.0
+    # Pause between reconnect attempts after a lost connection. aio-pika's default, 5 s, left
+    # consumers up to ~10 s behind a broker restart; an attempt a second costs nothing.
+    reconnect_seconds: float = 1.0
+    # A worker whose consumer is gone this long (broker down, or a reconnect that never restored
+    # it) stops so its supervisor starts a fresh process.
+    stall_exit_seconds: float = 30.0
 
 
 class HttpSettings(Settings, frozen=True, kw_only=True):

@@ -28,7 +28,7 @@ from mailmerger_sender.models import outbox
 from mailmerger_sender.settings import SenderSettings
 from mailmerger_sender.writer import LedgerWriter
 from mailmerger_shared import contracts as c
-from mailmerger_shared.broker import Consumer, Handler
+from mailmerger_shared.broker import Consumer, ConsumerStalled, Handler
 from mailmerger_shared.outbox import OutboxRelay
 from mailmerger_shared.runtime import open_infrastructure
 from mailmerger_shared.web.internal import InternalClient
@@ -108,7 +108,10 @@ async def run_sender(
             },
         )
         try:
-            await asyncio.get_running_loop().create_future()  # until cancelled
+            await consumer.watch(stall_after=settings.broker.stall_exit_seconds)  # until cancelled
+        except ConsumerStalled:
+            log.error("not consuming; stopping so that the supervisor starts a fresh sender", exc_info=True)
+            raise
         finally:
             await consumer.stop(grace=s.shutdown_grace_seconds)
             await _publish_staged(relay)

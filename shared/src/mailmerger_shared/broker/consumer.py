@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import msgspec
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
 
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import bundle
@@ -55,6 +56,10 @@ def messages_of(incoming: AbstractIncomingMessage) -> list[tuple[c.Message, c.En
     return [(c.decode(envelope.tag, incoming.body), envelope)]
 
 
+class ConsumerStalled(Exception):
+    """The consumer has not been registered at the broker for too long; restart the process."""
+
+
 class Consumer:
     """Feeds one queue's messages to one handler: ``prefetch`` AMQP messages (single messages or
     bundles) held at a time, at most ``concurrency`` messages handled at once (default: prefetch)."""
@@ -79,11 +84,38 @@ class Consumer:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
 
-    async def start(self, connection: AbstractRobustConnection) -> None:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=self._prefetch)
-        self._queue = await declare_queue(channel, self._spec, delivery_limit=self._delivery_limit)
-        self._tag = await self._queue.consume(self._on_message, no_ack=False)
+    async def start(self, connection: AbstractRobustConnection, *, wait: float = 120.0) -> None:
+        """Start consuming; if the connection drops meanwhile, wait for it and start again.
+
+        A broker restarting while a process starts (compose, a chaos test) used to kill the
+        process between its connect and its first consume. After ``wait`` seconds the error is
+        raised. Anything but a lost connection (say, a queue declared with other arguments) is
+        raised at once.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        pause = 0.5
+        while True:
+            channel = None
+            try:
+                channel = await connection.channel()
+                await channel.set_qos(prefetch_count=self._prefetch)
+                self._queue = await declare_queue(channel, self._spec, delivery_limit=self._delivery_limit)
+                self._tag = await self._queue.consume(self._on_message, no_ack=False)
+                return
+            except (AMQPConnectionError, ConnectionError, ChannelInvalidStateError) as exc:
+                if channel is not None:
+                    # Never restored later by the robust connection: this attempt is abandoned.
+                    with contextlib.suppress(Exception):
+                        await channel.close()
+                if loop.time() + pause > deadline:
+                    raise
+                log.warning(
+                    "broker connection lost while starting to consume; starting again",
+                    extra={"queue": self.queue_name, "error": repr(exc), "retry_in_s": pause},
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     async def _on_message(self, incoming: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
@@ -135,6 +167,37 @@ class Consumer:
             await _settle_quietly(incoming.nack(requeue=True))
             return
         await _settle_quietly(incoming.ack())
+
+    async def consuming(self) -> bool:
+        """Whether the broker is delivering to this consumer now (its channel is open and holds it)."""
+        if self._queue is None or self._tag is None:
+            return False
+        channel = self._queue.channel
+        if channel.is_closed:
+            return False
+        try:
+            underlay = await asyncio.wait_for(channel.get_underlay_channel(), timeout=1.0)
+        except Exception:  # reconnecting, or the channel is gone
+            return False
+        # aiormq's channel keeps the consumers the broker confirmed (not part of its abstract type).
+        return self._tag in getattr(underlay, "consumers", {})
+
+    async def watch(self, *, stall_after: float, interval: float = 1.0) -> None:
+        """Return never; raise ``ConsumerStalled`` once the consumer has been gone ``stall_after`` s.
+
+        aio-pika's robust connection restores consumers after a reconnect, but under repeated
+        forced closes (seen in the chaos test) a process could stay connected-looking and idle
+        for good. Crash-only: the process stops cleanly and its supervisor (compose
+        ``restart: unless-stopped``, Kubernetes) starts a fresh one, which is known to work.
+        """
+        loop = asyncio.get_running_loop()
+        last_seen = loop.time()
+        while True:
+            await asyncio.sleep(interval)
+            if await self.consuming():
+                last_seen = loop.time()
+            elif loop.time() - last_seen > stall_after:
+                raise ConsumerStalled(f"{self.queue_name}: not consuming for {stall_after:.0f} s")
 
     async def _handle_one(self, message: c.Message, envelope: c.Envelope) -> None:
         async with self._slots:

@@ -32,6 +32,10 @@ _NOT_SENT = (
 
 
 USER_AGENT = "mailmerger-sender"
+_SEND = "/gmail/v1/users/me/messages/send"
+_UPLOAD_MEDIA = "/upload/gmail/v1/users/me/messages/send?uploadType=media"
+_UPLOAD_MULTIPART = "/upload/gmail/v1/users/me/messages/send?uploadType=multipart"
+_SEND_PATHS = (_SEND, _UPLOAD_MEDIA, _UPLOAD_MULTIPART)
 
 
 class RequestNotSent(Exception):
@@ -64,6 +68,8 @@ class HttpGmail:
     def __init__(self, settings: GmailSettings, *, transport: httpx.AsyncBaseTransport | None = None):
         self._timeout = settings.request_timeout
         self._base_url = settings.api_url.rstrip("/")
+        # The send endpoints, parsed once (every send would parse the same URL again).
+        self._urls = {path: httpx.URL(self._base_url + path) for path in _SEND_PATHS}
         # Waiting for a pooled connection is "not sent" only if it ends before the deadline.
         self._timeouts = {
             "connect": settings.connect_timeout,
@@ -87,12 +93,10 @@ class HttpGmail:
                 _SendBody(raw=pybase64.urlsafe_b64encode(raw).decode("ascii"), threadId=thread_id)
             )
             headers["Content-Type"] = "application/json"
-            return await self._call("POST", "/gmail/v1/users/me/messages/send", headers, content=body)
+            return await self._call("POST", _SEND, headers, content=body)
         if thread_id is None:
             headers["Content-Type"] = "message/rfc822"
-            return await self._call(
-                "POST", "/upload/gmail/v1/users/me/messages/send?uploadType=media", headers, content=raw
-            )
+            return await self._call("POST", _UPLOAD_MEDIA, headers, content=raw)
         # Only the multipart upload carries the metadata (threadId) next to the message.
         boundary = "mm-" + secrets.token_hex(16)
         headers["Content-Type"] = f'multipart/related; boundary="{boundary}"'
@@ -106,9 +110,7 @@ class HttpGmail:
                 f"\r\n--{boundary}--\r\n".encode(),
             ]
         )
-        return await self._call(
-            "POST", "/upload/gmail/v1/users/me/messages/send?uploadType=multipart", headers, content=content
-        )
+        return await self._call("POST", _UPLOAD_MULTIPART, headers, content=content)
 
     async def list_messages(
         self, token: str, *, query: str | None = None, label: str | None = None, page_token: str | None = None
@@ -142,7 +144,8 @@ class HttpGmail:
         params: dict[str, str] | None = None,
     ) -> GmailAnswer:
         started = time.perf_counter()
-        url = httpx.URL(self._base_url + path)  # (params=None would drop the path's own query)
+        # (``params=None`` would drop the path's own query, hence the merge only when given.)
+        url = self._urls.get(path) or httpx.URL(self._base_url + path)
         request = httpx.Request(
             method,
             url.copy_merge_params(params) if params else url,

@@ -25,10 +25,22 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 NO_PERSISTENCE = ["--save", "", "--appendonly", "no"]
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port free now and never handed out before in this run.
+
+    The servers bind their ports later, so a port released by its probe could be handed out
+    twice (seen once: the private PostgreSQL and the emulator got the same one, and the suite hung).
+    """
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def _wait(check: Any, timeout: float, what: str) -> None:

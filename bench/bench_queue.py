@@ -44,6 +44,8 @@ from mailmerger_queue.app import create_app
 from mailmerger_queue.dispatcher import SystemClock
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_queue.worker import open_dispatcher
+from mailmerger_shared import contracts as c
+from mailmerger_shared.broker import messages_of
 from mailmerger_shared.db import drop_database, ensure_database, transaction
 from mailmerger_shared.internal_api import RenderBatchRequest, RenderBatchResponse, RenderedRow
 from mailmerger_shared.runtime import Infrastructure, open_infrastructure
@@ -234,7 +236,10 @@ async def bench_lateness(infra: Infrastructure, settings: QueueSettings) -> list
     queue = await channel.get_queue("sender.send-email", ensure=False)
 
     async def on_message(incoming: Any) -> None:
-        arrivals[msgspec.json.decode(incoming.body)["message_id"]] = time.time()
+        arrived = time.time()
+        for command, _ in messages_of(incoming):  # bundles of SendEmail
+            assert isinstance(command, c.SendEmail)
+            arrivals[command.message_id] = arrived
         await incoming.ack()
         if len(arrivals) == 13_000:
             all_arrived.set()

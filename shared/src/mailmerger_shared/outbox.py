@@ -169,4 +169,5 @@ class OutboxRelay:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                async with asyncio.timeout(backoff):  # (wait_for can swallow a cancel on 3.11)
+                    await self._wake.wait()

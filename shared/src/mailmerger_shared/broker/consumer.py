@@ -163,7 +163,8 @@ class Consumer:
                 )
                 # A stop cuts the pause short: shutdown never waits out a backoff.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=pause)
+                    async with asyncio.timeout(pause):
+                        await self._stopping.wait()
             await _settle_quietly(incoming.nack(requeue=True))
             return
         await _settle_quietly(incoming.ack())
@@ -176,7 +177,10 @@ class Consumer:
         if channel.is_closed:
             return False
         try:
-            underlay = await asyncio.wait_for(channel.get_underlay_channel(), timeout=1.0)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the inner call completes, and a sender being stopped would watch forever.
+            async with asyncio.timeout(1.0):
+                underlay = await channel.get_underlay_channel()
         except Exception:  # reconnecting, or the channel is gone
             return False
         # aiormq's channel keeps the consumers the broker confirmed (not part of its abstract type).
@@ -227,7 +231,8 @@ class Consumer:
         self._stopping.set()
         if self._queue is not None and self._tag is not None:
             try:
-                await self._queue.cancel(self._tag)
+                async with asyncio.timeout(5.0):  # a broker that does not answer must not hold shutdown
+                    await self._queue.cancel(self._tag)
             except Exception:  # the channel may already be gone; redelivery covers it
                 log.warning("could not cancel consumer", extra={"queue": self.queue_name})
         if self._in_flight:

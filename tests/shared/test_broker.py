@@ -80,7 +80,7 @@ async def test_envelope_travels_in_message_properties(connection: AbstractRobust
         received.append(envelope)
 
     consumer = Consumer("templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
-    await consumer.start(connection)
+    await consumer.start(connection, wait=10)
     publisher = await Publisher.open(connection)
     sent = c.Envelope.new(
         "user_deleted.v1", correlation_id="req-42", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01"
@@ -109,7 +109,7 @@ async def test_failing_message_is_dead_lettered_after_exactly_the_delivery_limit
         handled.add(message.user_id)
 
     consumer = Consumer("templates.user-deleted", handler, prefetch=8, delivery_limit=DELIVERY_LIMIT)
-    await consumer.start(connection)
+    await consumer.start(connection, wait=10)
     publisher = await Publisher.open(connection)
     await publisher.publish(c.UserDeleted(user_id=666))
     for user_id in range(1, 21):
@@ -137,7 +137,7 @@ async def test_undecodable_message_is_dead_lettered_at_once(connection: Abstract
         calls.append(message)
 
     consumer = Consumer("storage.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
-    await consumer.start(connection)
+    await consumer.start(connection, wait=10)
     channel = await connection.channel()
     exchange = await channel.get_exchange("mailmerger.events")
     await exchange.publish(
@@ -189,7 +189,7 @@ async def test_publish_many_bundles_messages_and_each_reaches_the_handler_with_i
         correlation[message.user_id] = current_correlation_id()  # each message runs in its own
 
     consumer = Consumer("templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
-    await consumer.start(connection)
+    await consumer.start(connection, wait=10)
     await eventually(lambda: len(received) == 7)
     await consumer.stop()
     assert {n: envelope.id for n, envelope in received.items()} == {n: e.id for n, (_, e) in enumerate(items)}
@@ -208,7 +208,7 @@ async def test_a_failing_member_returns_its_whole_bundle(connection: AbstractRob
             raise RuntimeError("fails once")
 
     consumer = Consumer("templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
-    await consumer.start(connection)
+    await consumer.start(connection, wait=10)
     publisher = await Publisher.open(connection)
     await publisher.publish_many(
         [(c.UserDeleted(user_id=n), c.Envelope.new("user_deleted.v1")) for n in range(3)]
@@ -239,7 +239,7 @@ async def test_a_bundle_is_handled_at_most_concurrency_at_a_time(
     consumer = Consumer(
         "templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT, concurrency=2
     )
-    await consumer.start(connection)
+    await consumer.start(connection, wait=10)
     publisher = await Publisher.open(connection)
     await publisher.publish_many(
         [(c.UserDeleted(user_id=n), c.Envelope.new("user_deleted.v1")) for n in range(8)]
@@ -280,7 +280,7 @@ async def test_an_undecodable_bundle_is_dead_lettered_at_once(connection: Abstra
         calls.append(message)
 
     consumer = Consumer("storage.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
-    await consumer.start(connection)
+    await consumer.start(connection, wait=10)
     good = c.Envelope.new("user_deleted.v1")
     body = msgspec.json.encode(
         [[good, c.UserDeleted(user_id=1)], [c.Envelope.new("user_deleted.v1"), {"user_id": "not a number"}]]
@@ -340,7 +340,7 @@ async def test_a_consumer_gone_too_long_stalls_so_the_process_restarts(
         return None
 
     consumer = Consumer("storage.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
-    await consumer.start(connection)
+    await consumer.start(connection, wait=10)
     assert await consumer.consuming()
     with pytest.raises(TimeoutError):  # healthy: still watching when the timeout ends it
         await asyncio.wait_for(consumer.watch(stall_after=0.5, interval=0.1), timeout=1.0)
@@ -380,7 +380,7 @@ async def test_consumer_resumes_after_its_connection_is_dropped(amqp_url: str) -
             seen.add(message.user_id)
 
         consumer = Consumer("queue.account-events", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
-        await consumer.start(connection)
+        await consumer.start(connection, wait=10)
         publisher = await Publisher.open(connection)
         await publisher.publish(c.UserDeleted(user_id=1))
         await eventually(lambda: 1 in seen)
@@ -425,7 +425,7 @@ async def test_outage_does_not_spend_the_delivery_limit(
             raise ConnectionRefusedError("database is restarting")
 
     consumer = Consumer("templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
-    await consumer.start(connection)
+    await consumer.start(connection, wait=10)
     publisher = await Publisher.open(connection)
     await publisher.publish(c.UserDeleted(user_id=77))
     await eventually(lambda: len(attempts) == DELIVERY_LIMIT, timeout=20)

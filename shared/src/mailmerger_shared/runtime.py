@@ -150,7 +150,7 @@ def consumer_lifespan(
             delivery_limit=broker.delivery_limit,
             concurrency=broker.concurrency,
         )
-        await consumer.start(infra.amqp)
+        await consumer.start(infra.amqp, wait=broker.startup_wait_seconds)
         try:
             yield
         finally:

@@ -98,7 +98,7 @@ async def run_sender(
             delivery_limit=settings.broker.delivery_limit,
             concurrency=settings.broker.concurrency,
         )
-        await consumer.start(amqp)
+        await consumer.start(amqp, wait=settings.broker.startup_wait_seconds)
         log.info(
             "sender consuming",
             extra={

@@ -84,11 +84,12 @@ class Consumer:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
 
-    async def start(self, connection: AbstractRobustConnection, *, wait: float = 120.0) -> None:
+    async def start(self, connection: AbstractRobustConnection, *, wait: float) -> None:
         """Start consuming; if the connection drops meanwhile, wait for it and start again.
 
         A broker restarting while a process starts (compose, a chaos test) used to kill the
-        process between its connect and its first consume. After ``wait`` seconds the error is
+        process between its connect and its first consume. After ``wait`` seconds (the broker
+        settings' ``startup_wait_seconds``, as for the first connect) the error is
         raised. Anything but a lost connection (say, a queue declared with other arguments) is
         raised at once.
         """

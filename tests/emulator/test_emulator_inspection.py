@@ -66,6 +66,15 @@ async def test_counts_show_duplicates_per_message_id(emulator: httpx.AsyncClient
     }
 
 
+async def test_total_counts_every_copy(emulator: httpx.AsyncClient) -> None:
+    """The cheap progress probe counts stored messages, duplicates included."""
+    assert (await emulator.get("/_emulator/messages/total")).json() == {"total": 0}
+    token = await mint_token(emulator)
+    for message_id in ("<a@x>", "<b@x>", "<b@x>"):
+        await send(emulator, token, build_message(message_id=message_id))
+    assert (await emulator.get("/_emulator/messages/total")).json() == {"total": 3}
+
+
 async def test_counts_filter_by_user(emulator: httpx.AsyncClient) -> None:
     """?user= counts one mailbox."""
     await send(emulator, await mint_token(emulator), build_message(message_id="<a@x>"))

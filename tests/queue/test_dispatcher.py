@@ -7,13 +7,17 @@ import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
+from sqlalchemy import text
 
 from mailmerger_queue.dispatcher import Dispatcher
 from mailmerger_queue.fairness import Candidate, fair_pick
 from mailmerger_queue.settings import QueueSettings
+from mailmerger_queue.wakeup import DueListener
 from mailmerger_queue.worker import open_dispatcher, run_dispatcher
 from mailmerger_shared import contracts as c
+from mailmerger_shared.db import transaction
 from mailmerger_shared.runtime import Infrastructure
 from tests.queue.world import FakeClock, World
 from tests.support import eventually
@@ -208,6 +212,53 @@ async def test_run_dispatcher_sends_as_messages_fall_due(world: World, settings:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_an_email_sent_now_wakes_the_dispatcher_before_its_tick(
+    world: World, infra: Infrastructure, settings: QueueSettings
+) -> None:
+    """Composing commits a NOTIFY: with a 60 s tick, the email is still published within seconds."""
+    slow = msgspec.structs.replace(
+        settings, dispatch=msgspec.structs.replace(settings.dispatch, tick_seconds=60)
+    )
+    user, account = await world.user_with_account()
+    task = asyncio.create_task(run_dispatcher(slow))
+    try:
+
+        async def listening() -> bool:
+            assert infra.sessions is not None
+            async with transaction(infra.sessions) as session:
+                count = await session.scalar(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+                    {"name": "queue-dispatcher-listener"},
+                )
+            return bool(count)
+
+        await eventually(listening)
+        await asyncio.sleep(0.3)  # the tick that follows connecting the listener is over
+        assert await world.commands() == []
+        email = await world.compose(user, account)
+        commands: list[c.SendEmail] = []
+
+        async def published() -> bool:
+            commands.extend(await world.commands())
+            return bool(commands)
+
+        await eventually(published, timeout=5)
+        assert [command.message_id for command in commands] == [email["id"]]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_the_listener_falls_back_to_polling_when_it_cannot_listen() -> None:
+    """No database to listen on: a pause still lasts its seconds, and nothing is raised."""
+    listener = DueListener("postgresql+asyncpg://127.0.0.1:1/nowhere", application_name="test")
+    started = asyncio.get_running_loop().time()
+    await listener.wait(0.2)
+    assert asyncio.get_running_loop().time() - started >= 0.2
+    await listener.close()
 
 
 def test_fair_pick_interleaves_streams_and_accounts() -> None:

@@ -60,7 +60,7 @@ async def ping(engine: AsyncEngine) -> None:
         await connection.execute(text("SELECT 1"))
 
 
-def _asyncpg_dsn(url: str) -> str:
+def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -70,7 +70,7 @@ async def ensure_database(url: str) -> bool:
     name = target.database
     if not name:
         raise ValueError(f"database URL names no database: {url}")
-    admin = _asyncpg_dsn(url).rsplit("/", 1)[0] + "/postgres"
+    admin = asyncpg_dsn(url).rsplit("/", 1)[0] + "/postgres"
     connection = await asyncpg.connect(admin)
     try:
         exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
@@ -86,7 +86,7 @@ async def ensure_database(url: str) -> bool:
 async def drop_database(url: str) -> None:
     """Drop the database named in ``url`` (tests use this to clean up after themselves)."""
     name = make_url(url).database
-    admin = _asyncpg_dsn(url).rsplit("/", 1)[0] + "/postgres"
+    admin = asyncpg_dsn(url).rsplit("/", 1)[0] + "/postgres"
     connection = await asyncpg.connect(admin)
     try:
         quoted = '"' + (name or "").replace('"', '""') + '"'

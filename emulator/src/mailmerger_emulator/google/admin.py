@@ -174,6 +174,11 @@ def admin_router(state: EmulatorState) -> Router:
         counts = state.post_office.copies_by_rfc_message_id(user.lower() if user else None)
         return json_response({"counts": counts, "total": sum(counts.values())})
 
+    @get("/messages/total", sync_to_thread=False)
+    def message_total() -> Response[bytes]:
+        # For polling progress: /messages/counts builds a map of every Message-ID on each call.
+        return json_response({"total": state.post_office.total()})
+
     @get("/messages/{message_id:str}", sync_to_thread=False)
     def get_message(message_id: FromPath[str]) -> Response[bytes]:
         message = state.post_office.find(message_id)
@@ -208,6 +213,7 @@ def admin_router(state: EmulatorState) -> Router:
             clear_faults,
             list_messages,
             message_counts,
+            message_total,
             get_message,
             mailbox,
             mailbox_message,

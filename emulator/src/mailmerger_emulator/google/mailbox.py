@@ -144,6 +144,10 @@ class PostOffice:
             return list(box.messages) if box else []
         return list(self._by_id.values())
 
+    def total(self) -> int:
+        """How many messages all mailboxes hold (constant time: progress probes poll this)."""
+        return len(self._by_id)
+
     def copies_by_rfc_message_id(self, owner: str | None = None) -> dict[str, int]:
         """How many stored messages carry each RFC Message-ID (brackets removed)."""
         if owner is None:

@@ -28,6 +28,7 @@ from mailmerger_queue.domain import (
 )
 from mailmerger_queue.emails import resolve_attachments, sending_account
 from mailmerger_queue.models import Record, attachments, campaigns, messages, recipients
+from mailmerger_queue.wakeup import announce_due
 from mailmerger_shared.context import current_correlation_id
 from mailmerger_shared.web.problems import Conflict, NotFound, Unprocessable
 
@@ -234,6 +235,8 @@ async def _set_state(
             update(cp).where(cp.c.id == campaign_id).values(state=state.value, **values).returning(cp)
         )
     ).one()
+    if state is CampaignState.RUNNING:
+        await announce_due(session)
     return view(row)
 
 
@@ -288,4 +291,6 @@ async def retry_failed(
     )
     if moved and row.state == CampaignState.COMPLETED:
         await _set_state(session, campaign_id, CampaignState.RUNNING, finished_at=None)
+    elif moved:
+        await announce_due(session)
     return schemas.Retried(retried=len(moved))

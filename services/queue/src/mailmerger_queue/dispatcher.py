@@ -31,7 +31,7 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -67,6 +67,16 @@ m, s, cp = messages, senders, campaigns
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class Pause(Protocol):
+    async def wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when new work falls due (``wakeup.DueListener``)."""
+
+
+class Sleep:
+    async def wait(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 class SystemClock:
@@ -117,6 +127,7 @@ class Dispatcher:
     settings: DispatchSettings
     clock: Clock
     rng: random.Random
+    between_ticks: Pause = field(default_factory=Sleep)
 
     async def dispatch_due_messages(self) -> int:
         """One tick; returns how many messages were published and marked dispatched."""
@@ -385,4 +396,4 @@ class Dispatcher:
                 metrics.DISPATCH_TICKS.labels("failed").inc()
                 wait = self.settings.tick_seconds * 4
             ticks += 1
-            await asyncio.sleep(wait)
+            await self.between_ticks.wait(wait)

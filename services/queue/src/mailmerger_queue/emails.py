@@ -27,6 +27,7 @@ from mailmerger_queue.domain import (
 )
 from mailmerger_queue.models import Record, attachments, messages, senders
 from mailmerger_queue.settings import ComposeSettings
+from mailmerger_queue.wakeup import announce_due
 from mailmerger_shared.context import current_correlation_id
 from mailmerger_shared.internal_api import AttachmentInfo
 from mailmerger_shared.web.problems import Conflict, NotFound, Unprocessable
@@ -69,6 +70,7 @@ async def compose(
     content = await _content(data, user_id, templates)
     attachment_ids = await resolve_attachments(session, storage, user_id, data.attachment_ids)
     message_id = await ledger.next_message_id(session)
+    send_at = None if hold else max(data.send_at or now, now)
     await ledger.create(
         session,
         {
@@ -76,7 +78,7 @@ async def compose(
             "user_id": user_id,
             "account_id": data.account_id,
             "state": State.SCHEDULED.value,
-            "send_at": None if hold else max(data.send_at or now, now),
+            "send_at": send_at,
             "rfc_message_id": rfc_message_id(message_id, settings.message_id_domain),
             "to_addrs": to,
             "cc_addrs": cc,
@@ -90,6 +92,8 @@ async def compose(
         now=now,
         reason="held until sent by the user" if hold else "composed",
     )
+    if send_at is not None and send_at <= now:
+        await announce_due(session)
     return message_id
 
 
@@ -213,6 +217,8 @@ async def send_now_many(
         now=now,
         values={"send_at": now},
     )
+    if moved:
+        await announce_due(session)
     return sorted(message_id for message_id, _ in moved)
 
 

@@ -10,6 +10,7 @@ from mailmerger_queue.accounts import apply_account_event
 from mailmerger_queue.dispatcher import Clock, Dispatcher, SystemClock
 from mailmerger_queue.outcomes import OutcomeWriter, first_deliveries
 from mailmerger_queue.settings import QueueSettings
+from mailmerger_queue.wakeup import DueListener
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker.consumer import Handler
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
@@ -28,7 +29,13 @@ async def run_dispatcher(settings: QueueSettings, *, clock: Clock | None = None)
         "queue-dispatcher", database=settings.database, broker=settings.broker
     ) as infra:
         dispatcher = await open_dispatcher(infra, settings, clock or SystemClock())
-        await dispatcher.run()
+        dispatcher.between_ticks = listener = DueListener(
+            settings.database.url, application_name="queue-dispatcher-listener"
+        )
+        try:
+            await dispatcher.run()
+        finally:
+            await listener.close()
 
 
 async def open_dispatcher(infra: Infrastructure, settings: QueueSettings, clock: Clock) -> Dispatcher:

@@ -11,17 +11,21 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import aio_pika
+import httpx
 import msgspec
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 from aiormq.exceptions import AMQPConnectionError
+from asgi_lifespan import LifespanManager
+from litestar import Litestar
 
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import QUEUES, Consumer, ConsumerStalled, Publisher, UnroutableMessage, bundle
 from mailmerger_shared.broker.topology import declare_queue
 from mailmerger_shared.context import current_correlation_id
-from mailmerger_shared.runtime import connect_broker
+from mailmerger_shared.runtime import connect_broker, consumer_lifespan, infrastructure_lifespan
 from mailmerger_shared.settings import BrokerSettings
+from mailmerger_shared.web.health import health_routes
 from tests.support import eventually
 
 # The same limit the apps declare (queue arguments must match across declarers).
@@ -483,3 +487,42 @@ async def test_a_broker_that_never_comes_up_is_an_error_after_the_wait() -> None
     with pytest.raises(ConnectionError):
         await connect_broker(settings, "never")
     assert 1.0 <= asyncio.get_running_loop().time() - started < 5
+
+
+async def test_ready_names_a_consumer_the_broker_no_longer_delivers_to(
+    amqp_url: str, connection: AbstractRobustConnection
+) -> None:
+    """An app's /ready checks each of its consumers, not only the connection: a consumer the broker
+    cancelled (its queue deleted) makes /ready 503 naming it, while the connection stays open."""
+    await _fresh_queue(connection, "storage.user-deleted")
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        return None
+
+    broker = BrokerSettings(url=amqp_url)
+    app = Litestar(
+        route_handlers=health_routes(),
+        lifespan=[
+            infrastructure_lifespan("ready-test", broker=broker),
+            consumer_lifespan("storage.user-deleted", lambda infra: handler, broker),
+        ],
+    )
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client,
+    ):
+        ready = await client.get("/ready")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"broker": "ok", "consumer storage.user-deleted": "ok"}
+        channel = await connection.channel()
+        await channel.queue_delete("storage.user-deleted")  # the broker cancels the consumer
+        await channel.close()
+
+        async def unready() -> httpx.Response | None:
+            answer = await client.get("/ready")
+            return answer if answer.status_code == 503 else None
+
+        checks = (await eventually(unready)).json()["checks"]
+        assert checks["broker"] == "ok"
+        assert checks["consumer storage.user-deleted"].startswith("unavailable: ConnectionError")
+    await _fresh_queue(connection, "storage.user-deleted")

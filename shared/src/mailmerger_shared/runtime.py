@@ -46,6 +46,12 @@ async def _broker_alive(connection: AbstractRobustConnection) -> None:
         raise ConnectionError("broker connection is closed (reconnecting)")
 
 
+async def _consuming(consumer: Consumer) -> None:
+    # A connection can be open while its consumer is not restored yet: /ready says so.
+    if not await consumer.consuming():
+        raise ConnectionError("not registered at the broker (restoring after a reconnect?)")
+
+
 @contextlib.asynccontextmanager
 async def open_infrastructure(
     name: str,
@@ -151,9 +157,12 @@ def consumer_lifespan(
             concurrency=broker.concurrency,
         )
         await consumer.start(infra.amqp, wait=broker.startup_wait_seconds)
+        check = f"consumer {queue_name}"
+        infra.readiness[check] = lambda: _consuming(consumer)
         try:
             yield
         finally:
+            infra.readiness.pop(check, None)
             await consumer.stop()
 
     return lifespan

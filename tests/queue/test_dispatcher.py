@@ -103,6 +103,23 @@ async def test_per_minute_limit_paces_an_account(
     assert await dispatcher.dispatch_due_messages() == 0
 
 
+async def test_per_minute_limit_cannot_exceed_gmails_quota(world: World, settings: QueueSettings) -> None:
+    """Above MM_DISPATCH_PER_MINUTE_LIMIT (Gmail's per-user quota) is refused, naming the ceiling; at
+    it is accepted. Above it the sender's guard would only defer the excess again and again."""
+    user, account = await world.user_with_account()
+    ceiling = settings.dispatch.per_minute_limit
+    too_fast = await world.client.patch(
+        f"/v1/senders/{account}", json={"per_minute_limit": ceiling + 1}, headers=world.auth(user)
+    )
+    assert too_fast.status_code == 422, too_fast.text
+    assert f"per_minute_limit: at most {ceiling}" in too_fast.json()["detail"]
+    at_quota = await world.client.patch(
+        f"/v1/senders/{account}", json={"per_minute_limit": ceiling}, headers=world.auth(user)
+    )
+    assert at_quota.status_code == 200, at_quota.text
+    assert at_quota.json()["per_minute_limit"] == ceiling
+
+
 async def test_daily_limit_is_a_rolling_24_hours(
     world: World, dispatcher: Dispatcher, clock: FakeClock
 ) -> None:

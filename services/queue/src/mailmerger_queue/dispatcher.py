@@ -163,6 +163,8 @@ class Dispatcher:
 
     def _pace(self, per_minute: int) -> Pace:
         tick = timedelta(seconds=self.settings.tick_seconds)
+        # An account set above the quota before it was lowered is paced at the quota.
+        per_minute = min(per_minute, self.settings.per_minute_limit)
         return Pace.of(per_minute, pace_fraction=self.settings.pace_fraction, tick=tick)
 
     async def _lock_accounts(self, session: AsyncSession, now: datetime) -> dict[int, Record]:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailmerger_queue import schemas
 from mailmerger_queue.models import attempts, senders
 from mailmerger_queue.pacing import DAY
-from mailmerger_shared.web.problems import NotFound
+from mailmerger_shared.web.problems import NotFound, Unprocessable
 
 _COUNTS_AS_SENT = (attempts.c.outcome.is_(None)) | attempts.c.outcome.in_(["sent", "unconfirmed"])
 
@@ -62,8 +62,21 @@ async def list_senders(session: AsyncSession, user_id: int, now: datetime) -> li
 
 
 async def update_limits(
-    session: AsyncSession, user_id: int, account_id: int, limits: schemas.SenderLimits, now: datetime
+    session: AsyncSession,
+    user_id: int,
+    account_id: int,
+    limits: schemas.SenderLimits,
+    now: datetime,
+    *,
+    per_minute_ceiling: int,
 ) -> schemas.Sender:
+    """``per_minute_ceiling`` is Gmail's per-user quota in sends: the sender's guard stops at it too,
+    so a higher pace would only have messages deferred again and again."""
+    if limits.per_minute_limit is not None and limits.per_minute_limit > per_minute_ceiling:
+        raise Unprocessable(
+            f"per_minute_limit: at most {per_minute_ceiling}, Gmail's per-user sending quota "
+            "(15,000 units a minute at 100 units a send); a lower value paces the account slower"
+        )
     values = {name: value for name, value in msgspec.structs.asdict(limits).items() if value is not None}
     where = (senders.c.account_id == account_id) & (senders.c.user_id == user_id)
     if values:

@@ -52,6 +52,9 @@ class DispatchSettings(Settings, frozen=True, kw_only=True):
     pace_fraction: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.97
     consumer_daily_limit: Positive = 500
     workspace_daily_limit: Positive = 2000
+    # Gmail's per-user quota in sends (15,000 units/min / 100 per send): each new account's pace and
+    # the most an account can be set to. Keep it equal to the sender's
+    # MM_SENDER_ACCOUNT_SENDS_PER_MINUTE, the guard that enforces the same quota at send time.
     per_minute_limit: Positive = 150
     consumer_domains: list[str] = msgspec.field(default_factory=lambda: ["gmail.com", "googlemail.com"])
     # A message still dispatched this long after its dispatch is published again (redispatch.py):

@@ -8,6 +8,7 @@ from litestar import Controller, get, patch
 from litestar.params import JSONBody
 
 from mailmerger_queue import senders
+from mailmerger_queue.api.deps import Settings
 from mailmerger_queue.schemas import Sender, SenderLimits
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 
@@ -23,7 +24,19 @@ class SendersController(Controller):
 
     @patch("/{account_id:int}")
     async def update_limits(
-        self, account_id: ResourceId, data: JSONBody[SenderLimits], principal: CurrentUser, tx: Transaction
+        self,
+        account_id: ResourceId,
+        data: JSONBody[SenderLimits],
+        principal: CurrentUser,
+        tx: Transaction,
+        settings: Settings,
     ) -> Sender:
-        """Change an account's daily and per-minute limits."""
-        return await senders.update_limits(tx, principal.user_id, account_id, data, datetime.now(UTC))
+        """Change an account's daily and per-minute limits (per minute: at most Gmail's quota)."""
+        return await senders.update_limits(
+            tx,
+            principal.user_id,
+            account_id,
+            data,
+            datetime.now(UTC),
+            per_minute_ceiling=settings.dispatch.per_minute_limit,
+        )

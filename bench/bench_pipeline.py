@@ -137,6 +137,7 @@ class Stack:
         if self.generous:
             env |= {
                 "MM_SENDER_ACCOUNT_SENDS_PER_MINUTE": "10000000",
+                "MM_DISPATCH_PER_MINUTE_LIMIT": "10000000",
                 "MM_DISPATCH_BATCH_SIZE": "500",
             }
         return env

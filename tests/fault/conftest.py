@@ -97,6 +97,7 @@ class World:
             "MM_SENDER_SETTLE_MARGIN_SECONDS": "3",
             "MM_SENDER_BACKOFF_MAX_SECONDS": "4",
             "MM_SENDER_ACCOUNT_SENDS_PER_MINUTE": "60000",
+            "MM_DISPATCH_PER_MINUTE_LIMIT": "60000",  # the quota both the pacing and the guard obey
             "MM_SENDER_MAIL_SENDING_PAUSE_SECONDS": "2",
             "MM_SENDER_SHUTDOWN_GRACE_SECONDS": "5",
             **extra,

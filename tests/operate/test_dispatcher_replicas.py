@@ -127,6 +127,7 @@ async def test_three_dispatcher_processes_publish_every_message_exactly_once(
         "MM_LOG_LEVEL": "WARNING",
         "MM_DISPATCH_TICK_SECONDS": "0.05",
         "MM_DISPATCH_BATCH_SIZE": "60",
+        "MM_DISPATCH_PER_MINUTE_LIMIT": "100000",  # the accounts' own limit: pacing does not slow this
     }
     processes = [start_dispatcher(env) for _ in range(REPLICAS)]
     try:

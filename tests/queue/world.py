@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import httpx
 from sqlalchemy import func, select
 
-from mailmerger_queue.models import processed_events, senders
+from mailmerger_queue.models import messages, processed_events, senders
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import messages_of
 from mailmerger_shared.db import transaction
@@ -52,21 +53,33 @@ class World:
     def auth(self, user_id: int) -> dict[str, str]:
         return self.signer.bearer(user_id)
 
+    published: dict[UUID, c.Message] = field(default_factory=dict)
+
     async def publish(self, event: c.Message, envelope: c.Envelope | None = None) -> c.Envelope:
         assert self.infra.publisher is not None
-        return await self.infra.publisher.publish(event, envelope)
+        envelope = await self.infra.publisher.publish(event, envelope)
+        self.published[envelope.id] = event
+        return envelope
 
     async def consumed(self, *envelopes: c.Envelope) -> None:
-        """Wait until the queue service has processed every one of ``envelopes``."""
+        """Wait until the queue service has processed every one of ``envelopes`` (published here).
+
+        An EmailSent leaves no processed-event row (it is idempotent by itself): its message is sent.
+        """
         assert self.infra.sessions is not None
-        ids = [envelope.id for envelope in envelopes]
+        events = {envelope.id: self.published[envelope.id] for envelope in envelopes}
+        ids = [i for i, event in events.items() if not isinstance(event, c.EmailSent)]
+        sent = [event.message_id for event in events.values() if isinstance(event, c.EmailSent)]
 
         async def processed() -> bool:
             async with transaction(self.infra.sessions) as session:
                 found = await session.execute(
                     select(func.count()).where(processed_events.c.envelope_id.in_(ids))
                 )
-                return found.scalar_one() == len(ids)
+                marked = await session.execute(
+                    select(func.count()).where(messages.c.id.in_(sent), messages.c.state == "sent")
+                )
+                return found.scalar_one() == len(ids) and marked.scalar_one() == len(set(sent))
 
         await eventually(processed)
 

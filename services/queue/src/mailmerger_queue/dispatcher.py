@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import and_, delete, exists, func, insert, not_, or_, select, text, update
+from sqlalchemy import and_, delete, exists, func, not_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_queue import ledger
@@ -110,6 +110,15 @@ _ADVANCE_PACES = text(
     "UPDATE queue.senders s SET paced_until = p.paced_until FROM "
     "unnest(CAST(:accounts AS bigint[]), CAST(:paced_until AS timestamptz[])) AS p(account_id, paced_until) "
     "WHERE s.account_id = p.account_id"
+)
+
+
+# One statement for a tick's attempts (an executemany ran one INSERT per message).
+_RECORD_ATTEMPTS = text(
+    "INSERT INTO queue.attempts (message_id, attempt, account_id, campaign_id, dispatched_at) "
+    "SELECT a.message_id, a.attempt, a.account_id, a.campaign_id, CAST(:now AS timestamptz) "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS int[]), CAST(:accounts AS bigint[]), "
+    "CAST(:campaigns AS bigint[])) AS a(message_id, attempt, account_id, campaign_id)"
 )
 
 
@@ -293,17 +302,14 @@ class Dispatcher:
             values={"attempt": m.c.attempt + 1},
         )
         await session.execute(
-            insert(attempts),
-            [
-                {
-                    "message_id": row.id,
-                    "attempt": row.attempt + 1,
-                    "account_id": row.account_id,
-                    "campaign_id": row.campaign_id,
-                    "dispatched_at": now,
-                }
-                for row in confirmed
-            ],
+            _RECORD_ATTEMPTS,
+            {
+                "ids": [row.id for row in confirmed],
+                "attempts": [row.attempt + 1 for row in confirmed],
+                "accounts": [row.account_id for row in confirmed],
+                "campaigns": [row.campaign_id for row in confirmed],
+                "now": now,
+            },
         )
 
     async def _advance_paces(

@@ -3,6 +3,7 @@
 Rules (each enforced by the ``from`` states of a ledger move):
 
 * an envelope already processed is skipped (a redelivery, or the relay re-publishing a row);
+  ``EmailSent`` is idempotent by itself (below), so its envelopes are not recorded;
 * ``EmailSent`` is Gmail's word that the mail went out: it wins from every state but ``sent``,
   so a late ``EmailDeferred`` or ``EmailFailed`` after it changes nothing, and a sent message
   found after a dispatcher crash (state still ``scheduled``) is recorded as sent;
@@ -95,15 +96,18 @@ class OutcomeWriter:
         """
         now = self._clock()
         async with transaction(self._sessions) as session:
-            fresh = await first_deliveries(session, [envelope.id for _, envelope in events], now)
+            # An EmailSent needs no record of its envelope (one row write less per email): it moves
+            # a message to sent from any state but sent, so applied again it changes nothing.
+            others = [envelope.id for message, envelope in events if not isinstance(message, c.EmailSent)]
+            fresh = await first_deliveries(session, others, now) if others else set()
             run: list[c.EmailSent] = []
             for message, envelope in events:
-                if envelope.id not in fresh:
-                    continue
-                fresh.discard(envelope.id)  # the same envelope twice in one batch: once
                 if isinstance(message, c.EmailSent):
                     run.append(message)
                     continue
+                if envelope.id not in fresh:
+                    continue
+                fresh.discard(envelope.id)  # the same envelope twice in one batch: once
                 await record_sent(session, run, now)
                 run = []
                 await apply_outcome(session, message, now)

@@ -11,6 +11,7 @@ from mailmerger_queue import senders
 from mailmerger_queue.api.deps import Settings
 from mailmerger_queue.schemas import Sender, SenderLimits
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
+from mailmerger_shared.web.openapi import problems
 
 
 class SendersController(Controller):
@@ -22,7 +23,7 @@ class SendersController(Controller):
         """Connected accounts, their limits, messages sent in the last 24 h, and parked-until."""
         return await senders.list_senders(tx, principal.user_id, datetime.now(UTC))
 
-    @patch("/{account_id:int}")
+    @patch("/{account_id:int}", responses=problems(422))
     async def update_limits(
         self,
         account_id: ResourceId,

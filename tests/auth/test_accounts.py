@@ -178,7 +178,9 @@ async def test_deleting_the_account_publishes_user_deleted(
     """DELETE /v1/auth/me removes the account (login fails, /me is 404) and UserDeleted is published."""
     email = unique_email()
     session = await sign_up(auth.client, email)
-    response = await auth.client.delete("/v1/auth/me", headers=bearer(session["access_token"]))
+    response = await auth.client.request(
+        "DELETE", "/v1/auth/me", json={"password": PASSWORD}, headers=bearer(session["access_token"])
+    )
     assert response.status_code == 204
     assert (await _login(auth, email))[0] == 401
     assert (await auth.client.get("/v1/auth/me", headers=bearer(session["access_token"]))).status_code == 404
@@ -194,3 +196,20 @@ async def test_access_tokens_expire_within_15_minutes(auth: Harness) -> None:
     auth.clock.reset()
     response = await auth.client.get("/v1/auth/me", headers=bearer(str(session["access_token"])))
     assert response.status_code == 401
+
+
+async def test_deleting_an_account_needs_its_password(auth: Harness) -> None:
+    """An access token alone cannot delete the account: no password is 422, a wrong one 403, and the
+    account is still there after both."""
+    email = unique_email()
+    session = await sign_up(auth.client, email)
+    headers = bearer(session["access_token"])
+    missing = await auth.client.delete("/v1/auth/me", headers=headers)
+    assert missing.status_code == 422, missing.text
+    assert "password" in missing.json()["detail"]
+    wrong = await auth.client.request(
+        "DELETE", "/v1/auth/me", json={"password": "not-it-at-all"}, headers=headers
+    )
+    assert wrong.status_code == 403, wrong.text
+    assert (await auth.client.get("/v1/auth/me", headers=headers)).status_code == 200
+    assert (await _login(auth, email))[0] == 200

@@ -4,6 +4,7 @@ the account a test picks), including every way the browser's return can be wrong
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import aio_pika
 import msgspec
@@ -294,3 +295,20 @@ async def test_another_users_gmail_account_cannot_be_disconnected(auth: Harness)
     assert response.status_code == 404
     gmail = (await auth.client.get("/v1/auth/gmail-accounts", headers=bearer(owner["access_token"]))).json()
     assert gmail[0]["state"] == "connected"
+
+
+async def test_a_google_only_account_is_deleted_only_soon_after_signing_in(auth: Harness) -> None:
+    """Without a password to ask for, deleting needs a session signed in within the last 10 minutes;
+    renewing the tokens of an older session does not count, signing in with Google again does."""
+    account = google_account()
+    auth.clock.shift(-timedelta(minutes=11))
+    trip = await google_round_trip(auth, "/v1/auth/google/authorize?purpose=signup", google_account=account)
+    auth.clock.reset()
+    renewed = await auth.client.post("/v1/auth/refresh", json={"refresh_token": trip.fragment["rt"]})
+    assert renewed.status_code == 200
+    stale = await auth.client.delete("/v1/auth/me", headers=bearer(renewed.json()["access_token"]))
+    assert stale.status_code == 403, stale.text
+    assert "sign in with Google again" in stale.json()["detail"]
+    again = await google_round_trip(auth, "/v1/auth/google/authorize?purpose=signin", google_account=account)
+    fresh = await auth.client.delete("/v1/auth/me", headers=bearer(again.fragment["at"]))
+    assert fresh.status_code == 204, fresh.text

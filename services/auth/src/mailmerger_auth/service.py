@@ -12,7 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 from sqlalchemy import delete, select, update
@@ -35,7 +35,7 @@ from mailmerger_auth.throttle import LoginThrottle
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared import contracts as c
 from mailmerger_shared.outbox import stage
-from mailmerger_shared.web.problems import Conflict, NotFound, Problem
+from mailmerger_shared.web.problems import Conflict, NotFound, Problem, Unprocessable
 
 users = models.users
 
@@ -169,8 +169,42 @@ async def log_out(
 
 
 async def delete_account(
-    session: AsyncSession, google: GoogleOAuth | None, sealer: Sealer, *, user_id: int
+    session: AsyncSession,
+    google: GoogleOAuth | None,
+    sealer: Sealer,
+    passwords: Passwords,
+    *,
+    user_id: int,
+    session_id: uuid.UUID | None,
+    password: str | None,
+    reauthentication_window: timedelta,
+    now: datetime,
 ) -> None:
+    """Delete the account once the caller proved to be its owner just now, not only a token holder:
+    by its password, or, for an account without one, by a session signed in within the window."""
+    stored_hash = (
+        await session.execute(select(users.c.password_hash).where(users.c.id == user_id).with_for_update())
+    ).scalar_one_or_none()
+    if stored_hash is not None:
+        if password is None:
+            raise Unprocessable("password: give the account's password to confirm deleting it")
+        if not await passwords.verify(stored_hash, password):
+            raise Problem("the password is incorrect", status=403, title="Forbidden")
+    else:
+        signed_in_at = None
+        if session_id is not None:
+            signed_in_at = await session.scalar(
+                select(models.refresh_families.c.created_at).where(
+                    models.refresh_families.c.id == session_id, models.refresh_families.c.user_id == user_id
+                )
+            )
+        if signed_in_at is None or now - signed_in_at > reauthentication_window:
+            minutes = round(reauthentication_window.total_seconds() / 60)
+            raise Problem(
+                f"sign in with Google again, then delete the account within {minutes} minutes",
+                status=403,
+                title="Forbidden",
+            )
     await gmail_accounts.revoke_all(session, google, sealer, user_id=user_id)
     deleted = (
         await session.execute(delete(users).where(users.c.id == user_id).returning(users.c.id))

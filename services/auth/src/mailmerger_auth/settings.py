@@ -43,6 +43,9 @@ class AccountSettings(Settings, frozen=True, kw_only=True):
     refresh_reuse_grace_seconds: Annotated[float, msgspec.Meta(ge=0, le=120)] = 30.0
     # A session (one refresh-token family) ends this long after sign-in, however often it renews.
     session_lifetime_seconds: Positive = 30 * 24 * 3600
+    # Deleting an account needs its password, or (an account that signs in with Google only) a
+    # session signed in this recently: a stolen access token alone cannot delete anyone.
+    reauthentication_window_seconds: Positive = 600
 
     signing_key_rotation_seconds: Positive = 30 * 24 * 3600
     # A new key is published this long before it signs, so every JWKS cache has seen it first.

@@ -47,6 +47,10 @@ class Renewal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     refresh_token: Annotated[str, msgspec.Meta(max_length=4096)]
 
 
+class AccountDeletion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    password: Secret | None = None
+
+
 class PasswordChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     current_password: Secret
     new_password: Secret
@@ -136,14 +140,30 @@ async def me(principal: CurrentUser, tx: Transaction) -> UserRecord:
     return await service.get_user(tx, principal.user_id)
 
 
-@delete("/me", status_code=204, responses=problems(404))
+@delete("/me", status_code=204, responses=problems(403, 404, 422))
 async def delete_me(
     principal: CurrentUser,
     tx: Transaction,
     google: NamedDependency[GoogleOAuth | None],
     sealer: NamedDependency[Sealer],
+    passwords: NamedDependency[Passwords],
+    config: NamedDependency[AuthSettings],
+    now: NamedDependency[datetime],
+    data: JSONBody[AccountDeletion | None] = None,
 ) -> None:
-    await service.delete_account(tx, google, sealer, user_id=principal.user_id)
+    """Delete the account and everything of it: give its password (``{"password": ...}``); an
+    account that signs in with Google only must have signed in within the last few minutes."""
+    await service.delete_account(
+        tx,
+        google,
+        sealer,
+        passwords,
+        user_id=principal.user_id,
+        session_id=session_id(principal),
+        password=data.password if data is not None else None,
+        reauthentication_window=timedelta(seconds=config.auth.reauthentication_window_seconds),
+        now=now,
+    )
 
 
 @put("/me/password", status_code=204, responses=problems(403, 404, 409, 422))

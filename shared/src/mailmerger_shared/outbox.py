@@ -1,9 +1,14 @@
 """Transactional outbox: an event is a row written in the business transaction.
 
 ``stage`` adds the row inside the caller's transaction, so the event exists exactly when the
-change that caused it was committed. ``OutboxRelay`` then publishes rows with confirms and marks
-them published. A crash between the confirm and the mark publishes a row again with the *same*
-envelope id, so consumers can (and do) treat events idempotently.
+change that caused it was committed. ``OutboxRelay`` then publishes rows with confirms and deletes
+the confirmed ones in the transaction that locked them. A crash between the confirm and the commit
+publishes a row again with the *same* envelope id, so consumers can (and do) treat events
+idempotently.
+
+Deleting, not marking published: the table holds only what is still to publish, and the relay's
+write per row is a delete, where marking was an update that wrote a new row version and index
+entry for each row and later a prune deleted it anyway.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     Column,
@@ -26,8 +30,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     select,
-    text,
-    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -51,8 +53,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("correlation_id", String(128)),
         Column("traceparent", String(64)),
         Column("occurred_at", DateTime(timezone=True), nullable=False),
-        Column("published_at", DateTime(timezone=True)),
-        Index("ix_outbox_pending", "occurred_at", postgresql_where=text("published_at IS NULL")),
+        Index("ix_outbox_occurred_at", "occurred_at"),
     )
 
 
@@ -85,14 +86,12 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         idle_interval: float = 0.5,
-        keep_published: timedelta = timedelta(days=1),
     ):
         self._sessions = sessions
         self._table = table
         self._publisher = publisher
         self._batch_size = batch_size
         self._idle_interval = idle_interval
-        self._keep_published = keep_published
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -106,7 +105,6 @@ class OutboxRelay:
             rows = (
                 await session.execute(
                     select(t.c.id, t.c.tag, t.c.body, t.c.correlation_id, t.c.traceparent, t.c.occurred_at)
-                    .where(t.c.published_at.is_(None))
                     .order_by(t.c.occurred_at)
                     .limit(self._batch_size)
                     .with_for_update(skip_locked=True)
@@ -132,33 +130,22 @@ class OutboxRelay:
             published = [row.id for row, result in zip(rows, results, strict=True) if result is None]
             if published:
                 await session.execute(
-                    update(t)
                     # = ANY(array): one SQL text for any count (IN (...) is a new statement per length).
-                    .where(t.c.id == any_(bindparam("published", published, type_=ARRAY(Uuid))))
-                    .values(published_at=datetime.now(UTC))
+                    delete(t).where(t.c.id == any_(bindparam("published", published, type_=ARRAY(Uuid))))
                 )
             failure = next((result for result in results if result is not None), None)
         if failure is not None:
-            # The confirmed rows are marked (committed above); the rest go again after a backoff.
+            # The confirmed rows are gone (committed above); the rest go again after a backoff.
             raise failure
         return len(rows)
-
-    async def prune(self) -> None:
-        cutoff = datetime.now(UTC) - self._keep_published
-        async with transaction(self._sessions) as session:
-            await session.execute(delete(self._table).where(self._table.c.published_at < cutoff))
 
     async def run(self) -> None:
         """Relay until cancelled; errors are logged and retried with backoff, never fatal."""
         backoff = self._idle_interval
-        passes = 0
         while True:
             try:
                 published = await self.publish_pending()
                 backoff = self._idle_interval
-                passes += 1
-                if passes % 1000 == 0:
-                    await self.prune()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -558,7 +558,7 @@ async def pacing() -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     # One sender per core: a sender is one Python process (one core at most), and senders are the
     # stage the deployment scales (deploy/SCALING.md).
     parser.add_argument("--senders", type=int, default=2)

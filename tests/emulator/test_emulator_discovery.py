@@ -37,6 +37,20 @@ async def test_discovery_endpoints_derive_from_public_url(make_emulator: MakeEmu
     assert document["jwks_uri"] == "http://127.0.0.1:8080/google/oauth2/v3/certs"
 
 
+async def test_a_browser_url_serves_what_a_browser_opens(make_emulator: MakeEmulator) -> None:
+    """With ``browser_url`` (compose: services say google:8090, a browser localhost:8090), the
+    authorization endpoint and the consent form use it; everything services call stays public_url."""
+    client = await make_emulator(public_url="http://google:8090", browser_url="http://localhost:8090/")
+    document = (await client.get("/.well-known/openid-configuration")).json()
+    assert document["authorization_endpoint"] == "http://localhost:8090/o/oauth2/v2/auth"
+    assert document["issuer"] == "http://google:8090"
+    assert document["token_endpoint"] == "http://google:8090/token"
+    assert document["jwks_uri"] == "http://google:8090/oauth2/v3/certs"
+    consent = await client.get("/o/oauth2/v2/auth", params=authorize_params())
+    assert consent.status_code == 200, consent.text
+    assert 'action="http://localhost:8090/o/oauth2/consent"' in consent.text
+
+
 async def test_discovery_advertises_pkce_and_client_authentication(emulator: httpx.AsyncClient) -> None:
     """PKCE methods and both client-secret styles are advertised as Google does."""
     document = (await emulator.get("/.well-known/openid-configuration")).json()

@@ -79,7 +79,7 @@ def _fault_json(fault: ActiveFault) -> dict[str, Any]:
 
 
 def admin_router(state: EmulatorState) -> Router:
-    base_url = state.settings.base_url
+    base_url = state.settings.browser_base_url  # the mailbox pages are for a browser
 
     def user_or_404(email: str) -> TestUser:
         user = state.directory.get(email)

@@ -25,10 +25,11 @@ AUTHORIZE_PATH = "/o/oauth2/v2/auth"
 CONSENT_PATH = "/o/oauth2/consent"
 
 
-def discovery_document(base_url: str) -> dict[str, Any]:
+def discovery_document(base_url: str, browser_url: str) -> dict[str, Any]:
+    """``browser_url`` serves the one endpoint a browser opens; services call the others."""
     return {
         "issuer": base_url,
-        "authorization_endpoint": base_url + AUTHORIZE_PATH,
+        "authorization_endpoint": browser_url + AUTHORIZE_PATH,
         "token_endpoint": base_url + "/token",
         "userinfo_endpoint": base_url + "/v1/userinfo",
         "revocation_endpoint": base_url + "/revoke",
@@ -77,7 +78,7 @@ def oauth_router(state: EmulatorState) -> Router:
 
     @get("/.well-known/openid-configuration", sync_to_thread=False)
     def openid_configuration() -> Response[bytes]:
-        return json_response(discovery_document(settings.base_url))
+        return json_response(discovery_document(settings.base_url, settings.browser_base_url))
 
     @get("/oauth2/v3/certs", sync_to_thread=False)
     def certs() -> Response[bytes]:
@@ -103,7 +104,7 @@ def oauth_router(state: EmulatorState) -> Router:
         consent_id = state.tokens.hold_for_consent(auth_request)
         return html_response(
             consent_page(
-                action_url=settings.base_url + CONSENT_PATH,
+                action_url=settings.browser_base_url + CONSENT_PATH,
                 consent_id=consent_id,
                 request=auth_request,
                 users=state.directory.all(),

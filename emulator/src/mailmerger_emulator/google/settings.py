@@ -1,8 +1,9 @@
 """Settings of the Google emulator (``MM_EMULATOR_*``).
 
 Every absolute URL the emulator emits (issuer, discovery endpoints, consent form action) is built
-from ``public_url``, never from the request, so the same app works standalone and when mounted under
-a prefix by a path-stripping router (``http://127.0.0.1:8080/google``).
+from ``public_url`` (or, for what a browser opens, ``browser_url``), never from the request, so the
+same app works standalone and when mounted under a prefix by a path-stripping router
+(``http://127.0.0.1:8080/google``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class GoogleEmulatorSettings(Settings, frozen=True, kw_only=True):
     prefix: ClassVar[str] = "MM_EMULATOR_"
 
     public_url: str = "http://127.0.0.1:8090"
+    # Where a browser reaches the emulator (the consent page, the mailbox pages), when that is not
+    # ``public_url``: in compose, services call http://google:8090 but a browser on the host only
+    # knows http://localhost:8090.
+    browser_url: str | None = None
     clients: list[OAuthClient] = msgspec.field(default_factory=_dev_clients)
     # Approve every authorization at once for ``login_hint`` (or ``default_user_email``): for tests
     # and scripted demos that cannot click through the consent page.
@@ -59,3 +64,8 @@ class GoogleEmulatorSettings(Settings, frozen=True, kw_only=True):
     def base_url(self) -> str:
         """``public_url`` without a trailing slash, ready for joining with a path."""
         return self.public_url.rstrip("/")
+
+    @property
+    def browser_base_url(self) -> str:
+        """``browser_url`` (or ``public_url``) without a trailing slash."""
+        return (self.browser_url or self.public_url).rstrip("/")

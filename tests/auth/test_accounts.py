@@ -213,3 +213,27 @@ async def test_deleting_an_account_needs_its_password(auth: Harness) -> None:
     assert wrong.status_code == 403, wrong.text
     assert (await auth.client.get("/v1/auth/me", headers=headers)).status_code == 200
     assert (await _login(auth, email))[0] == 200
+
+
+async def test_password_guesses_with_a_stolen_token_share_the_sign_in_throttle(auth: Harness) -> None:
+    """Wrong passwords given to delete the account or change the password count against the account
+    like failed sign-ins (5 here): then even the right one waits, and so does signing in."""
+    email = unique_email()
+    session = await sign_up(auth.client, email)
+    headers = bearer(session["access_token"])
+    guesses = [{"password": f"guess {n}"} for n in range(3)]
+    statuses = [
+        (await auth.client.request("DELETE", "/v1/auth/me", json=guess, headers=headers)).status_code
+        for guess in guesses
+    ]
+    change = {"current_password": "guess", "new_password": "a brand new passphrase"}
+    for _ in range(2):
+        statuses.append(
+            (await auth.client.put("/v1/auth/me/password", json=change, headers=headers)).status_code
+        )
+    assert statuses == [403] * 5
+    right = await auth.client.request("DELETE", "/v1/auth/me", json={"password": PASSWORD}, headers=headers)
+    assert right.status_code == 429, right.text
+    assert int(right.headers["retry-after"]) > 0
+    assert (await _login(auth, email))[0] == 429
+    assert (await auth.client.get("/v1/auth/me", headers=headers)).status_code == 200

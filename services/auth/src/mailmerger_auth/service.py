@@ -138,6 +138,7 @@ async def get_user(session: AsyncSession, user_id: int) -> UserRecord:
 async def change_password(
     session: AsyncSession,
     passwords: Passwords,
+    throttle: LoginThrottle,
     *,
     user_id: int,
     session_id: uuid.UUID | None,
@@ -146,12 +147,10 @@ async def change_password(
     now: datetime,
 ) -> None:
     """Replace the password and end every session but the caller's."""
-    stored_hash = (
-        await session.execute(select(users.c.password_hash).where(users.c.id == user_id).with_for_update())
-    ).scalar_one_or_none()
+    email, stored_hash = await _credentials(session, user_id)
     if stored_hash is None:
         raise Conflict("this account signs in with Google and has no password to change")
-    if not await passwords.verify(stored_hash, current_password):
+    if not await _password_matches(passwords, throttle, email, stored_hash, current_password):
         raise Problem("the current password is incorrect", status=403, title="Forbidden")
     check_password_policy(new_password)
     await session.execute(
@@ -168,11 +167,36 @@ async def log_out(
         await end_session(session, session_id, user_id=user_id, now=now)
 
 
+async def _credentials(session: AsyncSession, user_id: int) -> tuple[str, str | None]:
+    """The account's email and password hash (None: Google only), locked for the change to come."""
+    row = (
+        await session.execute(
+            select(users.c.email, users.c.password_hash).where(users.c.id == user_id).with_for_update()
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return row.email, row.password_hash
+
+
+async def _password_matches(
+    passwords: Passwords, throttle: LoginThrottle, email: str, stored_hash: str, password: str
+) -> bool:
+    """Check a signed-in user's password under the account's sign-in throttle: a stolen access token
+    must not become a way to guess the password faster than signing in allows."""
+    await throttle.attempt(email, None)
+    if not await passwords.verify(stored_hash, password):
+        return False
+    await throttle.succeeded(email)
+    return True
+
+
 async def delete_account(
     session: AsyncSession,
     google: GoogleOAuth | None,
     sealer: Sealer,
     passwords: Passwords,
+    throttle: LoginThrottle,
     *,
     user_id: int,
     session_id: uuid.UUID | None,
@@ -182,13 +206,11 @@ async def delete_account(
 ) -> None:
     """Delete the account once the caller proved to be its owner just now, not only a token holder:
     by its password, or, for an account without one, by a session signed in within the window."""
-    stored_hash = (
-        await session.execute(select(users.c.password_hash).where(users.c.id == user_id).with_for_update())
-    ).scalar_one_or_none()
+    email, stored_hash = await _credentials(session, user_id)
     if stored_hash is not None:
         if password is None:
             raise Unprocessable("password: give the account's password to confirm deleting it")
-        if not await passwords.verify(stored_hash, password):
+        if not await _password_matches(passwords, throttle, email, stored_hash, password):
             raise Problem("the password is incorrect", status=403, title="Forbidden")
     else:
         signed_in_at = None
@@ -206,9 +228,5 @@ async def delete_account(
                 title="Forbidden",
             )
     await gmail_accounts.revoke_all(session, google, sealer, user_id=user_id)
-    deleted = (
-        await session.execute(delete(users).where(users.c.id == user_id).returning(users.c.id))
-    ).scalar_one_or_none()
-    if deleted is None:
-        raise NotFound(f"user {user_id} does not exist")
+    await session.execute(delete(users).where(users.c.id == user_id))  # locked above: it is there
     await stage(session, models.outbox, c.UserDeleted(user_id=user_id))

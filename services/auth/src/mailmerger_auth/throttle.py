@@ -60,18 +60,19 @@ class LoginThrottle:
         self._window = int(window.total_seconds())
         self._count = redis.register_script(_COUNT_ATTEMPT)
 
-    async def attempt(self, email: str, address: str) -> None:
-        """Count one attempt; raise TooManyAttempts when either limit is exceeded."""
-        counts = await self._count(
-            keys=[self._account_key(email), self._prefix + "address:" + address], args=[self._window]
-        )
-        account_count, account_ttl, address_count, address_ttl = (int(value) for value in counts)
+    async def attempt(self, email: str, address: str | None) -> None:
+        """Count one attempt; raise TooManyAttempts when either limit is exceeded.
+
+        ``address`` None: a signed-in user typing the password again (to delete the account, to
+        change the password) counts against the account only, sharing its budget with sign-in.
+        """
+        limits = {self._account_key(email): self._per_account}
+        if address is not None:
+            limits[self._prefix + "address:" + address] = self._per_address
+        counts = [int(value) for value in await self._count(keys=list(limits), args=[self._window])]
         waits = [
             max(ttl, 1)
-            for count, limit, ttl in (
-                (account_count, self._per_account, account_ttl),
-                (address_count, self._per_address, address_ttl),
-            )
+            for limit, count, ttl in zip(limits.values(), counts[::2], counts[1::2], strict=True)
             if count > limit
         ]
         if waits:

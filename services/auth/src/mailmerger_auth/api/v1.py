@@ -140,13 +140,14 @@ async def me(principal: CurrentUser, tx: Transaction) -> UserRecord:
     return await service.get_user(tx, principal.user_id)
 
 
-@delete("/me", status_code=204, responses=problems(403, 404, 422))
+@delete("/me", status_code=204, responses=problems(403, 404, 422, 429))
 async def delete_me(
     principal: CurrentUser,
     tx: Transaction,
     google: NamedDependency[GoogleOAuth | None],
     sealer: NamedDependency[Sealer],
     passwords: NamedDependency[Passwords],
+    throttle: NamedDependency[LoginThrottle],
     config: NamedDependency[AuthSettings],
     now: NamedDependency[datetime],
     data: JSONBody[AccountDeletion | None] = None,
@@ -158,6 +159,7 @@ async def delete_me(
         google,
         sealer,
         passwords,
+        throttle,
         user_id=principal.user_id,
         session_id=session_id(principal),
         password=data.password if data is not None else None,
@@ -166,17 +168,19 @@ async def delete_me(
     )
 
 
-@put("/me/password", status_code=204, responses=problems(403, 404, 409, 422))
+@put("/me/password", status_code=204, responses=problems(403, 404, 409, 422, 429))
 async def change_password(
     data: JSONBody[PasswordChange],
     principal: CurrentUser,
     tx: Transaction,
     passwords: NamedDependency[Passwords],
+    throttle: NamedDependency[LoginThrottle],
     now: NamedDependency[datetime],
 ) -> None:
     await service.change_password(
         tx,
         passwords,
+        throttle,
         user_id=principal.user_id,
         session_id=session_id(principal),
         current_password=data.current_password,

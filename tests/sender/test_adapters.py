@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -242,6 +244,26 @@ async def test_unreachable_storage_is_transient() -> None:
 
 
 # --- the Gmail wire ----------------------------------------------------------------------------
+
+
+async def test_send_posts_the_raw_message_as_base64url_json() -> None:
+    """The body is the JSON Gmail expects: unpadded or padded base64url of the exact bytes, and the
+    threadId (escaped like any JSON string) only when there is one."""
+    bodies: list[dict[str, object]] = []
+
+    def gmail_api(request: httpx.Request) -> httpx.Response:
+        assert request.headers["content-type"] == "application/json"
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json={"id": "1", "threadId": "1"})
+
+    gmail = HttpGmail(GmailSettings(api_url="http://gmail.test"), transport=httpx.MockTransport(gmail_api))
+    raw = bytes(range(256)) * 3 + b"\xff\xfe"  # every byte value; "+/" in plain base64
+    await gmail.send("token", raw, thread_id=None, upload=False)
+    await gmail.send("token", raw, thread_id='t"1\\é', upload=False)
+    assert bodies == [
+        {"raw": base64.urlsafe_b64encode(raw).decode()},
+        {"raw": base64.urlsafe_b64encode(raw).decode(), "threadId": 't"1\\é'},
+    ]
 
 
 async def test_refused_connection_is_not_sent() -> None:

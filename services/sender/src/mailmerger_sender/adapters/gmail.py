@@ -53,9 +53,18 @@ class GmailAnswer:
     retry_after: str | None = None
 
 
-class _SendBody(msgspec.Struct, omit_defaults=True):
-    raw: str
-    threadId: str | None = None  # Gmail's JSON name
+def _send_body(raw: bytes, thread_id: str | None) -> bytes:
+    """The JSON body of ``users.messages.send``, assembled as bytes.
+
+    Base64url needs no JSON escaping: encoding it through a str copied a 100 KB message twice and
+    had the encoder scan it for escapes (204 us against 22 us for a 136 KB message). SIMD base64:
+    the stdlib's takes ~0.45 ms for a message with a 100 KB attachment.
+    """
+    parts = [b'{"raw":"', pybase64.urlsafe_b64encode(raw), b'"']
+    if thread_id is not None:
+        parts += [b',"threadId":', msgspec.json.encode(thread_id)]  # Gmail's JSON name
+    parts.append(b"}")
+    return b"".join(parts)
 
 
 class HttpGmail:
@@ -88,12 +97,8 @@ class HttpGmail:
         """``users.messages.send``: base64url JSON, or the upload endpoint for large messages."""
         headers = {"Authorization": f"Bearer {token}"}
         if not upload:
-            # SIMD base64: the stdlib's takes ~0.45 ms for a message with a 100 KB attachment.
-            body = msgspec.json.encode(
-                _SendBody(raw=pybase64.urlsafe_b64encode(raw).decode("ascii"), threadId=thread_id)
-            )
             headers["Content-Type"] = "application/json"
-            return await self._call("POST", _SEND, headers, content=body)
+            return await self._call("POST", _SEND, headers, content=_send_body(raw, thread_id))
         if thread_id is None:
             headers["Content-Type"] = "message/rfc822"
             return await self._call("POST", _UPLOAD_MEDIA, headers, content=raw)

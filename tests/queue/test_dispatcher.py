@@ -6,7 +6,9 @@ import asyncio
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import asyncpg
 import msgspec
 import pytest
 from sqlalchemy import text
@@ -269,12 +271,27 @@ async def test_an_email_sent_now_wakes_the_dispatcher_before_its_tick(
             await task
 
 
-async def test_the_listener_falls_back_to_polling_when_it_cannot_listen() -> None:
-    """No database to listen on: a pause still lasts its seconds, and nothing is raised."""
+async def test_the_listener_falls_back_to_polling_when_it_cannot_listen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No database to listen on: a pause still lasts its seconds, nothing is raised, and the next
+    attempt to listen waits RETRY_SECONDS instead of coming every tick."""
+    attempts = 0
+    connect = asyncpg.connect
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal attempts
+        attempts += 1
+        return await connect(*args, **kwargs)
+
+    monkeypatch.setattr(asyncpg, "connect", counted)
     listener = DueListener("postgresql+asyncpg://127.0.0.1:1/nowhere", application_name="test")
     started = asyncio.get_running_loop().time()
     await listener.wait(0.2)
     assert asyncio.get_running_loop().time() - started >= 0.2
+    for _ in range(3):
+        await listener.wait(0.01)
+    assert attempts == 1
     await listener.close()
 
 

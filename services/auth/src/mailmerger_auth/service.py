@@ -35,7 +35,7 @@ from mailmerger_auth.throttle import LoginThrottle
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared import contracts as c
 from mailmerger_shared.outbox import stage
-from mailmerger_shared.web.problems import Conflict, NotFound, Problem, Unprocessable
+from mailmerger_shared.web.problems import Conflict, Forbidden, NotFound, Problem, Unprocessable
 
 users = models.users
 
@@ -151,7 +151,7 @@ async def change_password(
     if stored_hash is None:
         raise Conflict("this account signs in with Google and has no password to change")
     if not await _password_matches(passwords, throttle, email, stored_hash, current_password):
-        raise Problem("the current password is incorrect", status=403, title="Forbidden")
+        raise Forbidden("the current password is incorrect")
     check_password_policy(new_password)
     await session.execute(
         update(users).where(users.c.id == user_id).values(password_hash=await passwords.hash(new_password))
@@ -211,7 +211,7 @@ async def delete_account(
         if password is None:
             raise Unprocessable("password: give the account's password to confirm deleting it")
         if not await _password_matches(passwords, throttle, email, stored_hash, password):
-            raise Problem("the password is incorrect", status=403, title="Forbidden")
+            raise Forbidden("the password is incorrect")
     else:
         signed_in_at = None
         if session_id is not None:
@@ -222,11 +222,7 @@ async def delete_account(
             )
         if signed_in_at is None or now - signed_in_at > reauthentication_window:
             minutes = round(reauthentication_window.total_seconds() / 60)
-            raise Problem(
-                f"sign in with Google again, then delete the account within {minutes} minutes",
-                status=403,
-                title="Forbidden",
-            )
+            raise Forbidden(f"sign in with Google again, then delete the account within {minutes} minutes")
     await gmail_accounts.revoke_all(session, google, sealer, user_id=user_id)
     await session.execute(delete(users).where(users.c.id == user_id))  # locked above: it is there
     await stage(session, models.outbox, c.UserDeleted(user_id=user_id))

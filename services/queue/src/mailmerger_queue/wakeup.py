@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "mailmerger_queue_due"
 
 _NOTIFY = text(f"NOTIFY {CHANNEL}")
+RETRY_SECONDS = 10.0  # between attempts to listen again, while the dispatcher polls
 
 
 async def announce_due(session: AsyncSession) -> None:
@@ -44,6 +45,7 @@ class DueListener:
         self._connection: asyncpg.Connection | None = None
         self._announced = asyncio.Event()
         self._listening = True  # so that the first failure to listen is logged, not every retry
+        self._retry_at = 0.0  # after a failure, not every tick: a refused connect costs both sides
 
     async def wait(self, seconds: float) -> None:
         """Return after ``seconds``, or as soon as work was announced since the last return."""
@@ -62,6 +64,9 @@ class DueListener:
     async def _listen(self) -> None:
         if self._connection is not None and not self._connection.is_closed():
             return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._retry_at:
+            return
         try:
             self._connection = await asyncpg.connect(
                 self._dsn, timeout=5, server_settings={"application_name": self._application_name}
@@ -72,6 +77,7 @@ class DueListener:
             if self._listening:
                 log.warning("cannot listen for due work, polling every tick until it can: %s", exc)
             self._listening = False
+            self._retry_at = loop.time() + RETRY_SECONDS
             await self.close()
             return
         self._listening = True

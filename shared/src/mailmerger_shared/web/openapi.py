@@ -77,7 +77,7 @@ class ErrorEnvelope(msgspec.Struct, frozen=True, kw_only=True):
 DESCRIPTIONS: dict[int, str] = {
     400: "The request does not have the documented shape; `detail` (and `errors`) say what to fix",
     401: "No valid access token: send one as 'Authorization: Bearer <token>'",
-    403: "The token does not allow this",
+    403: "Not allowed: the token does not allow this, or the password given to confirm is wrong",
     404: "No such resource among yours",
     409: "The change conflicts with the resource's current state; `detail` says which",
     413: "The body is larger than this route accepts",

@@ -52,6 +52,11 @@ class NotFound(Problem):
     title = "Not found"
 
 
+class Forbidden(Problem):
+    status = 403
+    title = "Forbidden"
+
+
 class Conflict(Problem):
     status = 409
     title = "Conflict"

@@ -102,7 +102,9 @@ class Sent:
 
 
 # ``move`` for many messages, each with its own values, as one statement (the SQL text is fixed, so
-# nothing is compiled per call). Same rules: lock, check the ``from`` state, record the transition.
+# nothing is compiled per call). Same rules: lock, check the ``from`` state, record the transition;
+# and the attempt that sent it is closed as sent. One statement is atomic alone: callers may run it
+# without a transaction around it.
 _MOVE_TO_SENT = text(
     """
     WITH sent AS (
@@ -121,6 +123,9 @@ _MOVE_TO_SENT = text(
         FROM old JOIN sent ON sent.id = old.id
         WHERE m.id = old.id
         RETURNING m.id, old.state AS from_state, m.attempt, sent.reason
+    ), attempt_closed AS (
+        UPDATE queue.attempts a SET outcome = 'sent', outcome_at = :now, reason = NULL, detail = NULL
+        FROM moved WHERE a.message_id = moved.id AND a.attempt = moved.attempt
     )
     INSERT INTO queue.transitions (message_id, at, from_state, to_state, reason, attempt)
     SELECT id, :now, from_state, 'sent', reason, attempt FROM moved
@@ -132,7 +137,8 @@ _MOVE_TO_SENT = text(
 async def move_to_sent(
     session: AsyncSession, sent: Sequence[Sent], *, sources: Iterable[State], now: datetime
 ) -> list[tuple[int, int]]:
-    """Move each message of ``sent`` (distinct ids) that is in ``sources`` to ``sent``.
+    """Move each message of ``sent`` (distinct ids) that is in ``sources`` to ``sent``, closing the
+    attempt that sent it.
 
     Returns ``(message id, attempt)`` of every message moved.
     """

@@ -26,7 +26,7 @@ from mailmerger_queue import ledger
 from mailmerger_queue.domain import OUTCOME_APPLIES, SENT_APPLIES, State
 from mailmerger_queue.models import attempts, messages, senders
 from mailmerger_shared import contracts as c
-from mailmerger_shared.db import transaction
+from mailmerger_shared.db import autocommit, transaction
 
 m = messages
 MAX_BATCH = 100
@@ -41,7 +41,7 @@ class OutcomeWriter:
 
     There is no timer: while one batch is written the next gathers, so a quiet queue writes each
     event at once and a busy one many per transaction (a transaction per event cost more than the
-    event itself: the pool's pre-ping, BEGIN and COMMIT are four round trips). Each caller still gets
+    event itself: BEGIN and COMMIT are two more round trips). Each caller still gets
     its own answer: when a batch fails, its events are applied again one transaction each, so one
     bad event fails (and is redelivered) alone.
     """
@@ -95,7 +95,9 @@ class OutcomeWriter:
         run holds only ``EmailSent``, which wins from every state but ``sent``.
         """
         now = self._clock()
-        async with transaction(self._sessions) as session:
+        # Only EmailSent (the usual batch) is one statement, atomic alone: no BEGIN and COMMIT.
+        only_sent = all(isinstance(message, c.EmailSent) for message, _ in events)
+        async with (autocommit if only_sent else transaction)(self._sessions) as session:
             # An EmailSent needs no record of its envelope (one row write less per email): it moves
             # a message to sent from any state but sent, so applied again it changes nothing.
             others = [envelope.id for message, envelope in events if not isinstance(message, c.EmailSent)]
@@ -129,19 +131,13 @@ _FIRST_DELIVERIES = text(
     "ON CONFLICT DO NOTHING RETURNING envelope_id"
 )
 
-_SENT_ATTEMPTS = text(
-    "UPDATE queue.attempts a SET outcome = 'sent', outcome_at = :now, reason = NULL, detail = NULL "
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS int[])) AS s(message_id, attempt) "
-    "WHERE a.message_id = s.message_id AND a.attempt = s.attempt"
-)
-
 
 async def record_sent(session: AsyncSession, events: list[c.EmailSent], now: datetime) -> None:
     """Apply ``EmailSent`` events (in order: a message's first one wins) to the ledger and attempts."""
     if not events:
         return
     first = {event.message_id: event for event in reversed(events)}
-    moved = await ledger.move_to_sent(
+    await ledger.move_to_sent(
         session,
         [
             ledger.Sent(
@@ -156,9 +152,6 @@ async def record_sent(session: AsyncSession, events: list[c.EmailSent], now: dat
         sources=SENT_APPLIES,
         now=now,
     )
-    if moved:
-        ids, tries = zip(*moved, strict=True)
-        await session.execute(_SENT_ATTEMPTS, {"ids": list(ids), "attempts": list(tries), "now": now})
 
 
 _SENT_BY_GMAIL = "sent by Gmail"

@@ -1,7 +1,7 @@
 """The idempotency ledger: one row per email, claimed before any Gmail call.
 
-Written in batches (see ``writer``): each function here takes many requests and runs them in the
-caller's one transaction.
+Written in batches (see ``writer``): each function here takes many requests and writes them
+together, as one statement where it can (the caller may then run it in autocommit).
 
 Invariants:
 - Only one command holds a message at a time: a claim is an INSERT, or an UPDATE of a
@@ -184,32 +184,36 @@ class Outcome:
 
 
 _OUTCOME_COLUMNS = ("gmail_id", "thread_id", "sent_at", "reconciled", "reason", "detail")
-# One statement for any number of outcomes (arrays, not a VALUES list), so it is compiled once.
-_SETTLE = text(
+# Every outcome of a batch and the events they stage, as one statement (arrays, not a VALUES list,
+# so the SQL text is fixed and prepared once). One statement is atomic without a transaction
+# around it: the caller runs it in autocommit, one round trip. An event is staged with its
+# outcome's (message, command) when that row was written, unconditionally when it has none.
+_SETTLE_AND_STAGE = text(
     """
-    UPDATE sender.deliveries AS d
-    SET state = o.state, gmail_id = o.gmail_id, thread_id = o.thread_id, sent_at = o.sent_at,
-        reconciled = o.reconciled, reason = o.reason, detail = o.detail
-    FROM unnest(
-        CAST(:message_id AS bigint[]), CAST(:command_id AS uuid[]), CAST(:state AS text[]),
-        CAST(:gmail_id AS text[]), CAST(:thread_id AS text[]), CAST(:sent_at AS timestamptz[]),
-        CAST(:reconciled AS boolean[]), CAST(:reason AS text[]), CAST(:detail AS text[])
-    ) AS o(message_id, command_id, state, gmail_id, thread_id, sent_at, reconciled, reason, detail)
-    WHERE d.message_id = o.message_id AND d.command_id = o.command_id
-      AND d.state IN ('sending', 'ambiguous')
-    RETURNING d.message_id
-    """
-)
-
-
-# ``outbox.stage`` for many events, as one fixed statement.
-_STAGE = text(
-    """
-    INSERT INTO sender.outbox (id, tag, body, correlation_id, traceparent, occurred_at)
-    SELECT * FROM unnest(
-        CAST(:id AS uuid[]), CAST(:tag AS text[]), CAST(:body AS bytea[]), CAST(:correlation_id AS text[]),
-        CAST(:traceparent AS text[]), CAST(:occurred_at AS timestamptz[])
+    WITH settled AS (
+        UPDATE sender.deliveries AS d
+        SET state = o.state, gmail_id = o.gmail_id, thread_id = o.thread_id, sent_at = o.sent_at,
+            reconciled = o.reconciled, reason = o.reason, detail = o.detail
+        FROM unnest(
+            CAST(:message_id AS bigint[]), CAST(:command_id AS uuid[]), CAST(:state AS text[]),
+            CAST(:gmail_id AS text[]), CAST(:thread_id AS text[]), CAST(:sent_at AS timestamptz[]),
+            CAST(:reconciled AS boolean[]), CAST(:reason AS text[]), CAST(:detail AS text[])
+        ) AS o(message_id, command_id, state, gmail_id, thread_id, sent_at, reconciled, reason, detail)
+        WHERE d.message_id = o.message_id AND d.command_id = o.command_id
+          AND d.state IN ('sending', 'ambiguous')
+        RETURNING d.message_id, d.command_id
+    ), staged AS (
+        INSERT INTO sender.outbox (id, tag, body, correlation_id, traceparent, occurred_at)
+        SELECT e.id, e.tag, e.body, e.correlation_id, e.traceparent, e.occurred_at
+        FROM unnest(
+            CAST(:e_message_id AS bigint[]), CAST(:e_command_id AS uuid[]), CAST(:e_id AS uuid[]),
+            CAST(:e_tag AS text[]), CAST(:e_body AS bytea[]), CAST(:e_correlation_id AS text[]),
+            CAST(:e_traceparent AS text[]), CAST(:e_occurred_at AS timestamptz[])
+        ) AS e(message_id, command_id, id, tag, body, correlation_id, traceparent, occurred_at)
+        WHERE e.message_id IS NULL
+           OR (e.message_id, e.command_id) IN (SELECT message_id, command_id FROM settled)
     )
+    SELECT message_id, command_id FROM settled
     """
 )
 
@@ -218,37 +222,31 @@ async def record_all(session: AsyncSession, outcomes: Sequence[Outcome]) -> list
     """Write each outcome whose claim still holds, with its events; which ones were written.
 
     The row update is a compare-and-set on the claiming command: an outcome from a command that
-    lost its claim (another replica reconciled or took the message over) writes nothing.
+    lost its claim (another replica reconciled or took the message over) writes nothing, and
+    stages nothing.
     """
     settling = [(o.held, o) for o in outcomes if o.held is not None]
-    written: set[int] = set()
-    if settling:
-        columns: dict[str, list[Any]] = {
-            "message_id": [held.message_id for held, _ in settling],
-            "command_id": [held.command_id for held, _ in settling],
-            "state": [o.state for _, o in settling],
-        }
-        for name in _OUTCOME_COLUMNS:
-            default = False if name == "reconciled" else None
-            columns[name] = [o.fields.get(name, default) for _, o in settling]
-        written = set((await session.execute(_SETTLE, columns)).scalars())
-    done = [o.held is None or o.held.message_id in written for o in outcomes]
-    staged = [
-        (envelope, event) for o, ok in zip(outcomes, done, strict=True) if ok for envelope, event in o.events
-    ]
-    if staged:
-        await session.execute(
-            _STAGE,
-            {
-                "id": [envelope.id for envelope, _ in staged],
-                "tag": [envelope.tag for envelope, _ in staged],
-                "body": [c.encode(event) for _, event in staged],
-                "correlation_id": [envelope.correlation_id for envelope, _ in staged],
-                "traceparent": [envelope.traceparent for envelope, _ in staged],
-                "occurred_at": [envelope.occurred_at for envelope, _ in staged],
-            },
-        )
-    return done
+    columns: dict[str, list[Any]] = {
+        "message_id": [held.message_id for held, _ in settling],
+        "command_id": [held.command_id for held, _ in settling],
+        "state": [o.state for _, o in settling],
+    }
+    for name in _OUTCOME_COLUMNS:
+        default = False if name == "reconciled" else None
+        columns[name] = [o.fields.get(name, default) for _, o in settling]
+    events = [(o.held, envelope, event) for o in outcomes for envelope, event in o.events]
+    columns |= {
+        "e_message_id": [held.message_id if held else None for held, _, _ in events],
+        "e_command_id": [held.command_id if held else None for held, _, _ in events],
+        "e_id": [envelope.id for _, envelope, _ in events],
+        "e_tag": [envelope.tag for _, envelope, _ in events],
+        "e_body": [c.encode(event) for _, _, event in events],
+        "e_correlation_id": [envelope.correlation_id for _, envelope, _ in events],
+        "e_traceparent": [envelope.traceparent for _, envelope, _ in events],
+        "e_occurred_at": [envelope.occurred_at for _, envelope, _ in events],
+    }
+    written = {(row.message_id, row.command_id) for row in await session.execute(_SETTLE_AND_STAGE, columns)}
+    return [o.held is None or (o.held.message_id, o.held.command_id) in written for o in outcomes]
 
 
 def final_event(row: Delivery) -> c.Event:

@@ -1,7 +1,9 @@
-"""The ledger's writes, batched across the deliveries in flight: one transaction per batch.
+"""The ledger's writes, batched across the deliveries in flight: one statement per batch.
 
 Claims and outcomes are two separate streams of batches, so claiming never waits for outcomes.
-Each caller still gets its own answer, exactly as if it had written alone.
+Each batch is one statement in autocommit (a claim, or every outcome with the events it stages),
+so it is atomic and costs one round trip. Each caller still gets its own answer, exactly as if
+it had written alone.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from mailmerger_sender.batching import Batcher
 from mailmerger_sender.settlement import Settlement
 from mailmerger_shared import contracts as c
 from mailmerger_shared.context import current_correlation_id
-from mailmerger_shared.db import transaction
+from mailmerger_shared.db import autocommit, transaction
 
 MAX_BATCH = 100
 
@@ -71,8 +73,11 @@ class LedgerWriter:
     async def _claim_batch(
         self, requests: list[ledger.ClaimRequest]
     ) -> list[tuple[bool, ledger.Delivery] | BaseException]:
+        # Distinct messages are claimed by one INSERT, atomic alone. The same message twice takes
+        # a statement per round, which must commit together: a failing round undoes the earlier.
+        distinct = len({r.command.message_id for r in requests}) == len(requests)
         try:
-            async with transaction(self._sessions) as session:
+            async with (autocommit if distinct else transaction)(self._sessions) as session:
                 return list(await ledger.claim_all(session, requests))
         except IntegrityError:
             pass
@@ -80,7 +85,7 @@ class LedgerWriter:
         results: list[tuple[bool, ledger.Delivery] | BaseException] = []
         for request in requests:
             try:
-                async with transaction(self._sessions) as session:
+                async with autocommit(self._sessions) as session:
                     [result] = await ledger.claim_all(session, [request])
                 results.append(result)
             except IntegrityError:
@@ -88,7 +93,7 @@ class LedgerWriter:
         return results
 
     async def _record_batch(self, outcomes: list[ledger.Outcome]) -> list[bool]:
-        async with transaction(self._sessions) as session:
+        async with autocommit(self._sessions) as session:
             written = await ledger.record_all(session, outcomes)
         if any(o.events for o, ok in zip(outcomes, written, strict=True) if ok):
             self._wake_relay()

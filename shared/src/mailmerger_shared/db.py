@@ -79,7 +79,7 @@ async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterato
     transaction. Nothing to roll back: a statement that fails changed nothing.
     """
     async with sessions() as session:
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        _ = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
 
 

@@ -163,3 +163,15 @@ async def test_minting_unknown_scope_is_refused(emulator: httpx.AsyncClient) -> 
         "/_emulator/tokens", json={"email": "m@gmail.local", "scopes": ["gmail.all"]}
     )
     assert answer.status_code == 400
+
+
+async def test_clearing_messages_keeps_users_and_tokens(emulator: httpx.AsyncClient) -> None:
+    """DELETE /messages empties every mailbox; the same token sends again at once."""
+    token = await mint_token(emulator)
+    await send(emulator, token, build_message(message_id="<a@x>"))
+
+    assert (await emulator.delete("/_emulator/messages")).json() == {"total": 0}
+
+    assert (await emulator.get("/_emulator/messages/counts")).json() == {"counts": {}, "total": 0}
+    assert (await send(emulator, token, build_message(message_id="<a@x>"))).status_code == 200
+    assert (await emulator.get("/_emulator/messages/counts")).json() == {"counts": {"a@x": 1}, "total": 1}

@@ -179,6 +179,13 @@ def admin_router(state: EmulatorState) -> Router:
         # For polling progress: /messages/counts builds a map of every Message-ID on each call.
         return json_response({"total": state.post_office.total()})
 
+    @delete("/messages", status_code=200, sync_to_thread=False)
+    def clear_messages() -> Response[bytes]:
+        # Users, tokens and quotas stay: long benchmarks empty the mailboxes between rounds, so the
+        # emulator's memory does not grow by every message body ever sent.
+        state.post_office.clear()
+        return json_response({"total": 0})
+
     @get("/messages/{message_id:str}", sync_to_thread=False)
     def get_message(message_id: FromPath[str]) -> Response[bytes]:
         message = state.post_office.find(message_id)
@@ -214,6 +221,7 @@ def admin_router(state: EmulatorState) -> Router:
             list_messages,
             message_counts,
             message_total,
+            clear_messages,
             get_message,
             mailbox,
             mailbox_message,

@@ -6,9 +6,11 @@ fallback, not a layout engine.
 
 One compiled regular expression splits the input into tokens: several times cheaper than the
 ``html.parser.HTMLParser`` this replaced, which is pure Python per tag. On well-formed HTML the text
-is the same as that parser's. On malformed input, where the parser gave up and showed the markup as
-text, this does what a browser does: an unterminated tag, comment or quoted attribute value hides the
-rest of the input, and ``<script/>`` starts a script (the parser showed its content).
+is the same as that parser's, except that whitespace is collapsed across tags, not only within each
+run of text (the parser made "a <b> c" read "a  c"). On malformed input, where the parser gave up
+and showed the markup as text, this does what a browser does: an unterminated tag, comment or
+quoted attribute value hides the rest of the input, and ``<script/>`` starts a script (the parser
+showed its content).
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ def _href(attrs: str) -> str | None:
     return href
 
 
+def _one_space(line: str) -> str:
+    # Most lines need nothing: cheaper to look than to run the regex on each.
+    if "  " in line or not line.isprintable():
+        line = _SPACES.sub(" ", line)
+    return line.strip()
+
+
 def html_to_text(html: str) -> str:
     """The readable text of ``html``: paragraphs and line breaks kept, whitespace collapsed."""
     chunks: list[str] = []
@@ -68,15 +77,9 @@ def html_to_text(html: str) -> str:
         if text:
             if hidden:
                 continue
-            # Whitespace is collapsed per run of text, as the parser did (so "a <b> c" keeps two
-            # spaces). Most runs are blank between tags or need nothing: cheaper than a regex pass.
-            if not text.strip(" \t\n\r\f\v"):
-                text = " "
-            else:
-                text = unescape(text)
-                if "  " in text or not text.isprintable():
-                    text = _SPACES.sub(" ", text.replace("\n", " "))
-            chunks.append(text)
+            # A newline in text is a space; runs of spaces are collapsed once per line, at the end,
+            # across tags too ("a <b> c" reads "a c", as a browser shows it).
+            chunks.append(unescape(text).replace("\n", " "))
         elif tag:
             tag = tag.lower()
             if empty:  # <br/>: a line, and nothing opens
@@ -100,7 +103,7 @@ def html_to_text(html: str) -> str:
                     target = href.removeprefix("mailto:")
                     if "".join(chunks[start:]).strip() != target:
                         chunks.append(f" ({target})")
-    # Lines stripped, and blocks of lines set apart by exactly one blank line.
-    lines = "\n".join([line.strip() for line in "".join(chunks).split("\n")])
+    # Lines stripped with their spaces collapsed, and blocks set apart by exactly one blank line.
+    lines = "\n".join([_one_space(line) for line in "".join(chunks).split("\n")])
     blocks = [block.strip("\n") for block in lines.split("\n\n")]
     return "\n\n".join([block for block in blocks if block]) + "\n"

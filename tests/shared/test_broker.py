@@ -200,8 +200,8 @@ async def test_publish_many_bundles_messages_and_each_reaches_the_handler_with_i
     assert correlation == {n: f"req-{n}" for n in range(7)}
 
 
-async def test_a_failing_member_returns_its_whole_bundle(connection: AbstractRobustConnection) -> None:
-    """One member fails once: the bundle comes back, the others are handled again (idempotently)."""
+async def test_a_failing_member_comes_back_alone(connection: AbstractRobustConnection) -> None:
+    """One member fails once: it alone is returned to the queue; the others are handled once."""
     await _fresh_queue(connection, "templates.user-deleted")
     attempts: Counter[int] = Counter()
 
@@ -217,9 +217,48 @@ async def test_a_failing_member_returns_its_whole_bundle(connection: AbstractRob
     await publisher.publish_many(
         [(c.UserDeleted(user_id=n), c.Envelope.new("user_deleted.v1")) for n in range(3)]
     )
-    await eventually(lambda: attempts == Counter({0: 2, 1: 2, 2: 2}))
+    await eventually(lambda: attempts == Counter({0: 1, 1: 1, 2: 2}))
+    await asyncio.sleep(0.3)  # nothing else comes back
     await consumer.stop()
+    assert attempts == Counter({0: 1, 1: 1, 2: 2})
     assert await _depth(connection, QUEUES["templates.user-deleted"].dead_letter_queue) == 0
+
+
+async def test_a_poison_member_is_dead_lettered_alone_after_exactly_the_delivery_limit(
+    connection: AbstractRobustConnection,
+) -> None:
+    """The bundle's good messages are handled once; the poison one DELIVERY_LIMIT times, then it
+    alone (its own envelope, the failure named) is in the dead-letter queue."""
+    await _fresh_queue(connection, "templates.user-deleted")
+    attempts: Counter[int] = Counter()
+
+    async def handler(message: c.Message, envelope: c.Envelope) -> None:
+        assert isinstance(message, c.UserDeleted)
+        attempts[message.user_id] += 1
+        if message.user_id == 666:
+            raise RuntimeError("poison")
+
+    consumer = Consumer("templates.user-deleted", handler, prefetch=4, delivery_limit=DELIVERY_LIMIT)
+    await consumer.start(connection, wait=10)
+    publisher = await Publisher.open(connection)
+    items: list[tuple[c.Message, c.Envelope]] = [
+        (c.UserDeleted(user_id=n), c.Envelope.new("user_deleted.v1")) for n in (1, 666, 2)
+    ]
+    await publisher.publish_many(items)
+    dead_letters = QUEUES["templates.user-deleted"].dead_letter_queue
+    await eventually(lambda: attempts[666] == DELIVERY_LIMIT)
+    await eventually(lambda: _depth(connection, dead_letters))
+    await consumer.stop()
+
+    assert attempts == Counter({1: 1, 2: 1, 666: DELIVERY_LIMIT})
+    channel = await connection.channel()
+    dead = await (await channel.get_queue(dead_letters)).get(fail=False)
+    assert dead is not None
+    assert dead.message_id == str(items[1][1].id)
+    assert c.decode(dead.type or "", dead.body) == c.UserDeleted(user_id=666)
+    assert dead.headers["x-mm-deliveries"] == DELIVERY_LIMIT
+    assert "poison" in str(dead.headers["x-mm-failure"])
+    await channel.close()
 
 
 async def test_a_bundle_is_handled_at_most_concurrency_at_a_time(

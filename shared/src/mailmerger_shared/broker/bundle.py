@@ -7,9 +7,8 @@ that cost was about as large as building and sending the email itself. A bundle 
 ids and per-message idempotency are what they were; only the unit the broker handles is bigger.
 
 A consumer handles a bundle's messages concurrently and acks the bundle once all of them
-succeeded. If one fails, the whole bundle returns to the queue; the messages that had succeeded
-are handled again, which every consumer tolerates (consumers are idempotent by contract). A
-message published alone is still accepted: a bundle is an encoding, not a contract.
+succeeded; the ones that failed go back to the queue alone (see ``consumer``). A message published
+alone is still accepted: a bundle is an encoding, not a contract.
 """
 
 from __future__ import annotations

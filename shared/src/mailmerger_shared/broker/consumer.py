@@ -5,7 +5,11 @@ delivery limit dead-letters it after the last attempt, so a poison message never
 A message that cannot even be decoded is rejected straight to the dead-letter queue.
 
 A bundle (see ``bundle``) is unpacked: its messages go to the handler concurrently, each with its
-own envelope, and the bundle is acked when every one of them succeeded.
+own envelope, and the bundle is acked when every one of them succeeded. When only some failed, those
+go back to the queue alone (published with confirms, then the bundle is acked): the others are not
+handled again, and a poison message is dead-lettered alone, not with the bundle it came in. Such a
+returned message carries its count of deliveries (``x-mm-deliveries``) and is dead-lettered by the
+consumer at the same limit, with the failure that ended it (``x-mm-failure``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
 
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import bundle
+from mailmerger_shared.broker.publisher import bundle_to_amqp, to_amqp
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
 from mailmerger_shared.context import set_correlation_id
 from mailmerger_shared.outages import unavailable_dependency
@@ -34,6 +39,19 @@ Handler = Callable[[c.Message, c.Envelope], Awaitable[None]]
 
 OUTAGE_PAUSE_FIRST = 1.0
 OUTAGE_PAUSE_MAX = 30.0
+# Deliveries a message had before the AMQP message now carrying it (it was returned alone from a
+# bundle): the broker's own count restarts with each AMQP message.
+DELIVERIES_HEADER = "x-mm-deliveries"
+FAILURE_HEADER = "x-mm-failure"
+
+
+class _SomeFailed(Exception):
+    """Some messages of a bundle failed (not for an outage); the others succeeded."""
+
+    def __init__(self, failed: list[tuple[c.Message, c.Envelope]], first: Exception) -> None:
+        super().__init__(str(first))
+        self.failed = failed
+        self.first = first
 
 
 def envelope_of(incoming: AbstractIncomingMessage) -> c.Envelope:
@@ -148,6 +166,15 @@ class Consumer:
         except Exception as exc:
             context = {"tag": envelope.tag, "message_id": str(envelope.id), "queue": self.queue_name}
             dependency = unavailable_dependency(exc)
+            carried = _carried_deliveries(incoming)
+            if dependency is None and (isinstance(exc, _SomeFailed) or carried):
+                failed = exc.failed if isinstance(exc, _SomeFailed) else messages
+                first = exc.first if isinstance(exc, _SomeFailed) else exc
+                log.error("handler failed", exc_info=first, extra={**context, "failed": len(failed)})
+                await self._return_alone(
+                    incoming, failed, first, deliveries=carried + _redeliveries(incoming) + 1
+                )
+                return
             if dependency is None:
                 log.exception("handler failed; message returned to its queue", extra=context)
             else:
@@ -168,6 +195,51 @@ class Consumer:
                         await self._stopping.wait()
             await _settle_quietly(incoming.nack(requeue=True))
             return
+        await _settle_quietly(incoming.ack())
+
+    async def _return_alone(
+        self,
+        incoming: AbstractIncomingMessage,
+        failed: list[tuple[c.Message, c.Envelope]],
+        failure: Exception,
+        *,
+        deliveries: int,
+    ) -> None:
+        """Put ``failed`` back on the queue in an AMQP message of their own, or in the dead-letter
+        queue once they had ``delivery_limit`` deliveries; then ack ``incoming``.
+
+        Published with a confirm before the ack: a crash in between redelivers ``incoming`` whole,
+        which idempotent handlers tolerate. If the publish fails, ``incoming`` is returned whole.
+        """
+        dead = deliveries >= self._delivery_limit
+        amqp = to_amqp(*failed[0]) if len(failed) == 1 else bundle_to_amqp(failed)
+        amqp.headers = {
+            **(amqp.headers or {}),
+            DELIVERIES_HEADER: deliveries,
+            FAILURE_HEADER: repr(failure)[:500],
+        }
+        target = self._spec.dead_letter_queue if dead else self.queue_name
+        try:
+            if self._queue is None:
+                raise RuntimeError("not consuming")
+            async with asyncio.timeout(10.0):
+                await self._queue.channel.default_exchange.publish(amqp, routing_key=target)
+        except Exception:
+            log.warning(
+                "could not return the failed messages alone; the whole message goes back", exc_info=True
+            )
+            await _settle_quietly(incoming.nack(requeue=True))
+            return
+        log.warning(
+            "%d message(s) %s",
+            len(failed),
+            "dead-lettered after the delivery limit" if dead else "returned to the queue alone",
+            extra={
+                "queue": self.queue_name,
+                "deliveries": deliveries,
+                "message_ids": [str(e.id) for _, e in failed],
+            },
+        )
         await _settle_quietly(incoming.ack())
 
     async def consuming(self) -> bool:
@@ -213,19 +285,25 @@ class Consumer:
     async def _handle_all(self, messages: list[tuple[c.Message, c.Envelope]]) -> None:
         """Handle a bundle's messages concurrently; raise (after all finished) if any failed.
 
-        The first failure that names an outage is the one raised, so the bundle pauses for it.
+        The first failure that names an outage is the one raised, so the bundle pauses for it and
+        goes back whole. Otherwise, when some succeeded, ``_SomeFailed`` names the ones that failed.
         """
         results = await asyncio.gather(
             *(self._handle_one(message, envelope) for message, envelope in messages), return_exceptions=True
         )
-        failures = [result for result in results if isinstance(result, BaseException)]
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # cancelled
+        failures = [result for result in results if isinstance(result, Exception)]
         if not failures:
             return
-        for failure in failures:
-            if not isinstance(failure, Exception):
-                raise failure  # cancelled
         outage = next((f for f in failures if unavailable_dependency(f) is not None), None)
-        raise outage or failures[0]
+        if outage is not None:
+            raise outage
+        failed = [item for item, result in zip(messages, results, strict=True) if result is not None]
+        if len(failed) == len(messages):
+            raise failures[0]
+        raise _SomeFailed(failed, failures[0])
 
     async def stop(self, *, grace: float = 30.0) -> None:
         """Stop taking messages, let in-flight ones finish; unacked ones return to the queue."""
@@ -243,6 +321,11 @@ class Consumer:
 def outage_pause(redeliveries: int) -> float:
     """Seconds to wait before returning a message that met an outage: 1, 2, 4, … up to 30."""
     return float(min(OUTAGE_PAUSE_FIRST * 2**redeliveries, OUTAGE_PAUSE_MAX))
+
+
+def _carried_deliveries(incoming: AbstractIncomingMessage) -> int:
+    count = (incoming.headers or {}).get(DELIVERIES_HEADER, 0)
+    return count if isinstance(count, int) else 0
 
 
 def _redeliveries(incoming: AbstractIncomingMessage) -> int:

@@ -82,3 +82,18 @@ async def test_autocommit_sends_neither_begin_nor_commit(engine: AsyncEngine) ->
     assert count == 1
     # Only the transaction's: its BEGIN names the isolation level the connection was reset to.
     assert [query.split()[0] for query in sent] == ["BEGIN", "COMMIT;"], sent
+
+
+def test_asyncpg_dsn_drops_what_only_sqlalchemy_reads() -> None:
+    """The dispatcher's listener and the admin connections use plain asyncpg: a dialect parameter
+    in MM_DB_URL would reach PostgreSQL as an unknown setting and fail the connect."""
+    url = "postgresql+asyncpg://u:p%40ss@db:5432/mm?prepared_statement_cache_size=0&sslmode=require"
+    assert asyncpg_dsn(url) == "postgresql://u:p%40ss@db:5432/mm?sslmode=require"
+
+
+async def test_asyncpg_connects_with_a_url_carrying_dialect_parameters(database_url: str) -> None:
+    connection = await asyncpg.connect(asyncpg_dsn(f"{database_url}?prepared_statement_cache_size=0"))
+    try:
+        assert await connection.fetchval("SELECT 1") == 1
+    finally:
+        await connection.close()

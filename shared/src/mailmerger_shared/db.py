@@ -88,8 +88,15 @@ async def ping(engine: AsyncEngine) -> None:
         await connection.execute(text("SELECT 1"))
 
 
+# Query parameters SQLAlchemy's asyncpg dialect reads itself: asyncpg would pass them on to the
+# server as settings, and the server refuses to connect with a setting it does not know.
+_DIALECT_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback")
+
+
 def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """``url`` (SQLAlchemy's) as ``asyncpg.connect`` takes it."""
+    dsn = make_url(url).set(drivername="postgresql").difference_update_query(_DIALECT_ONLY)
+    return dsn.render_as_string(hide_password=False)
 
 
 async def ensure_database(url: str) -> bool:

@@ -116,3 +116,37 @@ async def test_unpublishable_event_stays_pending(
         assert await _pending(sessions) == 1
     finally:
         await connection.close()
+
+
+async def test_only_the_events_the_broker_did_not_take_stay_pending(
+    sessions: async_sessionmaker[AsyncSession], amqp_url: str
+) -> None:
+    """A batch with a routable and an unroutable event: the first is published and gone, the
+    second stays (with its envelope) for the next pass; the first is not published twice."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        channel = await connection.channel()
+        for spec in QUEUES.values():
+            if c.AttachmentDeleted in spec.messages:
+                await channel.queue_delete(spec.name)
+        spec = QUEUES["storage.user-deleted"]
+        await channel.queue_delete(spec.name)
+        queue = await declare_queue(channel, spec, delivery_limit=BrokerSettings().delivery_limit)
+        async with transaction(sessions) as session:
+            routed = await stage(session, outbox, c.UserDeleted(user_id=7))
+            stuck = await stage(session, outbox, c.AttachmentDeleted(user_id=1, attachment_id=1))
+        relay = OutboxRelay(sessions, outbox, await Publisher.open(connection))
+
+        for _ in range(2):
+            with pytest.raises(Exception, match="no queue is bound"):
+                await relay.publish_pending()
+
+        async with transaction(sessions) as session:
+            left = (await session.execute(select(outbox.c.id, outbox.c.tag))).all()
+        assert [(row.id, row.tag) for row in left] == [(stuck.id, stuck.tag)]
+        message = await queue.get(timeout=5)
+        await message.ack()
+        assert [envelope.id for _, envelope in messages_of(message)] == [routed.id]
+        assert await queue.get(fail=False) is None
+    finally:
+        await connection.close()

@@ -1,10 +1,10 @@
 """Transactional outbox: an event is a row written in the business transaction.
 
 ``stage`` adds the row inside the caller's transaction, so the event exists exactly when the
-change that caused it was committed. ``OutboxRelay`` then publishes rows with confirms and deletes
-the confirmed ones in the transaction that locked them. A crash between the confirm and the commit
-publishes a row again with the *same* envelope id, so consumers can (and do) treat events
-idempotently.
+change that caused it was committed. ``OutboxRelay`` then takes rows (a DELETE, in a transaction),
+publishes them with confirms and commits, putting back any the broker did not confirm. A crash
+between the confirm and the commit publishes a row again with the *same* envelope id, so consumers
+can (and do) treat events idempotently.
 
 Deleting, not marking published: the table holds only what is still to publish, and the relay's
 write per row is a delete, where marking was an update that wrote a new row version and index
@@ -26,12 +26,9 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    any_,
-    bindparam,
     delete,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_shared import contracts as c
@@ -90,28 +87,32 @@ class OutboxRelay:
         self._sessions = sessions
         self._table = table
         self._publisher = publisher
-        self._batch_size = batch_size
         self._idle_interval = idle_interval
         self._wake = asyncio.Event()
+        # The oldest rows no other relay holds, deleted and returned (built once, compiled once).
+        oldest = select(table.c.id).order_by(table.c.occurred_at).limit(batch_size)
+        self._take = (
+            delete(table)
+            .where(table.c.id.in_(oldest.with_for_update(skip_locked=True).scalar_subquery()))
+            .returning(*table.c)
+        )
 
     def wake(self) -> None:
         """Ask for a pass now (after a commit that staged events) instead of at the next tick."""
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending rows; returns how many were published."""
-        t = self._table
+        """Publish one batch of pending rows; returns how many were published.
+
+        The batch is taken by one DELETE ... RETURNING (locked rows of another relay are skipped)
+        and committed once published: a failed publish or a crash rolls the delete back. Rows the
+        broker did not confirm are put back in the same transaction, so only they go again.
+        """
         async with transaction(self._sessions) as session:
-            rows = (
-                await session.execute(
-                    select(t.c.id, t.c.tag, t.c.body, t.c.correlation_id, t.c.traceparent, t.c.occurred_at)
-                    .order_by(t.c.occurred_at)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = list((await session.execute(self._take)).all())
             if not rows:
                 return 0
+            rows.sort(key=lambda row: row.occurred_at)  # RETURNING has no order; publish in order
             results = await self._publisher.publish_many(
                 [
                     (
@@ -127,13 +128,10 @@ class OutboxRelay:
                     for row in rows
                 ]
             )
-            published = [row.id for row, result in zip(rows, results, strict=True) if result is None]
-            if published:
-                await session.execute(
-                    # = ANY(array): one SQL text for any count (IN (...) is a new statement per length).
-                    delete(t).where(t.c.id == any_(bindparam("published", published, type_=ARRAY(Uuid))))
-                )
-            failure = next((result for result in results if result is not None), None)
+            unconfirmed = [row for row, result in zip(rows, results, strict=True) if result is not None]
+            if unconfirmed:
+                await session.execute(self._table.insert(), [dict(row._mapping) for row in unconfirmed])
+        failure = next((result for result in results if result is not None), None)
         if failure is not None:
             # The confirmed rows are gone (committed above); the rest go again after a backoff.
             raise failure

@@ -11,7 +11,8 @@ a round is timed from the insert's commit until the emulator's mailbox holds all
 * **P1 pipeline**: quotas off, generous per-account limits; 1 KB HTML body, and with a 100 KB
   attachment. Per-process CPU per email is sampled with psutil for every stage.
 * **floor**: one process rendering (the templates renderer), building MIME (the sender's
-  ``mime.py``) and posting to the emulator with the sender's own Gmail client, 32 in flight.
+  ``mime.py``) and posting to the emulator with the sender's own Gmail client and its choice of
+  endpoint (JSON or upload), 32 in flight.
 * **P4 quota pacing**: 10 accounts at the emulator's default quota (15,000 units/min = 150
   sends/min per account, 2,000/day), queue and sender at their default pacing (150/min), a
   backlog larger than two minutes can send. The achieved rate is measured over the second
@@ -395,7 +396,7 @@ async def pipeline(args: argparse.Namespace) -> list[dict[str, Any]]:
 async def floor(args: argparse.Namespace) -> list[dict[str, Any]]:
     from mailmerger_sender.adapters.gmail import HttpGmail
     from mailmerger_sender.mime import AttachmentBody, Content, build_message
-    from mailmerger_sender.settings import GmailSettings
+    from mailmerger_sender.settings import DeliverySettings, GmailSettings
     from mailmerger_shared import contracts as c
     from mailmerger_templates.rendering import Rendered, Renderer, TemplateSource
 
@@ -420,6 +421,7 @@ async def floor(args: argparse.Namespace) -> list[dict[str, Any]]:
             )
             token = minted.json()["access_token"]
         gmail = HttpGmail(GmailSettings(api_url=stack.emulator_url))
+        upload_threshold = DeliverySettings().upload_threshold_bytes  # the sender's choice of endpoint
         me = psutil.Process()
         results = []
         try:
@@ -457,7 +459,9 @@ async def floor(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 else [],
                                 date=datetime.now(UTC),
                             )
-                            answer = await gmail.send(token, raw, thread_id=None, upload=False)
+                            answer = await gmail.send(
+                                token, raw, thread_id=None, upload=len(raw) > upload_threshold
+                            )
                             if answer.status != 200:
                                 raise RuntimeError(f"floor send refused: {answer.status}")
 

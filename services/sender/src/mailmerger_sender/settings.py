@@ -38,8 +38,10 @@ class DeliverySettings(Settings, frozen=True, kw_only=True):
     """How the sender paces, retries and reconciles deliveries."""
 
     prefix: ClassVar[str] = "MM_SENDER_"
-    # Larger raw messages go through the upload endpoint instead of base64 in JSON.
-    upload_threshold_bytes: PositiveInt = 4 * MiB
+    # Larger raw messages go through the upload endpoint (message/rfc822) instead of base64 in JSON:
+    # a third fewer bytes on the wire and no encode/decode. For a 138 KB message that measured
+    # ~100 us less CPU here and ~120 us less at the emulator; for a 1 KB one the two cost the same.
+    upload_threshold_bytes: PositiveInt = 64 * 1024
     # Gmail's limit for an uploaded message; larger ones fail before any call.
     max_message_bytes: PositiveInt = 35 * MiB
     # Look an ambiguous send up in the mailbox before sending again. Off only for chaos tests that

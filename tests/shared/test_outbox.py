@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
+from aio_pika.abc import AbstractChannel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -34,6 +35,13 @@ async def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     async with transaction(sessions) as session:
         await session.execute(outbox.delete())
     return sessions
+
+
+async def _unroute(channel: AbstractChannel, event: type[c.Event]) -> None:
+    """Delete every queue that takes ``event``: publishing it then fails with no route."""
+    for spec in QUEUES.values():
+        if event in spec.messages:
+            await channel.queue_delete(spec.name)
 
 
 async def _pending(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -105,9 +113,7 @@ async def test_unpublishable_event_stays_pending(
     connection = await aio_pika.connect_robust(amqp_url)
     try:
         channel = await connection.channel()
-        for spec in QUEUES.values():
-            if c.AttachmentDeleted in spec.messages:
-                await channel.queue_delete(spec.name)
+        await _unroute(channel, c.AttachmentDeleted)
         async with transaction(sessions) as session:
             await stage(session, outbox, c.AttachmentDeleted(user_id=1, attachment_id=1))
         relay = OutboxRelay(sessions, outbox, await Publisher.open(connection))
@@ -126,9 +132,7 @@ async def test_only_the_events_the_broker_did_not_take_stay_pending(
     connection = await aio_pika.connect_robust(amqp_url)
     try:
         channel = await connection.channel()
-        for spec in QUEUES.values():
-            if c.AttachmentDeleted in spec.messages:
-                await channel.queue_delete(spec.name)
+        await _unroute(channel, c.AttachmentDeleted)
         spec = QUEUES["storage.user-deleted"]
         await channel.queue_delete(spec.name)
         queue = await declare_queue(channel, spec, delivery_limit=BrokerSettings().delivery_limit)

@@ -19,7 +19,7 @@ a round is timed from the insert's commit until the emulator's mailbox holds all
   minute (steady state; the first minute of a sliding window legitimately allows a burst),
   quota errors are the attempts the sender saw refused (429) over the whole run.
 
-    uv run python bench/bench_pipeline.py [--messages 2000] [--rounds 3] [--senders 2] [--skip-pacing]
+    uv run python bench/bench_pipeline.py [--messages 2000] [--rounds 5] [--senders 2] [--skip-pacing]
 """
 
 from __future__ import annotations

@@ -73,8 +73,10 @@ class LedgerWriter:
     async def _claim_batch(
         self, requests: list[ledger.ClaimRequest]
     ) -> list[tuple[bool, ledger.Delivery] | BaseException]:
-        # Distinct messages are claimed by one INSERT, atomic alone. The same message twice takes
-        # a statement per round, which must commit together: a failing round undoes the earlier.
+        # Distinct messages are claimed by one INSERT, atomic alone (the read of rows it did not
+        # claim changes nothing; a claim committed before a failed read stays unresolved and is
+        # reconciled once it settles, as after any lost answer). The same message twice takes a
+        # statement per round, which must commit together: a failing round undoes the earlier.
         distinct = len({r.command.message_id for r in requests}) == len(requests)
         try:
             async with (autocommit if distinct else transaction)(self._sessions) as session:

@@ -77,5 +77,6 @@ def service_env(migrated_database: str, amqp_url: str, redis_prefix: str) -> dic
         "MM_REDIS_URL": REDIS_URL,
         "MM_REDIS_KEY_PREFIX": redis_prefix,
         "MM_LOG_JSON": "false",
-        "MM_INTERNAL_SERVICE_TOKEN": f"test-service-token-{RUN_ID}",
+        "MM_INTERNAL_QUEUE_TOKEN": f"test-queue-token-{RUN_ID}",
+        "MM_INTERNAL_SENDER_TOKEN": f"test-sender-token-{RUN_ID}",
     }

@@ -1,7 +1,8 @@
 """All-in-one mode: every service's app behind its path prefixes in one process.
 
 The router dispatches by the prefix table of ``gateway``; it starts every app's lifespan (and the
-background workers) in its own, and answers ``/ready`` only when every service is ready.
+background workers) in its own, and answers ``/ready`` only when every service is ready. Its
+``/metrics`` is the process's default registry, which every app and worker in it counts into.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import msgspec
 from asgi_lifespan import LifespanManager
+from prometheus_client import make_asgi_app
 
 from mailmerger.gateway import service_for
 
@@ -47,6 +49,7 @@ class PrefixRouter:
         self._owner = owner
         self._mounts: dict[str, ASGIApp] = dict(mounts or {})
         self._workers = dict(workers or {})
+        self._metrics: ASGIApp = make_asgi_app()
         self._probes = {
             name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://in-process")
             for name, app in self.apps.items()
@@ -66,6 +69,9 @@ class PrefixRouter:
                 return
         if path in ("/ready", "/health") and scope["type"] == "http":
             await self._probe(path, send)
+            return
+        if path == "/metrics" and scope["type"] == "http":
+            await self._metrics(scope, receive, send)
             return
         service = self._owner(path)
         if service is None or service not in self.apps:

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
+from mailmerger.services import SERVICES
 from mailmerger_shared.settings import LogSettings, Settings, SettingsError, load
 from mailmerger_shared.tracing import TracingSettings, configure_tracing
 
@@ -24,17 +26,24 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailmerger", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="the all-in-one mode: every service, the workers, local stand-ins")
-    serve = commands.add_parser("serve", help="serve one service's HTTP app")
-    serve.add_argument("service", choices=["auth", "templates", "queue", "sender", "storage"])
-    worker = commands.add_parser("worker", help="run a background worker (dispatcher, sender)")
-    worker.add_argument("name", choices=["dispatcher", "sender"])
+    split = commands.add_parser(
+        "run-split", help="every service, worker and stand-in as its own process behind nginx (as compose)"
+    )
+    split.add_argument("--port", type=int, default=8080, help="the gateway's port on 127.0.0.1")
+    split.add_argument("--state", type=Path, help="write each process's pid and port here (JSON)")
+    serve = commands.add_parser(
+        "serve", help="serve one service's HTTP app (as python -m mailmerger_<service>)"
+    )
+    serve.add_argument("service", choices=SERVICES)
+    worker = commands.add_parser("worker", help="run a background worker: dispatcher, or sender (its worker)")
+    worker.add_argument("name")
     migrate = commands.add_parser("migrate", help="create the database if needed and migrate schemas")
     migrate.add_argument("service", nargs="?", default="all")
     revision = commands.add_parser("makemigrations", help="autogenerate a migration for one service")
     revision.add_argument("service")
     revision.add_argument("-m", "--message", required=True)
     deploy = commands.add_parser("deploy", help="print a deployment file generated from the prefix table")
-    deploy.add_argument("kind", choices=["nginx", "k8s"])
+    deploy.add_argument("kind", choices=["nginx", "k8s", "compose"])
     commands.add_parser("config", help="print every environment variable with its default (Markdown)")
     emulator = commands.add_parser("emulator", help="run a local stand-in for an external service")
     emulator.add_argument("which", choices=["google"])
@@ -67,11 +76,30 @@ def _dispatch(args: argparse.Namespace) -> int:
             from mailmerger.gateway import render_nginx
 
             print(render_nginx(), end="")
+        elif args.kind == "compose":
+            from mailmerger import compose
+
+            print(compose.render(), end="")
         else:
             from mailmerger import k8s
 
             print(k8s.render(), end="")
         return 0
+    if args.command in ("serve", "worker"):
+        # The same launcher as `python -m mailmerger_<service> [worker]`.
+        from mailmerger.services import find_worker, registry
+        from mailmerger_shared.serving import main as launch
+
+        if args.command == "serve":
+            launch(registry()[args.service], [])
+        else:
+            service, worker = find_worker(args.name)
+            launch(service, [worker])
+        return 0
+    if args.command == "run-split":
+        from mailmerger.split import run_split
+
+        return run_split(args.port, args.state)
     if args.command == "demo":
         from mailmerger import demo
 
@@ -96,18 +124,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mailmerger.migrate import make_migration
 
         make_migration(args.service, args.message)
-        return 0
-    if args.command == "serve":
-        from mailmerger.serve import serve_service
-
-        serve_service(args.service)
-        return 0
-    if args.command == "worker":
-        from mailmerger.serve import run_worker
-        from mailmerger_shared.metrics import MetricsSettings, start_metrics_listener
-
-        start_metrics_listener(load(MetricsSettings))
-        run_worker(args.name)
         return 0
     if args.command == "emulator":
         from mailmerger.serve import serve_google_emulator

@@ -1,13 +1,17 @@
-"""The one table of public path prefixes → owning service.
+"""The public path prefixes → owning service, from the service registrations.
 
-It drives the all-in-one router, the nginx gateway config in ``deploy/`` and the Kubernetes
-Ingress; a test checks that the generated files match it. ``/internal/...`` routes are
+They drive the all-in-one router, the nginx gateway config in ``deploy/`` and the Kubernetes
+Ingress; a test checks that the generated files match them. ``/internal/...`` routes are
 deliberately absent: no gateway ever routes them.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import NamedTuple
+
+from mailmerger.services import registry
 
 
 class Route(NamedTuple):
@@ -15,43 +19,33 @@ class Route(NamedTuple):
     service: str
 
 
-SERVICES = ("auth", "templates", "queue", "sender", "storage")
-
-ROUTES: tuple[Route, ...] = (
-    Route("/v1/auth", "auth"),
-    Route("/api/auth", "auth"),
-    Route("/api/oauth", "auth"),
-    Route("/schema/auth", "auth"),
-    Route("/v1/templates", "templates"),
-    Route("/api/templates", "templates"),
-    Route("/schema/templates", "templates"),
-    Route("/v1/emails", "queue"),
-    Route("/v1/campaigns", "queue"),
-    Route("/v1/senders", "queue"),
-    Route("/api/email", "queue"),
-    Route("/api/queue", "queue"),
-    Route("/schema/queue", "queue"),
-    Route("/v1/attachments", "storage"),
-    Route("/api/storage", "storage"),
-    Route("/schema/storage", "storage"),
-)
-
 # Every service listens on this port inside its own container / pod.
 SERVICE_PORT = 8000
 
 
+@functools.cache
+def routes() -> tuple[Route, ...]:
+    return tuple(
+        Route(prefix, service.name) for service in registry().values() for prefix in service.public_prefixes
+    )
+
+
 def service_for(path: str) -> str | None:
     """The service that owns ``path``; a prefix matches whole path segments only."""
-    for prefix, service in ROUTES:
+    for prefix, service in routes():
         if path == prefix or path.startswith(prefix + "/"):
             return service
     return None
 
 
-def render_nginx(upstream_host: str = "{service}") -> str:
-    """nginx configuration for the gateway; ``upstream_host`` is formatted with the service name."""
+def _in_cluster(service: str) -> str:
+    return f"{service}:{SERVICE_PORT}"
+
+
+def render_nginx(upstream: Callable[[str], str] = _in_cluster, *, listen: str = "8080") -> str:
+    """nginx configuration for the gateway; ``upstream`` gives a service's ``host:port``."""
     lines = [
-        "# Generated from src/mailmerger/gateway.py by `mailmerger deploy nginx`; do not edit.",
+        "# Generated from the service registrations by `mailmerger deploy nginx`; do not edit.",
         "worker_processes auto;",
         "events { worker_connections 4096; }",
         "http {",
@@ -59,16 +53,16 @@ def render_nginx(upstream_host: str = "{service}") -> str:
         "  proxy_request_buffering off;  # uploads stream through to the storage service",
         "  proxy_buffering off;          # progress streams (SSE) reach the client as they happen",
         "  proxy_http_version 1.1;",
+        '  proxy_set_header Connection "";  # keep upstream connections alive (keepalive below)',
         "  proxy_set_header Host $host;",
         "  proxy_set_header X-Request-ID $request_id;",
         "  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "  proxy_set_header X-Forwarded-Proto $scheme;",
     ]
-    for service in sorted({route.service for route in ROUTES}):
-        host = upstream_host.format(service=service)
-        lines += [f"  upstream {service} {{ server {host}:{SERVICE_PORT}; keepalive 32; }}"]
-    lines += ["  server {", "    listen 8080;", "    location = /health { return 200 'ok'; }"]
-    for prefix, service in ROUTES:
+    for service in sorted({route.service for route in routes()}):
+        lines += [f"  upstream {service} {{ server {upstream(service)}; keepalive 32; }}"]
+    lines += ["  server {", f"    listen {listen};", "    location = /health { return 200 'ok'; }"]
+    for prefix, service in routes():
         lines += [
             f"    location = {prefix} {{ proxy_pass http://{service}; }}",
             f"    location ^~ {prefix}/ {{ proxy_pass http://{service}; }}",

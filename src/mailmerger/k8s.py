@@ -1,9 +1,11 @@
-"""Kubernetes manifests generated from the same tables as the gateway.
+"""Kubernetes manifests generated from the service registrations, like the gateway and compose.
 
 ``mailmerger deploy k8s`` prints them; ``deploy/k8s/mailmerger.yaml`` is that output, and a test
-keeps the two in step (as for nginx). One image per service (deploy/Dockerfile), the same
-variables as docker-compose, probes on /health and /ready, requests/limits, disruption budgets,
-CPU autoscaling for the APIs and queue-depth autoscaling (KEDA) for the senders.
+keeps the two in step (as for nginx). One image per service (deploy/Dockerfile), the processes of
+``topology`` each given only the variables it reads (in-cluster addresses from the ConfigMap,
+secrets from the operator's Secret), probes on /health and /ready (workers: on their metrics
+port), requests/limits, disruption budgets, CPU autoscaling for the APIs and queue-depth
+autoscaling (KEDA) for the senders.
 """
 
 from __future__ import annotations
@@ -12,34 +14,55 @@ from typing import Any
 
 import yaml
 
-from mailmerger.gateway import ROUTES, SERVICE_PORT
+from mailmerger.gateway import SERVICE_PORT, routes
+from mailmerger.topology import CREDENTIALS, IN_CLUSTER, METRICS_PORT, Process, processes
 
 APP = "mailmerger"
 IMAGE = "ghcr.io/mailmerger/{component}:latest"
-API_SERVICES = ("auth", "templates", "queue", "storage", "sender")
 CONFIG = "mailmerger-config"
-SECRETS = (
-    "mailmerger-secrets"  # created by the operator: MM_DB_URL, MM_AMQP_URL, MM_INTERNAL_SERVICE_TOKEN, …
+# Created by the operator; a container refers only to the keys its process reads.
+SECRETS = "mailmerger-secrets"
+SECRET_VARIABLES = (
+    "MM_DB_URL",
+    "MM_AMQP_URL",
+    *CREDENTIALS,
+    "MM_AUTH_ENCRYPTION_KEYS",
+    "MM_GOOGLE_CLIENT_ID",
+    "MM_GOOGLE_CLIENT_SECRET",
+    "MM_S3_ACCESS_KEY_ID",
+    "MM_S3_SECRET_ACCESS_KEY",
+    "MM_S3_BUCKET",
 )
-
+# In-cluster addresses (the Services below), public settings an operator edits in the ConfigMap.
 ENVIRONMENT = {
-    "MM_REDIS_URL": "redis://redis:6379/0",
-    "MM_JWT_JWKS_URL": f"http://auth:{SERVICE_PORT}/v1/auth/.well-known/jwks.json",
-    "MM_HTTP_HOST": "0.0.0.0",  # noqa: S104 (inside a pod, the Service is the boundary)
-    "MM_HTTP_PORT": str(SERVICE_PORT),
-    "MM_LOG_JSON": "true",
+    **{name: value for name, value in IN_CLUSTER.items() if name not in SECRET_VARIABLES},
+    "MM_HTTP_PUBLIC_URL": "https://mailmerger.example.org",
 }
+
+
+def _env(process: Process) -> list[dict[str, Any]]:
+    reads = process.reads()
+    env: list[dict[str, Any]] = []
+    for name in sorted(reads):
+        if name in ENVIRONMENT:
+            env.append({"name": name, "valueFrom": {"configMapKeyRef": {"name": CONFIG, "key": name}}})
+        elif name in SECRET_VARIABLES:
+            # Optional where the process has a default (e.g. the AWS credential chain for S3).
+            ref = {"name": SECRETS, "key": name, **({"optional": True} if not reads[name].required else {})}
+            env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
+    return env
 
 
 def _labels(component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": component}
 
 
-def _container(component: str, image: str, command: list[str] | None, *, http: bool) -> dict[str, Any]:
+def _container(component: str, image: str, command: list[str], env: list[dict[str, Any]]) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": component,
         "image": IMAGE.format(component=image),
-        "envFrom": [{"configMapRef": {"name": CONFIG}}, {"secretRef": {"name": SECRETS}}],
+        "command": command,
+        "env": env,
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"cpu": "1", "memory": "512Mi"},
@@ -51,16 +74,21 @@ def _container(component: str, image: str, command: list[str] | None, *, http: b
             "capabilities": {"drop": ["ALL"]},
         },
     }
-    if command:
-        container["command"] = command
-    if http:
-        container["ports"] = [{"name": "http", "containerPort": SERVICE_PORT}]
-        container["livenessProbe"] = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10}
-        container["readinessProbe"] = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5}
     return container
 
 
-def _deployment(component: str, image: str, command: list[str] | None, *, http: bool) -> dict[str, Any]:
+def _probed(container: dict[str, Any], process: Process) -> dict[str, Any]:
+    # An API on its HTTP port; a worker serves the same probes (and /metrics) on its metrics port.
+    port = ("http", SERVICE_PORT) if process.http else ("metrics", METRICS_PORT)
+    container["ports"] = [{"name": port[0], "containerPort": port[1]}]
+    container["livenessProbe"] = {"httpGet": {"path": "/health", "port": port[0]}, "periodSeconds": 10}
+    container["readinessProbe"] = {"httpGet": {"path": "/ready", "port": port[0]}, "periodSeconds": 5}
+    return container
+
+
+def _deployment(process: Process) -> dict[str, Any]:
+    component = process.name
+    container = _probed(_container(component, process.service, process.command, _env(process)), process)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -73,21 +101,21 @@ def _deployment(component: str, image: str, command: list[str] | None, *, http: 
                 "spec": {
                     # Graceful shutdown: stop consuming, finish in-flight sends (the app waits 30 s).
                     "terminationGracePeriodSeconds": 45,
-                    "containers": [_container(component, image, command, http=http)],
+                    "containers": [container],
                 },
             },
         },
     }
 
 
-def _service(component: str) -> dict[str, Any]:
+def _service(component: str, *, port: tuple[str, int] = ("http", SERVICE_PORT)) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": component, "labels": _labels(component)},
         "spec": {
             "selector": _labels(component),
-            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http"}],
+            "ports": [{"name": port[0], "port": port[1], "targetPort": port[0]}],
         },
     }
 
@@ -153,7 +181,7 @@ def _ingress() -> dict[str, Any]:
             "pathType": "Prefix",  # matches whole path segments, like the gateway table
             "backend": {"service": {"name": service, "port": {"name": "http"}}},
         }
-        for prefix, service in ROUTES
+        for prefix, service in routes()
     ]
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -180,7 +208,17 @@ def _migration_job() -> dict[str, Any]:
                 "spec": {
                     "restartPolicy": "OnFailure",
                     "containers": [
-                        _container("migrate", "all", ["mailmerger", "migrate", "all"], http=False)
+                        _container(
+                            "migrate",
+                            "all",
+                            ["mailmerger", "migrate", "all"],
+                            [
+                                {
+                                    "name": "MM_DB_URL",
+                                    "valueFrom": {"secretKeyRef": {"name": SECRETS, "key": "MM_DB_URL"}},
+                                }
+                            ],
+                        )
                     ],
                 }
             },
@@ -193,21 +231,16 @@ def manifests() -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": CONFIG}, "data": ENVIRONMENT},
         _migration_job(),
     ]
-    for service in API_SERVICES:
-        documents += [
-            _deployment(service, service, None, http=True),
-            _service(service),
-            _disruption_budget(service),
-            _cpu_autoscaler(service),
-        ]
-    documents += [
-        _deployment("dispatcher", "queue", ["python", "-m", "mailmerger_queue", "dispatcher"], http=False),
-        _disruption_budget("dispatcher"),
-        _deployment("sender-worker", "sender", ["python", "-m", "mailmerger_sender", "worker"], http=False),
-        _disruption_budget("sender-worker"),
-        _queue_depth_autoscaler("sender-worker", "sender.send-email"),
-        _ingress(),
-    ]
+    for process in processes():
+        documents += [_deployment(process), _disruption_budget(process.name)]
+        if process.http:
+            documents += [_service(process.name), _cpu_autoscaler(process.name)]
+            continue
+        # A metrics Service, so that Prometheus finds every worker.
+        documents.append(_service(process.name, port=("metrics", METRICS_PORT)))
+        if process.service == "sender":
+            documents.append(_queue_depth_autoscaler(process.name, "sender.send-email"))
+    documents.append(_ingress())
     return documents
 
 

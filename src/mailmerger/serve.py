@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import uvicorn
 
 from mailmerger.allinone import PrefixRouter
-from mailmerger.services import registry
+from mailmerger.services import load_settings, registry
 from mailmerger.standins import StandIns, start_stand_ins
-from mailmerger_shared.serving import run_until_signalled, serve_standalone, server_config
+from mailmerger.topology import CREDENTIALS, internal_servers
+from mailmerger_shared.serving import server_config
 from mailmerger_shared.settings import HttpSettings, environment, load
 
 if TYPE_CHECKING:
@@ -22,40 +24,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def serve_service(name: str) -> None:
-    service = registry()[name]
-    settings = service.settings()
-    uvicorn.Server(server_config(service.create_app(settings), settings.http.host, settings.http.port)).run()
-
-
-def run_worker(name: str) -> None:
-    """Run one named worker of whichever service owns it, until SIGTERM."""
-    for service in registry().values():
-        if name in service.workers:
-            run_until_signalled(service.workers[name](service.settings()))
-            return
-    raise SystemExit(f"no worker named {name!r}")
-
-
 def serve_google_emulator() -> None:
-    from mailmerger_emulator.google.app import create_app
+    from mailmerger_emulator.google.app import serve
     from mailmerger_emulator.google.settings import GoogleEmulatorSettings
 
-    settings = load(GoogleEmulatorSettings)
-    serve_standalone(create_app(settings), settings.public_url)
+    serve(load(GoogleEmulatorSettings))
 
 
 def build_all_in_one(
-    env: Mapping[str, str] | None = None, *, local_s3_port: int = 0
+    env: Mapping[str, str] | None = None, *, local_s3_port: int = 0, internal_port: int = 8081
 ) -> tuple[PrefixRouter, PrefixRouter, HttpSettings, StandIns]:
     """The public router (gateway prefixes, plus stand-ins) and the internal one (``/internal/…``)."""
     env = dict(environment() if env is None else env)
     http = load(HttpSettings, env)
     stand_ins = start_stand_ins(env, public_url=http.public_url, local_s3_port=local_s3_port)
     env.update(stand_ins.environment)
+    env.update(_internal_wiring(env, internal_port))
     services = registry()
-    settings = {name: service.settings(env) for name, service in services.items()}
-    apps = {name: service.create_app(settings[name]) for name, service in services.items()}
+    settings = {name: load_settings(service, env) for name, service in services.items()}
+    apps = {
+        name: service.create_app(settings[name])
+        for name, service in services.items()
+        if service.create_app is not None
+    }
     workers = {
         worker: functools.partial(run, settings[name])
         for name, service in services.items()
@@ -66,13 +57,27 @@ def build_all_in_one(
     return public, internal, http, stand_ins
 
 
+def _internal_wiring(env: Mapping[str, str], internal_port: int) -> dict[str, str]:
+    """Every internal URL at this process's internal listener; a fresh credential per caller
+    unless one is set.
+
+    In one process the credentials never leave it, so random ones serve as well as configured
+    ones and nobody has to invent them for a first run.
+    """
+    wiring = dict.fromkeys(internal_servers(), f"http://127.0.0.1:{internal_port}")
+    wiring.update({variable: env.get(variable) or secrets.token_urlsafe(32) for variable in CREDENTIALS})
+    return wiring
+
+
 def _internal_owner(path: str) -> str | None:
     parts = path.split("/", 3)
     return parts[2] if len(parts) > 2 and parts[1] == "internal" else None
 
 
 def run_all_in_one(run: RunSettings) -> None:
-    public, internal, http, stand_ins = build_all_in_one(local_s3_port=run.local_s3_port)
+    public, internal, http, stand_ins = build_all_in_one(
+        local_s3_port=run.local_s3_port, internal_port=run.internal_port
+    )
 
     async def main() -> None:
         servers = [

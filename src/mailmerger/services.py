@@ -1,63 +1,53 @@
-"""Which services exist, how to load their settings and build their apps."""
+"""The services of MailMerger: the one list of them, and their registrations.
+
+Each package's ``app.SERVICE`` (a ``ServiceRegistration``) says what the service is: its settings,
+its HTTP app, its public prefixes, its workers. Everything else (the launchers, the all-in-one,
+the gateway, compose, Kubernetes, ``run-split``) is derived from the registry below.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+import functools
+import importlib
+from collections.abc import Mapping
 from typing import Any
 
-import msgspec
-from litestar import Litestar
-
+from mailmerger_shared.registration import ServiceRegistration
 from mailmerger_shared.settings import load_service
 
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    package: str
-    settings_type: type[msgspec.Struct]
-    factory: Callable[..., Litestar]
-    # Background loops that run as their own processes (and inside the all-in-one mode).
-    workers: Mapping[str, Callable[[Any], Coroutine[Any, Any, None]]] = field(default_factory=dict)
-
-    def settings(self, env: Mapping[str, str] | None = None) -> Any:
-        return load_service(self.settings_type, env)
-
-    def create_app(self, settings: Any, **resources: Any) -> Litestar:
-        return self.factory(settings, **resources)
+# The one place the list of services appears.
+SERVICES = ("auth", "templates", "queue", "sender", "storage")
 
 
-def registry() -> dict[str, Service]:
+@functools.cache
+def registry() -> dict[str, ServiceRegistration]:
     # Imported here so that `mailmerger --help` stays fast and a broken service names itself.
-    from mailmerger_auth import app as auth_app
-    from mailmerger_auth.settings import AuthSettings
-    from mailmerger_queue import app as queue_app
-    from mailmerger_queue.settings import QueueSettings
-    from mailmerger_queue.worker import run_dispatcher
-    from mailmerger_sender import app as sender_app
-    from mailmerger_sender.settings import SenderSettings
-    from mailmerger_sender.worker import run_sender
-    from mailmerger_storage import app as storage_app
-    from mailmerger_storage.settings import StorageSettings
-    from mailmerger_templates import app as templates_app
-    from mailmerger_templates.settings import TemplatesSettings
+    registrations: dict[str, ServiceRegistration] = {}
+    for name in SERVICES:
+        registration = importlib.import_module(f"mailmerger_{name}.app").SERVICE
+        if not isinstance(registration, ServiceRegistration) or registration.name != name:
+            raise TypeError(f"mailmerger_{name}.app.SERVICE must register the {name!r} service")
+        registrations[name] = registration
+    return registrations
 
-    return {
-        s.name: s
-        for s in (
-            Service("auth", "mailmerger_auth", AuthSettings, auth_app.create_app),
-            Service("templates", "mailmerger_templates", TemplatesSettings, templates_app.create_app),
-            Service(
-                "queue",
-                "mailmerger_queue",
-                QueueSettings,
-                queue_app.create_app,
-                {"dispatcher": run_dispatcher},
-            ),
-            Service(
-                "sender", "mailmerger_sender", SenderSettings, sender_app.create_app, {"sender": run_sender}
-            ),
-            Service("storage", "mailmerger_storage", StorageSettings, storage_app.create_app),
-        )
-    }
+
+def load_settings(service: ServiceRegistration, env: Mapping[str, str] | None = None) -> Any:
+    return load_service(service.settings_type, env)
+
+
+def find_worker(name: str) -> tuple[ServiceRegistration, str]:
+    """A worker by its name (``dispatcher``) or its service's (``sender``, whose only worker runs)."""
+    services = registry()
+    for service in services.values():
+        if name in service.workers:
+            return service, name
+    service_ = services.get(name)
+    if service_ is not None and len(service_.workers) == 1:
+        return service_, next(iter(service_.workers))
+    known = sorted(
+        {
+            *(w for s in services.values() for w in s.workers),
+            *(s.name for s in services.values() if s.workers),
+        }
+    )
+    raise SystemExit(f"mailmerger: no worker named {name!r} (choose from {', '.join(known)})")

@@ -33,6 +33,11 @@ class StandIns:
             self.local_s3.stop()
 
 
+def redirect_uris(public_url: str) -> list[str]:
+    """Where Google sends the browser back: sign-in (v1) and the legacy client's Gmail connect."""
+    return [f"{public_url}/v1/auth/google/callback", f"{public_url}/api/oauth/oauth2callback"]
+
+
 def start_stand_ins(env: Mapping[str, str], *, public_url: str, local_s3_port: int) -> StandIns:
     stand_ins = StandIns()
     if not env.get("MM_GOOGLE_CLIENT_ID"):
@@ -57,10 +62,7 @@ def _mount_google_emulator(stand_ins: StandIns, env: Mapping[str, str], public_u
         {
             "client_id": DEV_CLIENT_ID,
             "client_secret": DEV_CLIENT_SECRET,
-            "redirect_uris": [
-                f"{public_url}/v1/auth/google/callback",
-                f"{public_url}/api/oauth/oauth2callback",
-            ],
+            "redirect_uris": redirect_uris(public_url),
         }
     ]
     emulator_env = {"MM_EMULATOR_PUBLIC_URL": emulator_url, "MM_EMULATOR_CLIENTS": json.dumps(clients), **env}

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from mailmerger_auth.settings import AuthSettings
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import messages_of
+from mailmerger_shared.web.internal import caller_headers
 from tests.support import eventually
 
 M = TypeVar("M", bound=c.Message)
@@ -89,9 +90,13 @@ class Harness:
     emulator: httpx.AsyncClient  # the tests' own way into the emulator (admin routes, revocation)
     engine: AsyncEngine
 
-    @property
-    def service_headers(self) -> dict[str, str]:
-        return {"X-Service-Token": self.settings.internal.service_token}
+    def caller_headers(self, caller: str) -> dict[str, str]:
+        """What the ``queue`` or the ``sender`` presents to auth's internal routes."""
+        credentials = {
+            "queue": self.settings.queue_credential.queue_token,
+            "sender": self.settings.sender_credential.sender_token,
+        }
+        return caller_headers(caller, credentials[caller])
 
 
 def unique_email(label: str = "user") -> str:

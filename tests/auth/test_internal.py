@@ -16,7 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from mailmerger_shared import contracts as c
-from mailmerger_shared.internal_api import ConnectTicket, GmailAccessToken, GmailAccountInfo
+from mailmerger_shared.internal_api import ConnectTicket, GmailAccessToken
+from mailmerger_shared.web.internal import caller_headers
 from tests.auth.support import (
     Harness,
     bearer,
@@ -35,16 +36,14 @@ async def _connected_account(auth: Harness, *, google_account: str | None = None
     """A new user with one connected Gmail account: (user id, account id)."""
     session = await sign_up(auth.client)
     ticket = await auth.client.post(
-        f"/internal/auth/users/{session['user_id']}/connect-tickets", headers=auth.service_headers
+        f"/internal/auth/users/{session['user_id']}/connect-tickets", headers=auth.caller_headers("queue")
     )
     await google_round_trip(
         auth,
         path_and_query(ticket.json()["url"]),
         google_account=google_account or f"g{uuid.uuid4().hex[:10]}@gmail.com",
     )
-    accounts = await auth.client.get(
-        f"/internal/auth/users/{session['user_id']}/gmail-accounts", headers=auth.service_headers
-    )
+    accounts = await auth.client.get("/v1/auth/gmail-accounts", headers=bearer(session["access_token"]))
     return session["user_id"], accounts.json()[0]["account_id"]
 
 
@@ -52,27 +51,37 @@ def _token_route(account_id: int) -> str:
     return f"/internal/auth/gmail-accounts/{account_id}/access-token"
 
 
-async def test_internal_routes_need_the_service_credential(auth: Harness) -> None:
+async def test_internal_routes_need_their_callers_credential(auth: Harness) -> None:
     """No credential, a wrong one, or a user's access token: 401 on every internal route."""
     session = await sign_up(auth.client)
-    routes: list[tuple[str, str]] = [
-        ("POST", _token_route(1)),
-        ("GET", f"/internal/auth/users/{session['user_id']}/gmail-accounts"),
-        ("POST", f"/internal/auth/users/{session['user_id']}/connect-tickets"),
+    routes: list[tuple[str, str, str]] = [
+        ("POST", _token_route(1), "sender"),
+        ("POST", f"/internal/auth/users/{session['user_id']}/connect-tickets", "queue"),
     ]
-    for method, path in routes:
-        for headers in ({}, {"X-Service-Token": "wrong"}, bearer(session["access_token"])):
+    for method, path, caller in routes:
+        for headers in ({}, caller_headers(caller, "wrong"), bearer(session["access_token"])):
             assert (await auth.client.request(method, path, headers=headers)).status_code == 401, (
                 path,
                 headers,
             )
 
 
+async def test_only_the_sender_obtains_gmail_access_tokens(auth: Harness) -> None:
+    """The queue's own valid credential is 403 on the access-token route, and the sender's on tickets."""
+    user_id, account_id = await _connected_account(auth)
+    response = await auth.client.post(_token_route(account_id), headers=auth.caller_headers("queue"))
+    assert response.status_code == 403, response.text
+    ticket = await auth.client.post(
+        f"/internal/auth/users/{user_id}/connect-tickets", headers=auth.caller_headers("sender")
+    )
+    assert ticket.status_code == 403, ticket.text
+
+
 async def test_connect_ticket_points_the_legacy_browser_at_gmail_authorize(auth: Harness) -> None:
     """The ticket's URL is the public legacy authorize route with purpose=authorize and the ticket."""
     session = await sign_up(auth.client)
     response = await auth.client.post(
-        f"/internal/auth/users/{session['user_id']}/connect-tickets", headers=auth.service_headers
+        f"/internal/auth/users/{session['user_id']}/connect-tickets", headers=auth.caller_headers("queue")
     )
     assert response.status_code == 201
     ticket = ConnectTicket(**response.json())
@@ -83,7 +92,7 @@ async def test_connect_ticket_points_the_legacy_browser_at_gmail_authorize(auth:
 async def test_connect_ticket_for_an_unknown_user_is_404(auth: Harness) -> None:
     """No ticket is made for a user that does not exist."""
     response = await auth.client.post(
-        "/internal/auth/users/999999999/connect-tickets", headers=auth.service_headers
+        "/internal/auth/users/999999999/connect-tickets", headers=auth.caller_headers("queue")
     )
     assert response.status_code == 404
 
@@ -91,18 +100,16 @@ async def test_connect_ticket_for_an_unknown_user_is_404(auth: Harness) -> None:
 async def test_legacy_ticket_flow_connects_gmail_and_finishes_on_the_frontend(auth: Harness) -> None:
     """Opening the ticket URL ends on oauth-finish#at=…&rt=… for the ticket's user, with Gmail connected."""
     user_id, account_id = await _connected_account(auth)
-    accounts = await auth.client.get(
-        f"/internal/auth/users/{user_id}/gmail-accounts", headers=auth.service_headers
-    )
-    info = [GmailAccountInfo(**entry) for entry in accounts.json()]
-    assert [(a.account_id, a.user_id, a.state) for a in info] == [(account_id, user_id, "connected")]
+    tokens = await auth.client.post(_token_route(account_id), headers=auth.caller_headers("sender"))
+    assert tokens.status_code == 200, tokens.text
+    assert (tokens.json()["account_id"], tokens.json()["user_id"]) == (account_id, user_id)
 
 
 async def test_a_fresh_token_is_served_without_calling_google(auth: Harness) -> None:
     """The token from the connection is handed out as is while it is outside the refresh margin."""
     _, account_id = await _connected_account(auth)
     auth.google.requests.clear()
-    response = await auth.client.post(_token_route(account_id), headers=auth.service_headers)
+    response = await auth.client.post(_token_route(account_id), headers=auth.caller_headers("sender"))
     assert response.status_code == 200
     token = GmailAccessToken(**response.json())
     assert token.account_id == account_id
@@ -115,9 +122,9 @@ async def test_a_fresh_token_is_served_without_calling_google(auth: Harness) -> 
 async def test_a_token_near_expiry_is_refreshed_first(auth: Harness) -> None:
     """Within five minutes of expiry, the token is refreshed at Google before it is handed out."""
     _, account_id = await _connected_account(auth)
-    before = (await auth.client.post(_token_route(account_id), headers=auth.service_headers)).json()
+    before = (await auth.client.post(_token_route(account_id), headers=auth.caller_headers("sender"))).json()
     auth.clock.shift(NEAR_EXPIRY)
-    after = (await auth.client.post(_token_route(account_id), headers=auth.service_headers)).json()
+    after = (await auth.client.post(_token_route(account_id), headers=auth.caller_headers("sender"))).json()
     assert after["access_token"] != before["access_token"]
     assert auth.google.refreshes() == 1
 
@@ -132,7 +139,7 @@ async def test_concurrent_requests_on_two_replicas_refresh_once(
     auth.google.requests.clear()
     answers = await asyncio.gather(
         *(
-            client.post(_token_route(account_id), headers=auth.service_headers)
+            client.post(_token_route(account_id), headers=auth.caller_headers("sender"))
             for _ in range(10)
             for client in (auth.client, replica.client)
         )
@@ -147,14 +154,14 @@ async def test_a_revoked_grant_marks_the_account_and_answers_409(
 ) -> None:
     """Google's invalid_grant: 409 reason=reconnect_required, the state is committed, the event published."""
     user_id, account_id = await _connected_account(auth)
-    token = (await auth.client.post(_token_route(account_id), headers=auth.service_headers)).json()[
+    token = (await auth.client.post(_token_route(account_id), headers=auth.caller_headers("sender"))).json()[
         "access_token"
     ]
     revoked = await auth.emulator.post("/revoke", data={"token": token})  # the user removed our access
     assert revoked.status_code == 200
     auth.clock.shift(NEAR_EXPIRY)
 
-    response = await auth.client.post(_token_route(account_id), headers=auth.service_headers)
+    response = await auth.client.post(_token_route(account_id), headers=auth.caller_headers("sender"))
     assert response.status_code == 409
     assert response.json()["reason"] == "reconnect_required"
     event = await next_event(events, c.GmailReconnectRequired, lambda event: event.account_id == account_id)
@@ -166,7 +173,7 @@ async def test_a_revoked_grant_marks_the_account_and_answers_409(
             )
         ).scalar_one()
     assert state == "reconnect_required"
-    again = await auth.client.post(_token_route(account_id), headers=auth.service_headers)
+    again = await auth.client.post(_token_route(account_id), headers=auth.caller_headers("sender"))
     assert again.status_code == 409
     assert auth.google.refreshes() == 1  # the second answer needs no call to Google
 
@@ -175,22 +182,26 @@ async def test_reconnecting_restores_an_account_that_needed_it(auth: Harness) ->
     """After reconnect_required, connecting the same Google account again serves tokens again."""
     account = f"g{uuid.uuid4().hex[:10]}@gmail.com"
     user_id, account_id = await _connected_account(auth, google_account=account)
-    token = (await auth.client.post(_token_route(account_id), headers=auth.service_headers)).json()[
+    token = (await auth.client.post(_token_route(account_id), headers=auth.caller_headers("sender"))).json()[
         "access_token"
     ]
     await auth.emulator.post("/revoke", data={"token": token})
     auth.clock.shift(NEAR_EXPIRY)
-    assert (await auth.client.post(_token_route(account_id), headers=auth.service_headers)).status_code == 409
+    assert (
+        await auth.client.post(_token_route(account_id), headers=auth.caller_headers("sender"))
+    ).status_code == 409
     ticket = await auth.client.post(
-        f"/internal/auth/users/{user_id}/connect-tickets", headers=auth.service_headers
+        f"/internal/auth/users/{user_id}/connect-tickets", headers=auth.caller_headers("queue")
     )
     await google_round_trip(auth, path_and_query(ticket.json()["url"]), google_account=account)
-    assert (await auth.client.post(_token_route(account_id), headers=auth.service_headers)).status_code == 200
+    assert (
+        await auth.client.post(_token_route(account_id), headers=auth.caller_headers("sender"))
+    ).status_code == 200
 
 
 async def test_an_unknown_account_is_404(auth: Harness) -> None:
     """The sender asking for an account that does not exist gets 404."""
-    response = await auth.client.post(_token_route(999_999_999), headers=auth.service_headers)
+    response = await auth.client.post(_token_route(999_999_999), headers=auth.caller_headers("sender"))
     assert response.status_code == 404
 
 
@@ -198,7 +209,7 @@ async def test_the_auth_schema_holds_no_plaintext_google_token(auth: Harness, mi
     """A data dump of the ``auth`` schema contains neither the refresh nor the access token Google issued."""
     _, account_id = await _connected_account(auth)
     auth.clock.shift(NEAR_EXPIRY)
-    await auth.client.post(_token_route(account_id), headers=auth.service_headers)  # one refresh too
+    await auth.client.post(_token_route(account_id), headers=auth.caller_headers("sender"))  # one refresh too
     issued = [
         value
         for response in auth.google.token_responses
@@ -237,9 +248,9 @@ async def test_swapped_ciphertexts_do_not_decrypt(auth: Harness, column: str, la
     _, first = await _connected_account(auth)
     _, second = await _connected_account(auth)
     tokens = {
-        account: (await auth.client.post(_token_route(account), headers=auth.service_headers)).json()[
-            "access_token"
-        ]
+        account: (
+            await auth.client.post(_token_route(account), headers=auth.caller_headers("sender"))
+        ).json()["access_token"]
         for account in (first, second)
     }
     async with auth.engine.begin() as connection:
@@ -252,7 +263,7 @@ async def test_swapped_ciphertexts_do_not_decrypt(auth: Harness, column: str, la
         )
     auth.clock.shift(later)
     for account in (first, second):
-        response = await auth.client.post(_token_route(account), headers=auth.service_headers)
+        response = await auth.client.post(_token_route(account), headers=auth.caller_headers("sender"))
         assert response.status_code == 500
         assert not any(token in response.text for token in tokens.values())
 
@@ -262,12 +273,12 @@ async def test_a_token_gmail_refused_is_refreshed_not_handed_out_again(auth: Har
     a caller naming an older token gets the newer one without another refresh."""
     _, account_id = await _connected_account(auth)
     route = _token_route(account_id)
-    first = (await auth.client.post(route, headers=auth.service_headers)).json()["access_token"]
+    first = (await auth.client.post(route, headers=auth.caller_headers("sender"))).json()["access_token"]
     auth.google.requests.clear()
     refused = {"refused": first}
-    second = (await auth.client.post(route, json=refused, headers=auth.service_headers)).json()
+    second = (await auth.client.post(route, json=refused, headers=auth.caller_headers("sender"))).json()
     assert second["access_token"] != first
     assert auth.google.refreshes() == 1
-    third = (await auth.client.post(route, json=refused, headers=auth.service_headers)).json()
+    third = (await auth.client.post(route, json=refused, headers=auth.caller_headers("sender"))).json()
     assert third["access_token"] == second["access_token"]
     assert auth.google.refreshes() == 1

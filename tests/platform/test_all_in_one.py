@@ -11,7 +11,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from mailmerger.allinone import PrefixRouter
-from mailmerger.gateway import ROUTES
+from mailmerger.gateway import routes
 from mailmerger.serve import build_all_in_one
 from tests.conftest import rabbitmqctl
 from tests.support import eventually
@@ -128,7 +128,7 @@ async def test_stopping_redis_makes_ready_503_naming_redis_and_restarting_recove
 async def test_each_prefix_reaches_its_service(all_in_one: tuple[PrefixRouter, httpx.AsyncClient]) -> None:
     """Every prefix of the table is served by the app of the service it names."""
     router, _ = all_in_one
-    for route in ROUTES:
+    for route in routes():
         assert router.apps[route.service] is not None
 
 
@@ -140,6 +140,20 @@ async def test_google_emulator_is_mounted_when_no_google_client_is_configured(
     response = await client.get("/google/.well-known/openid-configuration")
     assert response.status_code == 200
     assert response.json()["issuer"] == "http://127.0.0.1:8080/google"
+
+
+async def test_metrics_serves_the_registry_every_service_counts_into(
+    all_in_one: tuple[PrefixRouter, httpx.AsyncClient],
+) -> None:
+    """/metrics is the process's one registry: the apps' request counts and the workers' metrics."""
+    _, client = all_in_one
+    assert (await client.get("/schema/queue/openapi.json")).status_code == 200
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert 'app_name="queue"' in response.text
+    for name in ("mailmerger_requests_total", "mailmerger_dispatcher_published_total"):
+        assert f"# TYPE {name} counter" in response.text
 
 
 async def test_unknown_path_is_404_problem(all_in_one: tuple[PrefixRouter, httpx.AsyncClient]) -> None:

@@ -83,7 +83,10 @@ class FakeServices:
         service = parts[1]
         if service in self.down:
             return httpx.Response(503, json={"detail": "down"})
-        if request.headers.get("x-service-token") is None:
+        if (
+            request.headers.get("x-service-caller") != "queue"
+            or request.headers.get("x-service-token") is None
+        ):
             return httpx.Response(401)
         if service == "templates":
             return self._templates(request, parts)

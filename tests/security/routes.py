@@ -16,7 +16,7 @@ from litestar import Litestar
 
 from mailmerger_shared.web.app import PUBLIC_PATHS
 
-SERVICES = ("auth", "templates", "queue", "sender", "storage")
+SERVICES = ("auth", "templates", "queue", "storage")  # the sender has no HTTP app
 
 
 class Endpoint(NamedTuple):
@@ -74,15 +74,17 @@ PUBLIC: set[Endpoint] = {
     Endpoint("auth", "GET", "/api/oauth/oauth2callback"),
 }
 
-INTERNAL: set[Endpoint] = {
-    Endpoint("auth", "POST", "/internal/auth/gmail-accounts/{account_id}/access-token"),
-    Endpoint("auth", "GET", "/internal/auth/users/{user_id}/gmail-accounts"),
-    Endpoint("auth", "POST", "/internal/auth/users/{user_id}/connect-tickets"),
-    Endpoint("templates", "GET", "/internal/templates/templates/{template_id}/versions/{version}"),
-    Endpoint("templates", "POST", "/internal/templates/render-batch"),
-    Endpoint("storage", "GET", "/internal/storage/attachments/{attachment_id}"),
-    Endpoint("storage", "GET", "/internal/storage/users/{user_id}/designated/{kind}"),
+# Each internal route and the one calling service allowed to use it (least privilege: only the
+# sender obtains Gmail access tokens).
+INTERNAL_CALLERS: dict[Endpoint, str] = {
+    Endpoint("auth", "POST", "/internal/auth/gmail-accounts/{account_id}/access-token"): "sender",
+    Endpoint("auth", "POST", "/internal/auth/users/{user_id}/connect-tickets"): "queue",
+    Endpoint("templates", "GET", "/internal/templates/templates/{template_id}/versions/{version}"): "queue",
+    Endpoint("templates", "POST", "/internal/templates/render-batch"): "queue",
+    Endpoint("storage", "GET", "/internal/storage/attachments/{attachment_id}"): "queue",
+    Endpoint("storage", "GET", "/internal/storage/users/{user_id}/designated/{kind}"): "queue",
 }
+INTERNAL: set[Endpoint] = set(INTERNAL_CALLERS)
 
 # Routes on the caller's own data only: nothing in them names another user's resource by id.
 SELF: set[Endpoint] = {

@@ -1,7 +1,8 @@
 """The authorisation matrix, generated from every route of every service app.
 
 Each route must carry an explicit decision (routes.py); user routes refuse anonymous calls;
-internal routes refuse calls without the service credential and are never routed by the gateway;
+internal routes admit only the calling service they name, with its own credential, and are never
+routed by the gateway;
 every route that names a resource answers 404 to a user who does not own it.
 """
 
@@ -17,7 +18,19 @@ import httpx
 import pytest
 
 from mailmerger.gateway import service_for
-from tests.security.routes import INTERNAL, OWNED, PUBLIC, SELF, Endpoint, discover, fill, fill_path
+from mailmerger.services import SERVICES
+from mailmerger_shared.web.internal import caller_headers
+from tests.security.routes import (
+    INTERNAL,
+    INTERNAL_CALLERS,
+    OWNED,
+    PUBLIC,
+    SELF,
+    Endpoint,
+    discover,
+    fill,
+    fill_path,
+)
 from tests.system.harness import PDF, SystemUnderTest, User, connect_gmail, sign_up
 
 pytestmark = pytest.mark.system
@@ -149,29 +162,62 @@ async def test_user_route_without_a_token_is_401(gateway: httpx.AsyncClient, end
     assert response.status_code == 401, response.text
 
 
-@pytest.mark.parametrize("endpoint", sorted(INTERNAL), ids=endpoint_id)
-@pytest.mark.parametrize("credential", [None, "wrong-token"], ids=["no-credential", "wrong-credential"])
-async def test_internal_route_without_the_service_credential_is_401(
-    system: SystemUnderTest, endpoint: Endpoint, credential: str | None
-) -> None:
-    """On the internal listener, a call without the right X-Service-Token is a 401."""
-    headers = {"X-Service-Token": credential} if credential else {}
+async def _internal_call(
+    system: SystemUnderTest, endpoint: Endpoint, headers: dict[str, str]
+) -> httpx.Response:
     async with httpx.AsyncClient(base_url=system.internal_url, timeout=10) as client:
-        response = await client.request(
+        return await client.request(
             endpoint.method, fill_path(endpoint.path, PLACEHOLDER_IDS), headers=headers, json={}
         )
+
+
+@pytest.mark.parametrize("endpoint", sorted(INTERNAL), ids=endpoint_id)
+@pytest.mark.parametrize("credential", [None, "wrong-token"], ids=["no-credential", "wrong-credential"])
+async def test_internal_route_without_its_callers_credential_is_401(
+    system: SystemUnderTest, endpoint: Endpoint, credential: str | None
+) -> None:
+    """On the internal listener, the allowed caller without its right credential is a 401."""
+    headers = caller_headers(INTERNAL_CALLERS[endpoint], credential) if credential else {}
+    response = await _internal_call(system, endpoint, headers)
     assert response.status_code == 401, response.text
+
+
+@pytest.mark.parametrize("endpoint", sorted(INTERNAL), ids=endpoint_id)
+@pytest.mark.parametrize("caller", SERVICES)
+async def test_internal_route_admits_only_the_caller_it_names(
+    system: SystemUnderTest, endpoint: Endpoint, caller: str
+) -> None:
+    """Every internal route, and every service presenting the credential it holds (queue and sender
+    hold one; the others have none to present): only the route's caller passes, the rest are 403."""
+    token = system.credentials.get(caller, f"{caller}-holds-no-credential")
+    response = await _internal_call(system, endpoint, caller_headers(caller, token))
+    if caller == INTERNAL_CALLERS[endpoint]:
+        assert response.status_code not in (401, 403), response.text
+    else:
+        assert response.status_code == 403, response.text
+
+
+@pytest.mark.parametrize("endpoint", sorted(INTERNAL), ids=endpoint_id)
+async def test_a_caller_cannot_pass_for_another_with_its_own_credential(
+    system: SystemUnderTest, endpoint: Endpoint
+) -> None:
+    """Naming the allowed caller but presenting another service's real credential is a 401."""
+    allowed = INTERNAL_CALLERS[endpoint]
+    for other, token in system.credentials.items():
+        if other != allowed:
+            response = await _internal_call(system, endpoint, caller_headers(allowed, token))
+            assert response.status_code == 401, response.text
 
 
 @pytest.mark.parametrize("endpoint", sorted(INTERNAL), ids=endpoint_id)
 async def test_internal_route_is_not_routed_by_the_gateway(
     gateway: httpx.AsyncClient, system: SystemUnderTest, endpoint: Endpoint
 ) -> None:
-    """Even with the service credential, the public gateway answers 404 for /internal/…."""
+    """Even with the right caller's credential, the public gateway answers 404 for /internal/…."""
     response = await gateway.request(
         endpoint.method,
         fill_path(endpoint.path, PLACEHOLDER_IDS),
-        headers={"X-Service-Token": system.service_token},
+        headers=caller_headers(INTERNAL_CALLERS[endpoint], system.credentials[INTERNAL_CALLERS[endpoint]]),
     )
     assert response.status_code == 404
 

@@ -49,7 +49,7 @@ def test_every_missing_and_malformed_variable_is_named_at_once() -> None:
         )
     message = str(caught.value)
     assert "MM_DB_POOL_SIZE='ten' is malformed" in message
-    assert "MM_INTERNAL_SERVICE_TOKEN is required" in message
+    assert "MM_INTERNAL_QUEUE_TOKEN is required" in message
     assert "MM_HTTP_PORT='80a' is malformed" in message
     assert len(caught.value.problems) == 3
 

@@ -16,8 +16,9 @@ from litestar.params import FromPath
 
 from mailmerger_shared.settings import HttpSettings, JwtSettings
 from mailmerger_shared.web.app import service_app
-from mailmerger_shared.web.auth import requires_service_credential, token_verifier
+from mailmerger_shared.web.auth import requires_caller, token_verifier
 from mailmerger_shared.web.deps import CurrentUser
+from mailmerger_shared.web.internal import caller_headers
 from mailmerger_shared.web.problems import NotFound
 from tests.tokens import TestSigner
 
@@ -37,7 +38,11 @@ async def boom() -> None:
     raise ZeroDivisionError
 
 
-@get("/internal/things", opt={"exclude_from_auth": True}, guards=[requires_service_credential("s3cret")])
+@get(
+    "/internal/things",
+    opt={"exclude_from_auth": True},
+    guards=[requires_caller("queue", credentials={"queue": "s3cret"})],
+)
 async def internal_things() -> dict[str, bool]:
     return {"internal": True}
 
@@ -195,12 +200,22 @@ async def test_preflight_allows_the_legacy_client(client: httpx.AsyncClient) -> 
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
 
 
-async def test_internal_route_refuses_calls_without_the_service_credential(client: httpx.AsyncClient) -> None:
-    """/internal routes need X-Service-Token; a user token is not enough."""
+async def test_internal_route_refuses_calls_without_the_callers_credential(client: httpx.AsyncClient) -> None:
+    """/internal routes need an allowed caller and its credential; a user token is not enough."""
     assert (await client.get("/internal/things")).status_code == 401
     assert (await client.get("/internal/things", headers=SIGNER.bearer())).status_code == 401
-    assert (await client.get("/internal/things", headers={"X-Service-Token": "wrong"})).status_code == 401
-    assert (await client.get("/internal/things", headers={"X-Service-Token": "s3cret"})).status_code == 200
+    assert (await client.get("/internal/things", headers=caller_headers("queue", "wrong"))).status_code == 401
+    assert (await client.get("/internal/things", headers={"X-Service-Token": "s3cret"})).status_code == 401
+    assert (
+        await client.get("/internal/things", headers=caller_headers("queue", "s3cret"))
+    ).status_code == 200
+
+
+async def test_internal_route_refuses_a_caller_it_does_not_name(client: httpx.AsyncClient) -> None:
+    """Another service is 403 whatever it presents, even the allowed caller's own credential."""
+    response = await client.get("/internal/things", headers=caller_headers("sender", "s3cret"))
+    assert response.status_code == 403
+    assert "'sender' service may not call it (allowed: queue)" in response.json()["detail"]
 
 
 async def test_probes_need_no_token(client: httpx.AsyncClient) -> None:

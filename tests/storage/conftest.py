@@ -26,6 +26,7 @@ from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import messages_of
 from mailmerger_shared.broker.topology import EVENTS_EXCHANGE, QUEUES, declare_exchanges
 from mailmerger_shared.settings import load_service
+from mailmerger_shared.web.internal import caller_headers
 from mailmerger_storage import models
 from mailmerger_storage.app import create_app
 from mailmerger_storage.settings import MiB, StorageSettings
@@ -145,7 +146,7 @@ def other_user() -> User:
 
 @pytest.fixture
 def internal_headers(storage_settings: StorageSettings) -> dict[str, str]:
-    return {"X-Service-Token": storage_settings.internal.service_token}
+    return caller_headers("queue", storage_settings.queue_credential.queue_token)
 
 
 class Bucket:

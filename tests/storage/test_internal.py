@@ -7,6 +7,7 @@ import msgspec
 import pytest
 
 from mailmerger_shared.internal_api import AttachmentInfo
+from mailmerger_shared.web.internal import caller_headers
 from tests.storage.conftest import User
 from tests.storage.forms import File, pdf, upload
 
@@ -18,14 +19,14 @@ async def _resume(client: httpx.AsyncClient, user: User) -> int:
     return attachment_id
 
 
-@pytest.mark.parametrize("headers", [{}, {"X-Service-Token": "guessed"}])
+@pytest.mark.parametrize("headers", [{}, caller_headers("queue", "guessed")])
 @pytest.mark.parametrize(
     "path", ["/internal/storage/attachments/1?user_id=1", "/internal/storage/users/1/designated/resume"]
 )
 async def test_internal_routes_refuse_callers_without_the_credential(
     client: httpx.AsyncClient, user: User, path: str, headers: dict[str, str]
 ) -> None:
-    """No or a wrong X-Service-Token is 401, even with a valid user token."""
+    """No or a wrong credential of the queue is 401, even with a valid user token."""
     response = await client.get(path, headers={**user.headers, **headers})
     assert response.status_code == 401
 

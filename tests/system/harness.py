@@ -36,8 +36,8 @@ def free_port() -> int:
         return port
 
 
-def system_environment(service_env: Mapping[str, str], port: int, internal_port: int) -> dict[str, str]:
-    """The run's infrastructure, plus the ports the gateway and the internal listener use."""
+def system_environment(service_env: Mapping[str, str], port: int) -> dict[str, str]:
+    """The run's infrastructure, plus the gateway's port."""
     public_url = f"http://127.0.0.1:{port}"
     return {
         **service_env,
@@ -45,7 +45,6 @@ def system_environment(service_env: Mapping[str, str], port: int, internal_port:
         "MM_HTTP_PORT": str(port),
         "MM_HTTP_PUBLIC_URL": public_url,
         "MM_JWT_JWKS_URL": f"{public_url}/v1/auth/.well-known/jwks.json",
-        "MM_INTERNAL_BASE_URL": f"http://127.0.0.1:{internal_port}",
         "MM_EMULATOR_AUTO_APPROVE": "true",
         # Cheaper password hashing (still within the settings' lower bounds) keeps sign-ups quick.
         "MM_AUTH_ARGON2_MEMORY_KIB": str(19 * 1024),
@@ -68,10 +67,14 @@ class SystemUnderTest:
     def __init__(self, service_env: Mapping[str, str]) -> None:
         self.port = free_port()
         self.internal_port = free_port()
-        self.env = system_environment(service_env, self.port, self.internal_port)
+        self.env = system_environment(service_env, self.port)
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.internal_url = f"http://127.0.0.1:{self.internal_port}"
-        self.service_token = self.env["MM_INTERNAL_SERVICE_TOKEN"]
+        # The credential each calling service presents to internal routes.
+        self.credentials = {
+            "queue": self.env["MM_INTERNAL_QUEUE_TOKEN"],
+            "sender": self.env["MM_INTERNAL_SENDER_TOKEN"],
+        }
         self.public: PrefixRouter
         self.stand_ins: StandIns
         self._servers: list[uvicorn.Server] = []
@@ -79,7 +82,9 @@ class SystemUnderTest:
         self._failure: BaseException | None = None
 
     def start(self) -> None:
-        self.public, internal, _http, self.stand_ins = build_all_in_one(self.env, local_s3_port=free_port())
+        self.public, internal, _http, self.stand_ins = build_all_in_one(
+            self.env, local_s3_port=free_port(), internal_port=self.internal_port
+        )
         public_config = server_config(self.public, "127.0.0.1", self.port)
         internal_config = server_config(internal, "127.0.0.1", self.internal_port, lifespan="off")
         for config in (public_config, internal_config):

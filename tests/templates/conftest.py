@@ -15,6 +15,7 @@ from asgi_lifespan import LifespanManager
 from litestar import Litestar
 
 from mailmerger_shared.settings import load_service
+from mailmerger_shared.web.internal import caller_headers
 from mailmerger_templates.app import create_app
 from mailmerger_templates.settings import TemplatesSettings
 from tests.templates.helpers import User
@@ -61,7 +62,7 @@ def new_user(signer: TestSigner) -> Callable[[], User]:
 @pytest.fixture
 def internal(templates_settings: TemplatesSettings) -> dict[str, str]:
     """Headers of a service calling the internal routes."""
-    return {"X-Service-Token": templates_settings.internal.service_token}
+    return caller_headers("queue", templates_settings.queue_credential.queue_token)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import httpx
 
+from mailmerger_shared.web.internal import caller_headers
 from mailmerger_templates.settings import TemplatesSettings
 from tests.templates.helpers import User, create_template, render_batch
 
@@ -117,12 +118,15 @@ async def test_render_batch_refuses_too_many_rows(
 async def test_internal_routes_need_the_service_credential(
     client: httpx.AsyncClient, new_user: Callable[[], User]
 ) -> None:
-    """Without the right X-Service-Token the internal routes answer 401, user token or not."""
+    """Without the queue's credential the internal routes answer 401 (user token or not), and
+    another service is 403: only the queue renders."""
     user = new_user()
     created = await create_template(client, user)
     path = f"/internal/templates/templates/{created['id']}/versions/1"
-    for headers in ({}, {"X-Service-Token": "guess"}, user.headers):
+    for headers in ({}, caller_headers("queue", "guess"), user.headers):
         assert (await client.get(path, params={"user_id": user.id}, headers=headers)).status_code == 401
+    response = await client.get(path, params={"user_id": user.id}, headers=caller_headers("sender", "guess"))
+    assert response.status_code == 403
 
 
 async def test_render_batch_of_numbers_out_of_range_is_404(

@@ -1,7 +1,8 @@
 """Shapes of the ``/internal/...`` HTTP routes services call on each other.
 
 These are contracts like the messages in ``contracts``: the owner serves them, the caller decodes
-them with the same Struct, and neither imports the other. Paths are listed with each shape.
+them with the same Struct, and neither imports the other. Paths are listed with each shape, and
+the one service allowed to call each (``web.auth.requires_caller``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ class Internal(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Base of internal payloads (unknown fields are tolerated for rolling upgrades)."""
 
 
-# --- storage --------------------------------------------------------------------------------
+# --- storage (caller: queue) ----------------------------------------------------------------
 # GET /internal/storage/attachments/{attachment_id}?user_id={user_id}        -> AttachmentInfo | 404
 # GET /internal/storage/users/{user_id}/designated/{kind}  (resume|cover_letter) -> AttachmentInfo | 404
 
@@ -32,7 +33,7 @@ class AttachmentInfo(Internal, frozen=True, kw_only=True):
     size: int
 
 
-# --- templates ------------------------------------------------------------------------------
+# --- templates (caller: queue) --------------------------------------------------------------
 # GET  /internal/templates/templates/{template_id}/versions/{version}?user_id={user_id}
 #      -> TemplateVersionInfo | 404
 # POST /internal/templates/render-batch   RenderBatchRequest -> RenderBatchResponse
@@ -70,9 +71,9 @@ class RenderBatchResponse(Internal, frozen=True, kw_only=True):
 
 # --- auth -----------------------------------------------------------------------------------
 # POST /internal/auth/gmail-accounts/{account_id}/access-token [AccessTokenRequest] -> GmailAccessToken
+#      (caller: sender)
 #      409 problem with "reason": "reconnect_required" when Google refused the refresh token
-# GET  /internal/auth/users/{user_id}/gmail-accounts          -> list[GmailAccountInfo]
-# POST /internal/auth/users/{user_id}/connect-tickets          -> ConnectTicket
+# POST /internal/auth/users/{user_id}/connect-tickets          -> ConnectTicket  (caller: queue)
 
 
 class AccessTokenRequest(Internal, frozen=True, kw_only=True):

@@ -1,9 +1,9 @@
 """The operators' metrics, defined once: what was sent and why not, how far behind, how slow is Gmail.
 
 Every object lives in prometheus_client's default registry, so each HTTP app's ``/metrics`` (Litestar's
-``PrometheusController``) exposes them; a worker process with no HTTP app serves the same registry
-with ``start_metrics_listener`` (``MM_METRICS_PORT``; off when unset). No business logic here: the
-services say what happened, these helpers only count it.
+``PrometheusController``) exposes them, and so does the all-in-one's; a worker process with no HTTP
+app serves the same registry beside its probes on ``MM_METRICS_PORT`` (``web.probes``; off when
+unset). No business logic here: the services say what happened, these helpers only count it.
 
 Gauges refreshed by the dispatcher (``mailmerger_queue_scheduled_messages``,
 ``mailmerger_accounts_parked``) are set by every replica to the same database-wide value: aggregate
@@ -64,7 +64,7 @@ PARKED_ACCOUNTS = Gauge(
 
 
 class MetricsSettings(Settings, frozen=True, kw_only=True):
-    """Where a worker process (sender, dispatcher) serves ``/metrics``; HTTP apps use their own port."""
+    """Where a worker process (sender, dispatcher) serves ``/health``, ``/ready`` and ``/metrics``."""
 
     prefix: ClassVar[str] = "MM_METRICS_"
     port: int | None = None  # unset: no listener (tests, the all-in-one, which has /metrics)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,16 @@ class Infrastructure:
     amqp: AbstractRobustConnection | None = None
     publisher: Publisher | None = None
     readiness: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def consuming(self, consumer: Consumer) -> Iterator[None]:
+        """While the block runs, readiness also asks whether ``consumer`` is registered at the broker."""
+        check = f"consumer {consumer.queue_name}"
+        self.readiness[check] = lambda: _consuming(consumer)
+        try:
+            yield
+        finally:
+            self.readiness.pop(check, None)
 
 
 async def _broker_alive(connection: AbstractRobustConnection) -> None:
@@ -157,12 +167,10 @@ def consumer_lifespan(
             concurrency=broker.concurrency,
         )
         await consumer.start(infra.amqp, wait=broker.startup_wait_seconds)
-        check = f"consumer {queue_name}"
-        infra.readiness[check] = lambda: _consuming(consumer)
         try:
-            yield
+            with infra.consuming(consumer):
+                yield
         finally:
-            infra.readiness.pop(check, None)
             await consumer.stop()
 
     return lifespan

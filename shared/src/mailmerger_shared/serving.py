@@ -6,19 +6,17 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import Any, Literal
 
-import msgspec
 import uvicorn
 
 from mailmerger_shared.logs import configure_logging
-from mailmerger_shared.metrics import MetricsSettings, start_metrics_listener
+from mailmerger_shared.metrics import MetricsSettings
+from mailmerger_shared.registration import ServiceRegistration, Worker
 from mailmerger_shared.settings import SettingsError, load, load_service
 from mailmerger_shared.tracing import TracingSettings, configure_tracing
-
-T = TypeVar("T", bound=msgspec.Struct)
+from mailmerger_shared.web.probes import Probes, probe_app
 
 
 def server_config(app: Any, host: str, port: int, *, lifespan: Literal["on", "off"] = "on") -> uvicorn.Config:
@@ -36,41 +34,37 @@ def server_config(app: Any, host: str, port: int, *, lifespan: Literal["on", "of
     )
 
 
-Worker = Callable[[Any], Coroutine[Any, Any, None]]
-
-
-def main(
-    name: str,
-    settings_type: type[T],
-    create_app: Callable[[T], Any],
-    workers: Mapping[str, Worker] | None = None,
-    argv: Sequence[str] | None = None,
-) -> None:
+def main(service: ServiceRegistration, argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m mailmerger_<service> [worker]``.
 
-    Without an argument it serves the service's HTTP app; with the name of one of its workers
-    (``dispatcher``, ``worker``…) it runs that background loop until SIGTERM/SIGINT.
+    Without an argument it serves the service's HTTP app (a service with no app runs its only
+    worker); with the name of one of its workers (``dispatcher``, ``worker``) it runs that
+    background loop until SIGTERM/SIGINT.
     """
-    workers = dict(workers or {})
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] not in workers:
-        choices = ", ".join(workers) or "none"
-        print(f"mailmerger-{name}: unknown worker {args[0]!r} (workers: {choices})", file=sys.stderr)
+    worker = args[0] if args else None
+    if worker is None and service.create_app is None and len(service.workers) == 1:
+        worker = next(iter(service.workers))
+    if (worker is None and service.create_app is None) or (
+        worker is not None and worker not in service.workers
+    ):
+        choices = ", ".join(service.workers) or "none"
+        print(f"mailmerger-{service.name}: name a worker (workers: {choices})", file=sys.stderr)
         raise SystemExit(2)
     try:
-        settings = load_service(settings_type)
+        settings: Any = load_service(service.settings_type)
     except SettingsError as exc:
-        print(f"mailmerger-{name}: {exc}", file=sys.stderr)
+        print(f"mailmerger-{service.name}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    process = name if not args else f"{name}-{args[0]}"
-    configure_logging(settings.log, service=process)  # type: ignore[attr-defined]
+    process = service.name if worker is None else f"{service.name}-{worker}"
+    configure_logging(settings.log, service=process)
     configure_tracing(load(TracingSettings), service=process)
-    if args:
-        start_metrics_listener(load(MetricsSettings))
-        run_until_signalled(workers[args[0]](settings))
+    if worker is not None:
+        run_worker(service.workers[worker], settings, load(MetricsSettings))
         return
-    http = settings.http  # type: ignore[attr-defined]
-    uvicorn.Server(server_config(create_app(settings), http.host, http.port)).run()
+    assert service.create_app is not None
+    http = settings.http
+    uvicorn.Server(server_config(service.create_app(settings), http.host, http.port)).run()
 
 
 def run_until_signalled(work: Coroutine[Any, Any, None]) -> None:
@@ -87,7 +81,39 @@ def run_until_signalled(work: Coroutine[Any, Any, None]) -> None:
     asyncio.run(runner())
 
 
-def serve_standalone(app: Any, public_url: str) -> None:
-    """Serve ``app`` on the host and port of its public URL (stand-ins such as the emulator)."""
-    url = urlsplit(public_url)
-    uvicorn.Server(server_config(app, url.hostname or "127.0.0.1", url.port or 80)).run()
+def run_worker(worker: Worker, settings: Any, metrics: MetricsSettings) -> None:
+    """Run a worker process until SIGTERM/SIGINT, with its probes on ``metrics.port`` when set."""
+    run_until_signalled(run_with_probes(worker, settings, metrics))
+
+
+async def run_with_probes(worker: Worker, settings: Any, metrics: MetricsSettings) -> None:
+    """Run ``worker(settings, probes=...)`` with its probe server (``web.probes``) beside it.
+
+    Both share this event loop. The server starts with the worker, so ``/health`` answers while the
+    worker still waits for its infrastructure, and stops once the worker's ``finally`` blocks ran.
+    Without a metrics port the worker runs alone.
+    """
+    if metrics.port is None:
+        await worker(settings)
+        return
+    probes = Probes()
+    server = _SharedLoopServer(server_config(probe_app(probes), metrics.host, metrics.port))
+    serving = asyncio.create_task(server.serve(), name="probe-server")
+    try:
+        await worker(settings, probes=probes)
+    finally:
+        server.should_exit = True
+        await serving
+
+
+class _SharedLoopServer(uvicorn.Server):
+    """A uvicorn server sharing a worker's event loop: the worker's runner owns the signals.
+
+    uvicorn would take SIGTERM/SIGINT for itself and stop at once, while the worker may still be
+    draining (the sender finishes its sends in flight); here the signal cancels the worker, and
+    the server stops after the worker's shutdown.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -163,12 +163,49 @@ class JwtSettings(Settings, frozen=True, kw_only=True):
     leeway_seconds: int = 10
 
 
-class InternalSettings(Settings, frozen=True, kw_only=True):
-    """The service credential that guards ``/internal/...`` routes and how to reach them."""
+# --- internal calls between services --------------------------------------------------------
+# Each caller has its own credential (``MM_INTERNAL_<CALLER>_TOKEN``): it presents it, and only
+# the services whose internal routes accept that caller hold it. So a process is given exactly
+# the credentials its settings name: templates never holds the sender's, and cannot obtain a
+# Gmail access token. Each target service has its own URL; the defaults are the all-in-one's
+# internal listener, which routes ``/internal/<service>/...`` by path.
+
+ALL_IN_ONE_INTERNAL_URL = "http://127.0.0.1:8081"
+
+
+class QueueCredential(Settings, frozen=True, kw_only=True):
+    """The queue service's credential for internal routes (it calls templates, storage, auth)."""
 
     prefix: ClassVar[str] = "MM_INTERNAL_"
-    service_token: str
-    base_url: str = "http://127.0.0.1:8081"  # the all-in-one internal listener
+    queue_token: str
+
+
+class SenderCredential(Settings, frozen=True, kw_only=True):
+    """The sender's credential for internal routes (it obtains Gmail access tokens from auth)."""
+
+    prefix: ClassVar[str] = "MM_INTERNAL_"
+    sender_token: str
+
+
+class AuthServiceUrl(Settings, frozen=True, kw_only=True):
+    """Where the auth service's ``/internal/auth/...`` routes are served."""
+
+    prefix: ClassVar[str] = "MM_INTERNAL_"
+    auth_url: str = ALL_IN_ONE_INTERNAL_URL
+
+
+class TemplatesServiceUrl(Settings, frozen=True, kw_only=True):
+    """Where the templates service's ``/internal/templates/...`` routes are served."""
+
+    prefix: ClassVar[str] = "MM_INTERNAL_"
+    templates_url: str = ALL_IN_ONE_INTERNAL_URL
+
+
+class StorageServiceUrl(Settings, frozen=True, kw_only=True):
+    """Where the storage service's ``/internal/storage/...`` routes are served."""
+
+    prefix: ClassVar[str] = "MM_INTERNAL_"
+    storage_url: str = ALL_IN_ONE_INTERNAL_URL
 
 
 class ObjectStoreSettings(Settings, frozen=True, kw_only=True):

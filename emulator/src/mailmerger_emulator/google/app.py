@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+import uvicorn
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from litestar import Litestar
 
@@ -21,6 +23,7 @@ from mailmerger_emulator.google.oauth_tokens import token_router
 from mailmerger_emulator.google.settings import GoogleEmulatorSettings
 from mailmerger_emulator.google.signing import IdTokenSigner, generate_signing_key
 from mailmerger_emulator.google.state import EmulatorState
+from mailmerger_shared.serving import server_config
 
 # Room for the JSON envelope around a base64-encoded message of the largest accepted size, so
 # that an oversized message gets Gmail's error body rather than the framework's 413.
@@ -52,3 +55,9 @@ def create_app(
         openapi_config=None,
         logging_config=None,
     )
+
+
+def serve(settings: GoogleEmulatorSettings) -> None:
+    """Serve the emulator alone on ``settings.host`` and its public URL's port, until stopped."""
+    port = urlsplit(settings.public_url).port or 80
+    uvicorn.Server(server_config(create_app(settings), settings.host, port)).run()

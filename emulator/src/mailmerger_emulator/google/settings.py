@@ -42,6 +42,9 @@ class GoogleEmulatorSettings(Settings, frozen=True, kw_only=True):
     prefix: ClassVar[str] = "MM_EMULATOR_"
 
     public_url: str = "http://127.0.0.1:8090"
+    # The address it listens on (port: the public URL's). In a container 0.0.0.0, so that both
+    # other containers (google:8090) and its own healthcheck (127.0.0.1:8090) reach it.
+    host: str = "127.0.0.1"
     # Where a browser reaches the emulator (the consent page, the mailbox pages), when that is not
     # ``public_url``: in compose, services call http://google:8090 but a browser on the host only
     # knows http://localhost:8090.

@@ -28,6 +28,7 @@ from mailmerger_auth.throttle import LoginThrottle
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_auth.worker import keep_up, run_upkeep
 from mailmerger_shared.runtime import Infrastructure, infrastructure_lifespan, outbox_lifespan
+from mailmerger_shared.registration import ServiceRegistration
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import token_verifier
 
@@ -112,7 +113,7 @@ def create_app(
 
     return service_app(
         name=NAME,
-        route_handlers=routes(settings.internal.service_token),
+        route_handlers=routes(settings),
         http=settings.http,
         verifier=token_verifier(settings.jwt, keys.published_jwks),
         lifespan=[
@@ -152,3 +153,11 @@ def _from_state(read: Callable[[State], Any]) -> Provide:
         return read(state)
 
     return Provide(provide, sync_to_thread=False)
+
+
+SERVICE = ServiceRegistration(
+    name=NAME,
+    settings_type=AuthSettings,
+    create_app=create_app,
+    public_prefixes=("/v1/auth", "/api/auth", "/api/oauth", "/schema/auth"),
+)

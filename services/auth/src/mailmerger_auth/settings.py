@@ -12,10 +12,11 @@ from mailmerger_shared.settings import (
     BrokerSettings,
     DatabaseSettings,
     HttpSettings,
-    InternalSettings,
     JwtSettings,
     LogSettings,
+    QueueCredential,
     RedisSettings,
+    SenderCredential,
     Settings,
 )
 
@@ -128,7 +129,9 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     broker: BrokerSettings
     jwt: JwtSettings
     log: LogSettings
-    internal: InternalSettings
+    # The callers of auth's internal routes: the queue (connect tickets), the sender (access tokens).
+    queue_credential: QueueCredential
+    sender_credential: SenderCredential
     auth: AccountSettings
     encryption: EncryptionSettings
     google: GoogleSettings

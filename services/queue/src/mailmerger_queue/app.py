@@ -20,8 +20,9 @@ from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.api import ROUTES
 from mailmerger_queue.settings import QueueSettings
-from mailmerger_queue.worker import account_events, delivery_outcomes
+from mailmerger_queue.worker import account_events, delivery_outcomes, run_dispatcher
 from mailmerger_shared.runtime import consumer_lifespan, infrastructure_lifespan
+from mailmerger_shared.registration import ServiceRegistration
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
 from mailmerger_shared.web.internal import InternalClient
@@ -61,16 +62,24 @@ def _internal_clients(
 ) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        client = InternalClient(
-            settings.internal.base_url, settings.internal.service_token, transport=transport
-        )
-        app.state.templates = TemplatesClient(client)
-        app.state.storage = StorageClient(client)
-        app.state.auth = AuthClient(client)
+        token = settings.credential.queue_token
+
+        def client(url: str) -> InternalClient:
+            return InternalClient(url, caller=NAME, token=token, transport=transport)
+
+        clients = [
+            client(settings.templates_service.templates_url),
+            client(settings.storage_service.storage_url),
+            client(settings.auth_service.auth_url),
+        ]
+        app.state.templates = TemplatesClient(clients[0])
+        app.state.storage = StorageClient(clients[1])
+        app.state.auth = AuthClient(clients[2])
         try:
             yield
         finally:
-            await client.aclose()
+            for each in clients:
+                await each.aclose()
 
     return lifespan
 
@@ -88,3 +97,12 @@ def _storage(state: State) -> StorageClient:
 def _auth(state: State) -> AuthClient:
     client: AuthClient = state.auth
     return client
+
+
+SERVICE = ServiceRegistration(
+    name=NAME,
+    settings_type=QueueSettings,
+    create_app=create_app,
+    public_prefixes=("/v1/emails", "/v1/campaigns", "/v1/senders", "/api/email", "/api/queue", "/schema/queue"),
+    workers={"dispatcher": run_dispatcher},
+)

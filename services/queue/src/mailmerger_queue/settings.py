@@ -7,13 +7,16 @@ from typing import Annotated, ClassVar
 import msgspec
 
 from mailmerger_shared.settings import (
+    AuthServiceUrl,
     BrokerSettings,
     DatabaseSettings,
     HttpSettings,
-    InternalSettings,
     JwtSettings,
     LogSettings,
+    QueueCredential,
     Settings,
+    StorageServiceUrl,
+    TemplatesServiceUrl,
 )
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -70,6 +73,9 @@ class QueueSettings(msgspec.Struct, frozen=True, kw_only=True):
     broker: BrokerSettings
     jwt: JwtSettings
     log: LogSettings
-    internal: InternalSettings
+    credential: QueueCredential
+    auth_service: AuthServiceUrl
+    templates_service: TemplatesServiceUrl
+    storage_service: StorageServiceUrl
     compose: ComposeSettings
     dispatch: DispatchSettings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,14 +17,18 @@ from mailmerger_shared.broker.consumer import Handler
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
 from mailmerger_shared.db import transaction
 from mailmerger_shared.runtime import Infrastructure, open_infrastructure
+from mailmerger_shared.web.probes import Probes
 
 HandlerFactory = Callable[[Infrastructure], Handler]
 
 
-async def run_dispatcher(settings: QueueSettings, *, clock: Clock | None = None) -> None:
+async def run_dispatcher(
+    settings: QueueSettings, *, clock: Clock | None = None, probes: Probes | None = None
+) -> None:
     """Dispatch due messages until cancelled (``mailmerger worker dispatcher``, all-in-one mode).
 
-    Any number of replicas may run: accounts and messages are claimed with SKIP LOCKED.
+    Any number of replicas may run: accounts and messages are claimed with SKIP LOCKED. Once it
+    dispatches, its database and broker checks are reported to ``probes`` (the process's ``/ready``).
     """
     async with open_infrastructure(
         "queue-dispatcher", database=settings.database, broker=settings.broker
@@ -33,7 +38,8 @@ async def run_dispatcher(settings: QueueSettings, *, clock: Clock | None = None)
             settings.database.url, application_name="queue-dispatcher-listener"
         )
         try:
-            await dispatcher.run()
+            with probes.report(infra.readiness) if probes is not None else contextlib.nullcontext():
+                await dispatcher.run()
         finally:
             await listener.close()
 

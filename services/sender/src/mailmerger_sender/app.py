@@ -1,30 +1,18 @@
-"""Composition root of the sender service: delivery through the Gmail API.
+"""The sender service: delivery through the Gmail API, by worker processes only.
 
-Its HTTP side serves only probes and metrics; the delivery worker consumes from RabbitMQ.
+It has no HTTP app and no public route: each worker (``worker.run_sender``) consumes
+``SendEmail`` from RabbitMQ and serves its own probes and metrics on its metrics port, so it is
+deployed and scaled as workers alone.
 """
 
 from __future__ import annotations
 
-from litestar import Litestar
-
-from mailmerger_sender.api import ROUTES
 from mailmerger_sender.settings import SenderSettings
-from mailmerger_shared.runtime import infrastructure_lifespan
-from mailmerger_shared.web.app import service_app
-from mailmerger_shared.web.auth import JwksFetcher, token_verifier
+from mailmerger_sender.worker import run_sender
+from mailmerger_shared.registration import ServiceRegistration
 
 NAME = "sender"
 
-
-def create_app(settings: SenderSettings, *, jwks: JwksFetcher | None = None) -> Litestar:
-    return service_app(
-        name=NAME,
-        route_handlers=ROUTES,
-        http=settings.http,
-        verifier=token_verifier(settings.jwt, jwks),
-        lifespan=[
-            infrastructure_lifespan(
-                NAME, database=settings.database, redis=settings.redis, broker=settings.broker
-            )
-        ],
-    )
+SERVICE = ServiceRegistration(
+    name=NAME, settings_type=SenderSettings, create_app=None, workers={"worker": run_sender}
+)

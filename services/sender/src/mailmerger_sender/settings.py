@@ -7,14 +7,13 @@ from typing import Annotated, ClassVar
 import msgspec
 
 from mailmerger_shared.settings import (
+    AuthServiceUrl,
     BrokerSettings,
     DatabaseSettings,
-    HttpSettings,
-    InternalSettings,
-    JwtSettings,
     LogSettings,
     ObjectStoreSettings,
     RedisSettings,
+    SenderCredential,
     Settings,
 )
 
@@ -69,13 +68,14 @@ class DeliverySettings(Settings, frozen=True, kw_only=True):
 
 
 class SenderSettings(msgspec.Struct, frozen=True, kw_only=True):
-    http: HttpSettings
+    """A sender worker's settings (it has no HTTP app: its probes are on ``MM_METRICS_PORT``)."""
+
     database: DatabaseSettings
     redis: RedisSettings
     broker: BrokerSettings
-    jwt: JwtSettings
     log: LogSettings
-    internal: InternalSettings
+    credential: SenderCredential
+    auth_service: AuthServiceUrl
     s3: ObjectStoreSettings
     gmail: GmailSettings
     sender: DeliverySettings

@@ -32,6 +32,7 @@ from mailmerger_shared.broker import Consumer, ConsumerStalled, Handler
 from mailmerger_shared.outbox import OutboxRelay
 from mailmerger_shared.runtime import open_infrastructure
 from mailmerger_shared.web.internal import InternalClient
+from mailmerger_shared.web.probes import Probes
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,11 @@ async def run_sender(
     auth_transport: httpx.AsyncBaseTransport | None = None,
     blobs: BlobStore | None = None,
     clock: Callable[[], datetime] = _now,
+    probes: Probes | None = None,
 ) -> None:
-    """Deliver until cancelled. The keyword arguments replace real resources in tests."""
+    """Deliver until cancelled. ``probes`` (the process's ``/ready``) gets the database, Redis,
+    broker and consumer checks once it consumes; the other keyword arguments replace real
+    resources in tests."""
     async with contextlib.AsyncExitStack() as stack:
         infra = await stack.enter_async_context(
             open_infrastructure(
@@ -62,7 +66,10 @@ async def run_sender(
         if sessions is None or redis is None or amqp is None or publisher is None:
             raise AssertionError("open_infrastructure opens every resource it was given settings for")
         internal = InternalClient(
-            settings.internal.base_url, settings.internal.service_token, transport=auth_transport
+            settings.auth_service.auth_url,
+            caller="sender",
+            token=settings.credential.sender_token,
+            transport=auth_transport,
         )
         stack.push_async_callback(internal.aclose)
         gmail = HttpGmail(settings.gmail, transport=gmail_transport)
@@ -99,6 +106,9 @@ async def run_sender(
             concurrency=settings.broker.concurrency,
         )
         await consumer.start(amqp, wait=settings.broker.startup_wait_seconds)
+        stack.enter_context(infra.consuming(consumer))
+        if probes is not None:
+            stack.enter_context(probes.report(infra.readiness))
         log.info(
             "sender consuming",
             extra={

@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from mailmerger_shared.runtime import consumer_lifespan, infrastructure_lifespan, outbox_lifespan
+from mailmerger_shared.registration import ServiceRegistration
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
 from mailmerger_storage import models
@@ -70,3 +71,11 @@ def create_app(settings: StorageSettings, *, jwks: JwksFetcher | None = None) ->
             "s3": Provide(lambda: settings.s3, sync_to_thread=False, use_cache=True),
         },
     )
+
+
+SERVICE = ServiceRegistration(
+    name=NAME,
+    settings_type=StorageSettings,
+    create_app=create_app,
+    public_prefixes=("/v1/attachments", "/api/storage", "/schema/storage"),
+)

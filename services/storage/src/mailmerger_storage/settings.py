@@ -10,10 +10,10 @@ from mailmerger_shared.settings import (
     BrokerSettings,
     DatabaseSettings,
     HttpSettings,
-    InternalSettings,
     JwtSettings,
     LogSettings,
     ObjectStoreSettings,
+    QueueCredential,
 )
 
 MiB = 1024 * 1024
@@ -41,6 +41,6 @@ class StorageSettings(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseSettings
     broker: BrokerSettings
     jwt: JwtSettings
-    internal: InternalSettings
+    queue_credential: QueueCredential  # the only caller of its internal routes
     s3: S3Settings
     log: LogSettings

@@ -10,6 +10,7 @@ from litestar import Litestar
 
 from mailmerger_shared.broker.consumer import Handler
 from mailmerger_shared.runtime import Infrastructure, consumer_lifespan, infrastructure_lifespan
+from mailmerger_shared.registration import ServiceRegistration
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
 from mailmerger_templates.api import routes
@@ -59,3 +60,11 @@ def create_app(settings: TemplatesSettings, *, jwks: JwksFetcher | None = None) 
         dependencies=DEPENDENCIES,
         state={"template_engine": engine},
     )
+
+
+SERVICE = ServiceRegistration(
+    name=NAME,
+    settings_type=TemplatesSettings,
+    create_app=create_app,
+    public_prefixes=("/v1/templates", "/api/templates", "/schema/templates"),
+)

@@ -10,9 +10,9 @@ from mailmerger_shared.settings import (
     BrokerSettings,
     DatabaseSettings,
     HttpSettings,
-    InternalSettings,
     JwtSettings,
     LogSettings,
+    QueueCredential,
     RedisSettings,
     Settings,
 )
@@ -40,5 +40,5 @@ class TemplatesSettings(msgspec.Struct, frozen=True, kw_only=True):
     broker: BrokerSettings
     jwt: JwtSettings
     log: LogSettings
-    internal: InternalSettings
+    queue_credential: QueueCredential  # the only caller of its internal routes
     templates: TemplatesConfig

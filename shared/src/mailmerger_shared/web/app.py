@@ -67,7 +67,7 @@ def service_app(
     """
     middleware: list[Any] = [DefineMiddleware(RequestObservability, app_name=name)]
     if tracing.enabled():  # HTTP server spans continue an incoming traceparent
-        from litestar.contrib.opentelemetry import OpenTelemetryConfig
+        from litestar.plugins.opentelemetry import OpenTelemetryConfig
 
         middleware.append(OpenTelemetryConfig().middleware)
     if verifier is not None:

@@ -11,7 +11,7 @@ import asyncio
 import hmac
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -22,7 +22,8 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from mailmerger_shared.settings import JwtSettings
-from mailmerger_shared.web.problems import Unauthorized
+from mailmerger_shared.web.internal import CALLER_HEADER, TOKEN_HEADER
+from mailmerger_shared.web.problems import Forbidden, Unauthorized
 
 ALGORITHM = "EdDSA"
 # Header parameters that would let a token name its own key; we only trust auth's JWKS.
@@ -180,19 +181,28 @@ class JwtAuthMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=principal.claims)
 
 
-def requires_service_credential(
-    token: str,
+def requires_caller(
+    *allowed: str, credentials: Mapping[str, str]
 ) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
-    """Guard for ``/internal`` routes: the caller must present the shared service credential.
+    """Guard for ``/internal`` routes: only the named calling services, each with its own credential.
 
-    Internal routes skip user authentication; this credential is their only key.
+    ``credentials`` maps each allowed caller to the token it presents (from this service's
+    settings; a service holds only the credentials of the callers it accepts). A caller that is
+    not allowed gets 403 whatever it presents; an allowed caller with a wrong or missing token 401.
+    Internal routes skip user authentication: this is their only key.
     """
-
-    expected = token.encode()
+    expected = {caller: credentials[caller].encode() for caller in allowed}
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        presented = connection.headers.get("x-service-token", "").encode()  # see web.internal
-        if not presented or not hmac.compare_digest(presented, expected):
-            raise Unauthorized("internal route: send the service credential as 'X-Service-Token'")
+        caller = connection.headers.get(CALLER_HEADER, "")
+        if not caller:
+            raise Unauthorized(f"internal route: name the calling service in {CALLER_HEADER!r}")
+        if caller not in expected:
+            raise Forbidden(
+                f"internal route: the {caller!r} service may not call it (allowed: {', '.join(allowed)})"
+            )
+        presented = connection.headers.get(TOKEN_HEADER, "").encode()
+        if not presented or not hmac.compare_digest(presented, expected[caller]):
+            raise Unauthorized(f"internal route: send the {caller} service's credential as {TOKEN_HEADER!r}")
 
     return guard

@@ -1,7 +1,9 @@
 """Calling another service's ``/internal/...`` routes.
 
 Services never import each other; when one needs another's data synchronously it calls the
-owner's internal route with the service credential, carrying the correlation id along.
+owner's internal route at that service's URL, naming itself and presenting its own credential
+(``X-Service-Caller``, ``X-Service-Token``), carrying the correlation id along. The owner's route
+names the callers it accepts (``web.auth.requires_caller``).
 """
 
 from __future__ import annotations
@@ -12,18 +14,29 @@ import httpx
 
 from mailmerger_shared.context import current_correlation_id
 
-SERVICE_TOKEN_HEADER = "X-Service-Token"  # noqa: S105 (a header name, not a secret)
+CALLER_HEADER = "X-Service-Caller"
+TOKEN_HEADER = "X-Service-Token"  # noqa: S105 (a header name, not a secret)
+
+
+def caller_headers(caller: str, token: str) -> dict[str, str]:
+    """The headers that identify ``caller`` to an internal route."""
+    return {CALLER_HEADER: caller, TOKEN_HEADER: token}
 
 
 class InternalClient:
-    """An httpx client bound to the internal base URL, sending the service credential."""
+    """An httpx client bound to one service's internal URL, presenting the caller's credential."""
 
     def __init__(
-        self, base_url: str, service_token: str, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        base_url: str,
+        *,
+        caller: str,
+        token: str,
+        transport: httpx.AsyncBaseTransport | None = None,
     ):
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            headers={SERVICE_TOKEN_HEADER: service_token},
+            headers=caller_headers(caller, token),
             timeout=httpx.Timeout(10.0, connect=2.0),
             transport=transport,
         )

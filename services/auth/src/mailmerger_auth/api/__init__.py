@@ -8,11 +8,12 @@ from litestar.types import ControllerRouterHandler
 from mailmerger_auth.api import google, v1
 from mailmerger_auth.api.internal import internal_router
 from mailmerger_auth.api.legacy import legacy_router
+from mailmerger_auth.settings import AuthSettings
 
 
-def routes(service_token: str) -> list[ControllerRouterHandler]:
+def routes(settings: AuthSettings) -> list[ControllerRouterHandler]:
     return [
         Router(path="/v1/auth", route_handlers=[*v1.ROUTES, *google.ROUTES], tags=["auth"]),
         legacy_router(),
-        internal_router(service_token),
+        internal_router(settings),
     ]

@@ -1,6 +1,8 @@
 """``/internal/auth``: what other services ask of auth (shapes in ``mailmerger_shared.internal_api``).
 
-Every route needs the service credential and no user token; the gateway never routes here.
+Every route names its one caller and needs that caller's credential, no user token: only the
+sender obtains Gmail access tokens, only the queue issues connect tickets. The gateway never
+routes here.
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ from mailmerger_shared.internal_api import (
     AccessTokenRequest,
     ConnectTicket,
     GmailAccessToken,
-    GmailAccountInfo,
 )
-from mailmerger_shared.web.auth import requires_service_credential
+from mailmerger_shared.web.auth import requires_caller
 from mailmerger_shared.web.deps import Transaction
 
 
@@ -35,11 +36,6 @@ async def gmail_access_token(
     """A token valid for at least the refresh margin (and not the one the caller saw refused);
     409 ``reconnect_required`` when Google refused the refresh token."""
     return await gmail_tokens.access_token(account_id, refused=data.refused if data else None)
-
-
-@get("/users/{user_id:int}/gmail-accounts")
-async def user_gmail_accounts(user_id: FromPath[int], tx: Transaction) -> list[GmailAccountInfo]:
-    return await gmail_accounts.list_accounts(tx, user_id)
 
 
 @post("/users/{user_id:int}/connect-tickets", status_code=201)
@@ -56,11 +52,25 @@ async def user_connect_ticket(
     return connect_ticket(config, ticket, expires_at, legacy=True)
 
 
-def internal_router(service_token: str) -> Router:
+def internal_router(settings: AuthSettings) -> Router:
+    credentials = {
+        "queue": settings.queue_credential.queue_token,
+        "sender": settings.sender_credential.sender_token,
+    }
     return Router(
         path="/internal/auth",
-        route_handlers=[gmail_access_token, user_gmail_accounts, user_connect_ticket],
-        guards=[requires_service_credential(service_token)],
+        route_handlers=[
+            Router(
+                "/",
+                route_handlers=[gmail_access_token],
+                guards=[requires_caller("sender", credentials=credentials)],
+            ),
+            Router(
+                "/",
+                route_handlers=[user_connect_ticket],
+                guards=[requires_caller("queue", credentials=credentials)],
+            ),
+        ],
         opt=PUBLIC,
         include_in_schema=False,
     )

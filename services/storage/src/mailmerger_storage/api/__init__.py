@@ -11,4 +11,4 @@ from mailmerger_storage.settings import StorageSettings
 
 
 def route_handlers(settings: StorageSettings) -> list[ControllerRouterHandler]:
-    return [AttachmentsController, upload_file, internal_router(settings.internal.service_token)]
+    return [AttachmentsController, upload_file, internal_router(settings.queue_credential.queue_token)]

@@ -1,6 +1,6 @@
-"""``/internal/storage/...``: attachment lookups for the queue and sender services.
+"""``/internal/storage/...``: attachment lookups for the queue service, its only caller.
 
-Never routed by the gateway; the service credential is their only key. Shapes are the shared
+Never routed by the gateway; the queue's credential is their only key. Shapes are the shared
 ``AttachmentInfo`` contract.
 """
 
@@ -10,7 +10,7 @@ from litestar import Controller, Router, get
 from litestar.params import FromPath, FromQuery
 
 from mailmerger_shared.internal_api import AttachmentInfo
-from mailmerger_shared.web.auth import requires_service_credential
+from mailmerger_shared.web.auth import requires_caller
 from mailmerger_shared.web.deps import Transaction
 from mailmerger_storage import service
 from mailmerger_storage.domain import Attachment, Kind
@@ -45,11 +45,11 @@ class InternalAttachmentsController(Controller):
         return attachment_info(await service.designated_attachment(tx, user_id, kind))
 
 
-def internal_router(service_token: str) -> Router:
+def internal_router(queue_token: str) -> Router:
     return Router(
         path="/internal/storage",
         route_handlers=[InternalAttachmentsController],
-        guards=[requires_service_credential(service_token)],
+        guards=[requires_caller("queue", credentials={"queue": queue_token})],
         opt={"exclude_from_auth": True},
         include_in_schema=False,
     )

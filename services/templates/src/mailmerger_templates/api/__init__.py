@@ -14,5 +14,7 @@ def routes(settings: TemplatesSettings) -> list[ControllerRouterHandler]:
     return [
         TemplatesController,
         legacy_router(),
-        internal_router(settings.internal.service_token, max_batch_rows=settings.templates.max_batch_rows),
+        internal_router(
+            settings.queue_credential.queue_token, max_batch_rows=settings.templates.max_batch_rows
+        ),
     ]

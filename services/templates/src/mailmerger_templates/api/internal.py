@@ -1,6 +1,6 @@
 """``/internal/templates``: what the queue service reads and renders, by ``(template_id, version)``.
 
-Guarded by the service credential instead of a user token; the owner is a parameter, and a
+Only the queue service may call them (its credential instead of a user token); the owner is a parameter, and a
 version the named user does not own is a 404. Deleted templates stay readable here (see merge.py).
 """
 
@@ -12,14 +12,14 @@ from litestar import Router, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from mailmerger_shared.internal_api import RenderBatchRequest, RenderBatchResponse, TemplateVersionInfo
-from mailmerger_shared.web.auth import requires_service_credential
+from mailmerger_shared.web.auth import requires_caller
 from mailmerger_shared.web.deps import Transaction
 from mailmerger_templates import merge
 from mailmerger_templates.api.deps import Engine, Sessions
 from mailmerger_templates.domain import MAX_ID, MAX_VERSION
 
 
-def internal_router(service_token: str, *, max_batch_rows: int) -> Router:
+def internal_router(queue_token: str, *, max_batch_rows: int) -> Router:
     @get("/templates/{template_id:int}/versions/{version:int}")
     async def template_version(
         template_id: Annotated[int, PathParameter(ge=1, le=MAX_ID)],
@@ -38,7 +38,7 @@ def internal_router(service_token: str, *, max_batch_rows: int) -> Router:
     return Router(
         path="/internal/templates",
         route_handlers=[template_version, render_batch],
-        guards=[requires_service_credential(service_token)],
+        guards=[requires_caller("queue", credentials={"queue": queue_token})],
         opt={"exclude_from_auth": True},
         include_in_schema=False,
     )

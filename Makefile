@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help install run test check lint typecheck imports unit fmt bench deploy-files clean
+.PHONY: help install run run-split test check lint typecheck imports unit fmt bench deploy-files clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,6 +19,11 @@ install: ## install uv (if missing) and the locked dependencies
 run: install .env ## start the whole system on 127.0.0.1:8080 (migrates first)
 	$(UV) run mailmerger migrate all
 	$(UV) run mailmerger run
+
+run-split: install ## the compose topology as separate processes behind nginx on 127.0.0.1:8080 (migrates first)
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null))
+	$(UV) run mailmerger run-split
 
 test: check ## everything CI checks: lint, types, import boundaries, the full test suite
 
@@ -47,8 +52,9 @@ bench: install ## benchmarks → bench/report.md and bench/report.json
 		|| echo "wrk is not installed (apt-get install wrk): HTTP benchmarks use the slower httpx loop")
 	$(UV) run python bench/run.py
 
-deploy-files: ## regenerate deploy/nginx.conf and deploy/k8s/mailmerger.yaml from the prefix table
+deploy-files: ## regenerate deploy/nginx.conf, deploy/k8s/mailmerger.yaml and docker-compose.yml from the registrations
 	$(UV) run mailmerger deploy nginx > deploy/nginx.conf
+	$(UV) run mailmerger deploy compose > docker-compose.yml
 	$(UV) run mailmerger deploy k8s > deploy/k8s/mailmerger.yaml
 
 clean: ## remove caches

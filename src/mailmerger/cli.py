@@ -31,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     split.add_argument("--port", type=int, default=8080, help="the gateway's port on 127.0.0.1")
     split.add_argument("--state", type=Path, help="write each process's pid and port here (JSON)")
+    split.add_argument(
+        "--scale",
+        action="append",
+        default=[],
+        metavar="PROCESS=N",
+        help="run N of a process (as compose --scale), e.g. --scale sender-worker=4",
+    )
     serve = commands.add_parser(
         "serve", help="serve one service's HTTP app (as python -m mailmerger_<service>)"
     )
@@ -99,7 +106,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run-split":
         from mailmerger.split import run_split
 
-        return run_split(args.port, args.state)
+        try:
+            replicas = {name: int(count) for name, count in (item.split("=", 1) for item in args.scale)}
+        except ValueError:
+            print("mailmerger run-split: --scale takes PROCESS=N, e.g. sender-worker=4", file=sys.stderr)
+            return 2
+        return run_split(args.port, args.state, replicas)
     if args.command == "demo":
         from mailmerger import demo
 

@@ -98,8 +98,15 @@ def localise(value: str, ports: Mapping[tuple[str, int], int]) -> str:
     return LOOPBACK if value == "0.0.0.0" else value  # noqa: S104 (never listen beyond loopback here)
 
 
-def plan(overrides: Mapping[str, str], *, gateway_port: int = 8080) -> Plan:
-    """Every process of the compose topology, with its local command, environment and address."""
+def plan(
+    overrides: Mapping[str, str], *, gateway_port: int = 8080, replicas: Mapping[str, int] | None = None
+) -> Plan:
+    """Every process of the compose topology, with its local command, environment and address.
+
+    ``replicas`` overrides how many of a process run (``{"sender-worker": 4}``), as
+    ``docker compose up --scale`` does.
+    """
+    replicas = dict(replicas or {})
     services = compose.services()
     ports: dict[tuple[str, int], int] = dict(BACKING)
     ports[("localhost", 8080)] = gateway_port
@@ -144,8 +151,9 @@ def plan(overrides: Mapping[str, str], *, gateway_port: int = 8080) -> Plan:
     )
     for process in processes():
         reads = set(process.reads())
-        for replica in range(1, process.replicas + 1):
-            name = process.name if process.replicas == 1 else f"{process.name}-{replica}"
+        count = replicas.get(process.name, process.replicas)
+        for replica in range(1, count + 1):
+            name = process.name if count == 1 else f"{process.name}-{replica}"
             if process.http:
                 port = ports[(process.name, SERVICE_PORT)]
                 own = {"MM_HTTP_PORT": str(port)}
@@ -323,8 +331,9 @@ def _say(name: str, text: str) -> None:
     sys.stdout.flush()
 
 
-async def run(gateway_port: int, state_file: Path | None) -> int:
-    the_plan = plan({k: v for k, v in os.environ.items() if k.startswith("MM_")}, gateway_port=gateway_port)
+async def run(gateway_port: int, state_file: Path | None, replicas: Mapping[str, int]) -> int:
+    overrides = {k: v for k, v in os.environ.items() if k.startswith("MM_")}
+    the_plan = plan(overrides, gateway_port=gateway_port, replicas=replicas)
     with tempfile.TemporaryDirectory(prefix="mailmerger-split-") as prefix:
         conf = Path(prefix) / "nginx.conf"
         conf.write_text(nginx_config(the_plan, Path(prefix)))
@@ -355,5 +364,7 @@ async def run(gateway_port: int, state_file: Path | None) -> int:
     return 0
 
 
-def run_split(gateway_port: int = 8080, state_file: Path | None = None) -> int:
-    return asyncio.run(run(gateway_port, state_file))
+def run_split(
+    gateway_port: int = 8080, state_file: Path | None = None, replicas: Mapping[str, int] | None = None
+) -> int:
+    return asyncio.run(run(gateway_port, state_file, dict(replicas or {})))

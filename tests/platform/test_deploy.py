@@ -1,15 +1,22 @@
-"""Deployment files agree with the prefix table and pass real validators, offline."""
+"""Deployment files are generated from the service registrations, pass real validators offline,
+and give every process the variables it needs, pointing at a service that serves those routes."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from mailmerger.gateway import ROUTES, SERVICES, render_nginx, service_for
+from mailmerger import compose, k8s
+from mailmerger.gateway import SERVICE_PORT, render_nginx, routes, service_for
+from mailmerger.services import SERVICES, registry
+from mailmerger.topology import CREDENTIALS, Process, internal_servers, processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +38,7 @@ def test_nginx_accepts_the_gateway_config(tmp_path: Path) -> None:
     nginx = _tool("nginx", "/usr/sbin/nginx")
     config = tmp_path / "nginx.conf"
     config.write_text(
-        render_nginx(upstream_host="127.0.0.1").replace(
+        render_nginx(lambda service: f"127.0.0.1:{SERVICE_PORT}").replace(
             "events {", f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{", 1
         )
     )
@@ -44,7 +51,7 @@ def test_nginx_accepts_the_gateway_config(tmp_path: Path) -> None:
 def test_every_prefix_is_routed_by_nginx() -> None:
     """Each prefix has an exact and a subtree location proxying to its service's upstream."""
     config = render_nginx()
-    for prefix, service in ROUTES:
+    for prefix, service in routes():
         assert f"location ^~ {prefix}/ {{ proxy_pass http://{service}; }}" in config
         assert f"upstream {service} {{" in config
 
@@ -74,28 +81,112 @@ def test_compose_file_is_valid() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_compose_runs_every_routed_service_with_a_healthcheck() -> None:
-    """Every service of the prefix table (and every service) has a container with a healthcheck."""
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    for service in {
-        *SERVICES,
-        *(route.service for route in ROUTES),
-        "gateway",
-        "postgres",
-        "redis",
-        "rabbitmq",
-        "s3",
-    }:
-        assert service in compose, service
-        assert "healthcheck" in compose[service], service
-    gateway_depends = set(compose["gateway"]["depends_on"])
-    assert {route.service for route in ROUTES} <= gateway_depends
+def test_compose_file_is_generated_from_the_registrations() -> None:
+    """docker-compose.yml is exactly what `mailmerger deploy compose` prints (run `make deploy-files`)."""
+    assert (ROOT / "docker-compose.yml").read_text() == compose.render()
+
+
+def _compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    return document
+
+
+def test_compose_runs_every_process_with_a_healthcheck() -> None:
+    """Every process of the topology (each app, each worker) and every dependency is a container
+    with a healthcheck; the gateway waits for every app it routes to."""
+    services = _compose()
+    for name in {*(p.name for p in processes()), "gateway", "postgres", "redis", "rabbitmq", "s3", "google"}:
+        assert name in services, name
+        assert "healthcheck" in services[name], name
+    assert {route.service for route in routes()} <= set(services["gateway"]["depends_on"])
+
+
+def test_workers_are_probed_on_their_metrics_port() -> None:
+    """A worker container's healthcheck asks /ready on the metrics port it is given."""
+    services = _compose()
+    for process in processes():
+        if not process.http:
+            env = services[process.name]["environment"]
+            assert (
+                f"127.0.0.1:{env['MM_METRICS_PORT']}/ready"
+                in services[process.name]["healthcheck"]["test"][-1]
+            )
+
+
+def _check_supplied(process: Process, env: dict[str, str], where: str) -> None:
+    """Every variable ``process`` needs is in ``env``; internal URLs and the JWKS point at the
+    service that serves those routes, on its port."""
+    missing = process.needs() - set(env)
+    assert not missing, f"{where}: {process.name} needs {sorted(missing)}"
+    for variable, target in internal_servers().items():
+        if variable in env:
+            url = urlsplit(env[variable])
+            assert (url.hostname, url.port) == (target, SERVICE_PORT), (where, process.name, variable)
+            assert registry()[target].create_app is not None
+    if "MM_JWT_JWKS_URL" in env:
+        jwks = urlsplit(env["MM_JWT_JWKS_URL"])
+        assert (jwks.hostname, jwks.port) == ("auth", SERVICE_PORT)
+        assert service_for(jwks.path) == "auth"
+
+
+def _check_least_privilege(process: Process, env: dict[str, str], where: str) -> None:
+    """A process holds only the credentials its settings read."""
+    extra = {name for name in CREDENTIALS if name in env} - set(process.reads())
+    assert not extra, f"{where}: {process.name} is given {sorted(extra)} it never uses"
+
+
+@pytest.mark.parametrize("process", processes(), ids=lambda p: p.name)
+def test_compose_supplies_every_variable_each_process_needs(process: Process) -> None:
+    env = {name: str(value) for name, value in _compose()[process.name]["environment"].items()}
+    _check_supplied(process, env, "compose")
+    _check_least_privilege(process, env, "compose")
+
+
+@pytest.mark.parametrize("process", processes(), ids=lambda p: p.name)
+def test_kubernetes_supplies_every_variable_each_process_needs(process: Process) -> None:
+    documents = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "mailmerger.yaml").read_text()))
+    config = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
+    deployment = next(
+        d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == process.name
+    )
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env: dict[str, str] = {}
+    for entry in container["env"]:
+        source = entry["valueFrom"]
+        if "configMapKeyRef" in source:
+            env[entry["name"]] = config[source["configMapKeyRef"]["key"]]
+        else:  # the operator's Secret: present, its value theirs
+            assert source["secretKeyRef"]["name"] == k8s.SECRETS
+            env[entry["name"]] = "(secret)"
+    _check_supplied(process, env, "kubernetes")
+    _check_least_privilege(process, env, "kubernetes")
+    assert container["command"] == process.command
+
+
+def test_only_the_sender_and_auth_hold_the_senders_credential() -> None:
+    """The credential that obtains Gmail access tokens reaches no other process."""
+    holders = {p.name for p in processes() if "MM_INTERNAL_SENDER_TOKEN" in compose.environment(p)}
+    assert holders == {"auth", "sender-worker"}
+
+
+def test_the_emulator_accepts_the_redirect_uris_compose_uses() -> None:
+    """The emulator's registered redirect URIs are built from the public URL the services use."""
+    services = _compose()
+    public_url = services["auth"]["environment"]["MM_HTTP_PUBLIC_URL"]
+    clients = json.loads(services["google"]["environment"]["MM_EMULATOR_CLIENTS"])
+    assert f"{public_url}/v1/auth/google/callback" in clients[0]["redirect_uris"]
+    assert f"{public_url}/api/oauth/oauth2callback" in clients[0]["redirect_uris"]
+    # It listens beyond its own host name, so its healthcheck on 127.0.0.1 reaches it.
+    assert services["google"]["environment"]["MM_EMULATOR_HOST"] == "0.0.0.0"
+    assert "127.0.0.1:8090" in services["google"]["healthcheck"]["test"][-1]
+
+
+def test_every_service_is_registered_under_its_own_name() -> None:
+    assert list(registry()) == list(SERVICES)
 
 
 def test_k8s_manifests_are_generated_from_the_tables() -> None:
     """deploy/k8s/mailmerger.yaml is exactly what `mailmerger deploy k8s` prints."""
-    from mailmerger import k8s
-
     assert (ROOT / "deploy" / "k8s" / "mailmerger.yaml").read_text() == k8s.render()
 
 
@@ -124,9 +215,9 @@ def test_ingress_routes_every_prefix_to_its_service() -> None:
     paths = {
         (p["path"], p["backend"]["service"]["name"]) for p in ingress["spec"]["rules"][0]["http"]["paths"]
     }
-    assert paths == {(route.prefix, route.service) for route in ROUTES}
+    assert paths == {(route.prefix, route.service) for route in routes()}
     services = {d["metadata"]["name"] for d in documents if d["kind"] == "Service"}
-    assert {route.service for route in ROUTES} <= services
+    assert {route.service for route in routes()} <= services
 
 
 def test_senders_scale_on_their_queue_depth() -> None:

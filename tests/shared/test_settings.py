@@ -11,7 +11,7 @@ import pytest
 from mailmerger_shared.settings import (
     DatabaseSettings,
     HttpSettings,
-    InternalSettings,
+    QueueCredential,
     SettingsError,
     load,
     load_all,
@@ -43,7 +43,7 @@ def test_every_missing_and_malformed_variable_is_named_at_once() -> None:
     with pytest.raises(SettingsError) as caught:
         load_all(
             DatabaseSettings,
-            InternalSettings,
+            QueueCredential,
             HttpSettings,
             env={"MM_DB_POOL_SIZE": "ten", "MM_HTTP_PORT": "80a"},
         )

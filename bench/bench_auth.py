@@ -72,7 +72,8 @@ async def scratch_environment() -> AsyncIterator[dict[str, str]]:
             "MM_AMQP_URL": f"{AMQP_BASE}/{vhost}" if rabbitmqctl else AMQP_BASE + "/",
             "MM_REDIS_URL": REDIS_URL,
             "MM_REDIS_KEY_PREFIX": f"mm_bench_auth_{run}:",
-            "MM_INTERNAL_SERVICE_TOKEN": f"bench-{run}",
+            "MM_INTERNAL_QUEUE_TOKEN": f"bench-queue-{run}",
+            "MM_INTERNAL_SENDER_TOKEN": f"bench-sender-{run}",
             "MM_LOG_JSON": "false",
             # The benchmark logs in hundreds of times from one address: not what the throttle is for.
             "MM_AUTH_LOGIN_ATTEMPTS_PER_ACCOUNT": "1000000",

@@ -128,7 +128,9 @@ class Stack:
             "MM_AMQP_URL": self.amqp_url,
             "MM_REDIS_URL": REDIS_URL,
             "MM_REDIS_KEY_PREFIX": f"mm_bench_pipe_{self.run_id}:",
-            "MM_INTERNAL_SERVICE_TOKEN": "bench",
+            # The queue presents one credential, the sender the other (auth is answered by a stand-in).
+            "MM_INTERNAL_QUEUE_TOKEN": "bench-queue",
+            "MM_INTERNAL_SENDER_TOKEN": "bench-sender",
             "MM_GMAIL_API_URL": self.emulator_url,
             "MM_HTTP_PORT": str(free_port()),
             "MM_LOG_LEVEL": "WARNING",

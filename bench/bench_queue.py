@@ -275,7 +275,7 @@ async def main() -> None:
         env = {
             "MM_DB_URL": DB_URL,
             "MM_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{VHOST}",
-            "MM_INTERNAL_SERVICE_TOKEN": "bench",
+            "MM_INTERNAL_QUEUE_TOKEN": "bench",
             "MM_LOG_JSON": "false",
             "MM_LOG_LEVEL": "WARNING",
             # The accounts' own limits (1,000,000/min) are within the quota: nothing but the

@@ -1,9 +1,9 @@
 """Benchmark: resident memory at idle of the all-in-one process and of each service alone.
 
 Each process is started against a scratch database (every schema migrated), RabbitMQ vhost and
-Redis prefix, waited for until ready (``/ready`` for HTTP apps; a short settle for workers), then
-left idle for a few seconds; the value is the median of RSS samples (psutil) over that idle time,
-children included (the all-in-one's local S3 runs in a child process).
+Redis prefix, waited for until ready (``/ready``: HTTP apps on their port, workers on their
+metrics port), then left idle for a few seconds; the value is the median of RSS samples (psutil)
+over that idle time, children included (the all-in-one's local S3 runs in a child process).
 
     uv run python bench/bench_rss.py
 """
@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import psutil
 
+from mailmerger.topology import processes
 from mailmerger_shared.db import drop_database, ensure_database
 from mailmerger_shared.settings import DatabaseSettings
 
@@ -33,8 +34,6 @@ RESULTS = Path(__file__).parent / "results" / "rss.json"
 PG_BASE = os.environ.get("MM_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 AMQP_BASE = os.environ.get("MM_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
 REDIS_URL = os.environ.get("MM_TEST_REDIS", "redis://127.0.0.1:6379/0")
-SERVICES = ("auth", "templates", "queue", "storage", "sender")
-WORKERS = (("queue", "dispatcher"), ("sender", "worker"))
 IDLE_SECONDS = 5.0
 
 
@@ -107,7 +106,9 @@ def main() -> None:
         "MM_AMQP_URL": f"{AMQP_BASE}/{vhost}",
         "MM_REDIS_URL": REDIS_URL,
         "MM_REDIS_KEY_PREFIX": f"mm_bench_rss_{run_id}:",
-        "MM_INTERNAL_SERVICE_TOKEN": "bench",
+        # Each service alone reads the credentials of the callers it accepts or presents as.
+        "MM_INTERNAL_QUEUE_TOKEN": "bench-queue",
+        "MM_INTERNAL_SENDER_TOKEN": "bench-sender",
         "MM_LOG_LEVEL": "WARNING",
         "MM_LOG_JSON": "false",
     }
@@ -121,15 +122,13 @@ def main() -> None:
     try:
         from mailmerger.migrate import migrate
 
-        for service in SERVICES:
-            asyncio.run(migrate(service, database=DatabaseSettings(url=database_url)))
+        asyncio.run(migrate("all", database=DatabaseSettings(url=database_url)))
         port, internal, s3 = free_port(), free_port(), free_port()
         all_env = {
             **env,
             "MM_HTTP_PORT": str(port),
             "MM_HTTP_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "MM_JWT_JWKS_URL": f"http://127.0.0.1:{port}/v1/auth/.well-known/jwks.json",
-            "MM_INTERNAL_BASE_URL": f"http://127.0.0.1:{internal}",
             "MM_RUN_INTERNAL_PORT": str(internal),
             "MM_RUN_LOCAL_S3_PORT": str(s3),
         }
@@ -149,25 +148,28 @@ def main() -> None:
                 f"(moto) child; median of RSS samples over {IDLE_SECONDS:.0f} s idle {how}",
             }
         )
-        alone: list[tuple[str, list[str], str | None]] = []
-        for service in SERVICES:
-            alone.append((f"mailmerger_{service}", [], "ready"))
-        for service, worker in WORKERS:
-            alone.append((f"mailmerger_{service} {worker}", [worker], None))
-        for name, extra, probe in alone:
+        # Every process of the separate-services topology: each HTTP app, each worker (whose
+        # /ready is on its metrics port).
+        alone = [
+            (
+                f"mailmerger_{p.service}" + (f" {p.worker}" if p.worker else ""),
+                [p.worker] if p.worker else [],
+                "MM_HTTP_PORT" if p.http else "MM_METRICS_PORT",
+            )
+            for p in processes()
+        ]
+        for name, extra, port_variable in alone:
             port = free_port()
             service_env = {
                 **env,
-                "MM_HTTP_PORT": str(port),
+                port_variable: str(port),
                 "MM_GMAIL_API_URL": "http://127.0.0.1:9",
                 **s3_stand_in.environment(),
             }
             module = name.split()[0]
             try:
                 rss, how = measure(
-                    [sys.executable, "-m", module, *extra],
-                    service_env,
-                    f"http://127.0.0.1:{port}/ready" if probe else None,
+                    [sys.executable, "-m", module, *extra], service_env, f"http://127.0.0.1:{port}/ready"
                 )
             except RuntimeError as exc:
                 results.append(

@@ -317,7 +317,7 @@ def main() -> None:
             "MM_AMQP_PREFETCH": str(args.prefetch),
             "MM_REDIS_URL": REDIS_URL,
             "MM_REDIS_KEY_PREFIX": f"mm_bench_{run_id}:",
-            "MM_INTERNAL_SERVICE_TOKEN": "bench",
+            "MM_INTERNAL_SENDER_TOKEN": "bench",
             "MM_GMAIL_API_URL": emulator_url,
             "MM_SENDER_ACCOUNT_SENDS_PER_MINUTE": "10000000",
             "MM_LOG_LEVEL": "WARNING",

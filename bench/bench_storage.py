@@ -237,7 +237,7 @@ def main() -> None:
                 "MM_DB_URL": database,
                 "MM_AMQP_URL": amqp_url,
                 "MM_JWT_JWKS_URL": jwks_url,
-                "MM_INTERNAL_SERVICE_TOKEN": "bench",
+                "MM_INTERNAL_QUEUE_TOKEN": "bench",
                 "MM_HTTP_PORT": str(http_port),
                 "MM_LOG_LEVEL": "WARNING",
                 "MM_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",

@@ -54,6 +54,7 @@ from jwt.algorithms import OKPAlgorithm
 
 from mailmerger_shared.db import drop_database, ensure_database
 from mailmerger_shared.migrations import upgrade
+from mailmerger_shared.web.internal import caller_headers
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results" / "templates_api.json"
@@ -150,7 +151,7 @@ def scratch_infrastructure(jwks_url: str) -> Iterator[dict[str, str]]:
             "MM_REDIS_KEY_PREFIX": key_prefix,
             "MM_AMQP_URL": amqp_url,
             "MM_JWT_JWKS_URL": jwks_url,
-            "MM_INTERNAL_SERVICE_TOKEN": SERVICE_TOKEN,
+            "MM_INTERNAL_QUEUE_TOKEN": SERVICE_TOKEN,
             "MM_LOG_JSON": "true",
             "MM_LOG_LEVEL": "WARNING",
         }
@@ -340,7 +341,7 @@ def measure_server(
                     f"{base_url}/internal/templates/render-batch",
                     connections=BATCH_CONNECTIONS,
                     seconds=seconds,
-                    headers={"X-Service-Token": SERVICE_TOKEN, "Content-Type": "application/json"},
+                    headers={**caller_headers("queue", SERVICE_TOKEN), "Content-Type": "application/json"},
                     body=batch,
                 ),
             )

@@ -34,7 +34,8 @@ class PrefixRouter:
     """Dispatches public requests to the owning service's app by path prefix.
 
     ``mounts`` are apps reached under a prefix that is stripped (the Google emulator, which serves
-    Google's own paths).
+    Google's own paths). ``probed`` are the workers' probe apps (``web.probes``): never routed to,
+    asked only by ``/ready``, so a worker that is not doing its work makes the whole 503.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class PrefixRouter:
         owner: Callable[[str], str | None] = service_for,
         mounts: Mapping[str, Any] | None = None,
         workers: Mapping[str, Worker] | None = None,
+        probed: Mapping[str, Any] | None = None,
     ) -> None:
         self.apps: dict[str, ASGIApp] = dict(apps)
         self._owner = owner
@@ -52,7 +54,7 @@ class PrefixRouter:
         self._metrics: ASGIApp = make_asgi_app()
         self._probes = {
             name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://in-process")
-            for name, app in self.apps.items()
+            for name, app in {**self.apps, **(probed or {})}.items()
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -87,7 +89,7 @@ class PrefixRouter:
             except Exception as exc:
                 return name, {"ready": False, "status": "unavailable", "error": repr(exc)}
 
-        results = dict(await asyncio.gather(*(one(name) for name in self.apps)))
+        results = dict(await asyncio.gather(*(one(name) for name in self._probes)))
         return all(r["ready"] for r in results.values()), results
 
     async def _probe(self, path: str, send: Send) -> None:

@@ -144,10 +144,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "run":
         from mailmerger.serve import run_all_in_one
-        from mailmerger_shared.metrics import MetricsSettings, start_metrics_listener
 
-        # Every service of the all-in-one shares one registry; this listener serves all of it.
-        start_metrics_listener(load(MetricsSettings))
+        # Its /metrics serves the one registry every service of the process shares.
         run_all_in_one(load(RunSettings))
         return 0
     raise AssertionError(args.command)

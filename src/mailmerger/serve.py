@@ -17,6 +17,7 @@ from mailmerger.standins import StandIns, start_stand_ins
 from mailmerger.topology import CREDENTIALS, internal_servers
 from mailmerger_shared.serving import server_config
 from mailmerger_shared.settings import HttpSettings, environment, load
+from mailmerger_shared.web.probes import Probes, probe_app
 
 if TYPE_CHECKING:
     from mailmerger.cli import RunSettings
@@ -47,12 +48,15 @@ def build_all_in_one(
         for name, service in services.items()
         if service.create_app is not None
     }
-    workers = {
-        worker: functools.partial(run, settings[name])
-        for name, service in services.items()
-        for worker, run in service.workers.items()
-    }
-    public = PrefixRouter(apps, mounts=stand_ins.mounts, workers=workers)
+    # Each worker reports its readiness to its own probes, as it does on its metrics port when
+    # it runs alone; /ready asks them under the worker's process name (``sender-worker``).
+    workers, probed = {}, {}
+    for name, service in services.items():
+        for worker, run in service.workers.items():
+            probes = Probes()
+            workers[f"{name}-{worker}"] = functools.partial(run, settings[name], probes=probes)
+            probed[f"{name}-{worker}"] = probe_app(probes)
+    public = PrefixRouter(apps, mounts=stand_ins.mounts, workers=workers, probed=probed)
     internal = PrefixRouter(apps, owner=_internal_owner)
     return public, internal, http, stand_ins
 

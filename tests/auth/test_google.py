@@ -256,7 +256,7 @@ async def test_disconnecting_revokes_at_google(auth: Harness, events: aio_pika.a
     account_id = gmail[0]["account_id"]
     token = (
         await auth.client.post(
-            f"/internal/auth/gmail-accounts/{account_id}/access-token", headers=auth.service_headers
+            f"/internal/auth/gmail-accounts/{account_id}/access-token", headers=auth.caller_headers("sender")
         )
     ).json()["access_token"]
 
@@ -269,7 +269,7 @@ async def test_disconnecting_revokes_at_google(auth: Harness, events: aio_pika.a
     assert profile.status_code == 401  # Google no longer honours the grant
     await next_event(events, c.GmailDisconnected, lambda event: event.account_id == account_id)
     after = await auth.client.post(
-        f"/internal/auth/gmail-accounts/{account_id}/access-token", headers=auth.service_headers
+        f"/internal/auth/gmail-accounts/{account_id}/access-token", headers=auth.caller_headers("sender")
     )
     assert after.status_code == 404
     async with auth.engine.connect() as connection:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from mailmerger.apiclient import Api
 from mailmerger_shared import tracing
 from mailmerger_shared.db import create_engine
 from mailmerger_shared.logs import JsonFormatter
-from mailmerger_shared.metrics import MetricsSettings, gmail_operation, start_metrics_listener
+from mailmerger_shared.metrics import gmail_operation
 from mailmerger_shared.settings import DatabaseSettings
 from tests.support import eventually
 from tests.system.harness import SystemUnderTest
@@ -171,32 +170,6 @@ async def test_an_account_gmail_throttled_shows_in_the_parked_accounts_gauge(
         async with engine.begin() as connection:
             await connection.execute(park, {"until": None, "id": signed_in.account_id})
         await engine.dispose()
-
-
-async def test_metrics_listener_serves_the_registry_for_worker_processes() -> None:
-    """MM_METRICS_PORT set: a worker's /metrics lists the sender and dispatcher metrics."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = start_metrics_listener(MetricsSettings(port=port))
-    assert server is not None
-    try:
-        async with httpx.AsyncClient() as client:
-            body = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    finally:
-        server.shutdown()
-        server.server_close()
-    for name in (
-        "mailmerger_sender_deliveries",
-        "mailmerger_dispatch_lag_seconds",
-        "mailmerger_accounts_parked",
-    ):
-        assert f"# TYPE {name}" in body
-
-
-def test_metrics_listener_is_off_without_a_port() -> None:
-    """With no MM_METRICS_PORT no listener is started (tests, the default)."""
-    assert start_metrics_listener(MetricsSettings()) is None
 
 
 def test_gmail_paths_become_a_few_operation_names() -> None:

@@ -278,7 +278,7 @@ async def test_line_break_in_a_field_rendered_into_the_subject_never_becomes_a_h
     except AssertionError:
         details = [(await client.get(f"/v1/emails/{e['id']}")).json() for e in pending]
         raise AssertionError(f"still pending: {details}") from None
-    messages = await emulator_messages(client, attacker.user.gmail or "")
+    messages = await emulator_messages(system.emulator_url, attacker.user.gmail or "")
     assert len(messages) >= expected
     for message in messages:
         names = [h["name"].lower() for h in message["headers"]]

@@ -145,7 +145,9 @@ class Harness:
         self.settings = TEST_DELIVERY
         self._redis = redis
         self._redis_prefix = redis_prefix
-        self._internal = InternalClient("http://auth.test", "service-token", transport=auth.transport())
+        self._internal = InternalClient(
+            "http://auth.test", caller="sender", token="sender-token", transport=auth.transport()
+        )
         self.gmail = HttpGmail(
             GmailSettings(api_url=emulator_url, request_timeout=REQUEST_TIMEOUT),
             transport=self.wire.transport(),

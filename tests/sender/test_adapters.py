@@ -79,7 +79,9 @@ def clock() -> list[datetime]:
 
 
 def tokens_for(stub: AuthStub, clock: list[datetime]) -> AccessTokens:
-    client = InternalClient("http://auth.test", "secret", transport=httpx.MockTransport(stub))
+    client = InternalClient(
+        "http://auth.test", caller="sender", token="secret", transport=httpx.MockTransport(stub)
+    )
     return AccessTokens(client, refresh_margin=timedelta(minutes=2), clock=lambda: clock[0])
 
 

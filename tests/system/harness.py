@@ -1,19 +1,29 @@
-"""The whole system under real uvicorn servers, and the steps a user takes through its gateway.
+"""The whole system, in either topology, and the steps a user takes through its gateway.
 
 ``SystemUnderTest`` runs the all-in-one (every service, the dispatcher, a sender, the Google
 emulator and a local S3) on free loopback ports in a thread of its own, with its own event loop,
-so the tests reach it over real HTTP exactly as a client would.
+so the tests reach it over real HTTP exactly as a client would. ``SplitSystem`` runs the compose
+topology instead (``mailmerger run-split``: every service, 2 dispatchers and 3 sender workers as
+processes of their own behind nginx), as a subprocess whose state file names each process.
+Both offer ``base_url`` (the gateway), ``emulator_url`` and ``env``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -61,14 +71,31 @@ def system_environment(service_env: Mapping[str, str], port: int) -> dict[str, s
     }
 
 
+class RunningSystem(Protocol):
+    """What the journeys need of a running system, in either topology."""
+
+    @property
+    def topology(self) -> str: ...
+    @property
+    def base_url(self) -> str: ...  # the gateway
+    @property
+    def emulator_url(self) -> str: ...  # the Google emulator's own routes (OAuth, Gmail, /_emulator)
+    @property
+    def env(self) -> dict[str, str]: ...
+
+
 class SystemUnderTest:
     """The all-in-one behind a public port (the gateway) and an internal one, in its own thread."""
+
+    topology: ClassVar[str] = "all-in-one"
 
     def __init__(self, service_env: Mapping[str, str]) -> None:
         self.port = free_port()
         self.internal_port = free_port()
         self.env = system_environment(service_env, self.port)
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # The all-in-one mounts the emulator under /google on its public port.
+        self.emulator_url = f"{self.base_url}/google"
         self.internal_url = f"http://127.0.0.1:{self.internal_port}"
         # The credential each calling service presents to internal routes.
         self.credentials = {
@@ -116,6 +143,87 @@ class SystemUnderTest:
         if self._thread is not None:
             self._thread.join(timeout=60)
         self.stand_ins.stop()
+
+
+class SplitSystem:
+    """``mailmerger run-split`` as a subprocess: the compose topology behind nginx on ``port``.
+
+    Its output goes to ``log_file``; its state file names every process's pid, port and number of
+    starts (the supervisor restarts a process that exits). ``extra_env`` tunes the run further
+    (the fault run slows the campaign's pace).
+    """
+
+    topology: ClassVar[str] = "split"
+
+    def __init__(
+        self, service_env: Mapping[str, str], workdir: Path, extra_env: Mapping[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.env = {**system_environment(service_env, self.port), **(extra_env or {})}
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.credentials = {
+            "queue": self.env["MM_INTERNAL_QUEUE_TOKEN"],
+            "sender": self.env["MM_INTERNAL_SENDER_TOKEN"],
+        }
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.state_file = workdir / "run-split.json"
+        self.log_file = workdir / "run-split.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MM_")} | self.env
+        command = [sys.executable, "-m", "mailmerger.cli", "run-split", "--port", str(self.port)]
+        with self.log_file.open("wb") as log:
+            self._process = subprocess.Popen(
+                [*command, "--state", str(self.state_file)], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def state(self) -> dict[str, Any]:
+        """The supervisor's state file as it stands ({} before it is first written)."""
+        try:
+            state: dict[str, Any] = json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return {}
+        return state
+
+    def process(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.state()["processes"][name]
+        return found
+
+    @property
+    def ready(self) -> bool:
+        """Whether every process answers its ready path; raises if run-split itself exited."""
+        if self._process is not None and self._process.poll() is not None:
+            raise AssertionError(f"run-split exited with {self._process.returncode}\n{self.log_tail()}")
+        return bool(self.state().get("ready"))
+
+    @property
+    def emulator_url(self) -> str:
+        """The emulator on its own port (not under /google in this topology)."""
+        return f"http://127.0.0.1:{self.process('google')['port']}"
+
+    def log_tail(self, lines: int = 150) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no run-split log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, grace: float = 60.0) -> None:
+        """SIGTERM to run-split (it stops every process, killing any still up after 30 s); after
+        ``grace`` seconds run-split and whatever it left are killed."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            self._process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            for entry in self.state().get("processes", {}).values():
+                if entry.get("pid"):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(entry["pid"], signal.SIGKILL)
 
 
 # --- a user's steps ----------------------------------------------------------------------------
@@ -199,11 +307,23 @@ async def connect_gmail(user: User, base_url: str) -> int:
     return user.account_id
 
 
-async def emulator_messages(client: httpx.AsyncClient, gmail: str) -> list[dict[str, Any]]:
-    response = await client.get("/google/_emulator/messages", params={"user": gmail})
+async def emulator_messages(emulator_url: str, gmail: str) -> list[dict[str, Any]]:
+    """Every message the emulated mailbox ``gmail`` holds (its sent mail, as delivered)."""
+    async with httpx.AsyncClient(base_url=emulator_url, timeout=30.0) as client:
+        response = await client.get("/_emulator/messages", params={"user": gmail})
     assert response.status_code == 200, response.text
     messages: list[dict[str, Any]] = response.json()["messages"]
     return messages
+
+
+async def emulator_counts(emulator_url: str, gmail: str | None = None) -> dict[str, Any]:
+    """Copies per Message-ID held by the emulator (of ``gmail``'s mailbox, or of every mailbox)."""
+    params = {"user": gmail} if gmail else {}
+    async with httpx.AsyncClient(base_url=emulator_url, timeout=30.0) as client:
+        response = await client.get("/_emulator/messages/counts", params=params)
+    assert response.status_code == 200, response.text
+    counts: dict[str, Any] = response.json()
+    return counts
 
 
 def header(message: Mapping[str, Any], name: str) -> list[str]:

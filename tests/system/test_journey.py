@@ -18,7 +18,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.system.harness import PDF, SystemUnderTest, User, connect_gmail, emulator_messages, header, sign_up
+from tests.system.harness import (
+    PDF,
+    RunningSystem,
+    User,
+    connect_gmail,
+    emulator_counts,
+    emulator_messages,
+    header,
+    sign_up,
+)
 
 pytestmark = pytest.mark.system
 
@@ -45,7 +54,7 @@ class Journey:
     counts: dict[str, Any]
 
 
-def recipient_rows(offer_id: int, notes_id: int) -> list[dict[str, str]]:
+def recipient_rows(offer_id: int, notes_id: int, recipients: int = RECIPIENTS) -> list[dict[str, str]]:
     """Per-recipient fields; a third each with no, one and two attachments of their own."""
     files = ["", str(offer_id), f"{offer_id};{notes_id}"]
     return [
@@ -57,7 +66,7 @@ def recipient_rows(offer_id: int, notes_id: int) -> list[dict[str, str]]:
             "role": f"Role {i % 7}",
             "files": files[i % 3],
         }
-        for i in range(RECIPIENTS)
+        for i in range(recipients)
     ]
 
 
@@ -99,21 +108,21 @@ async def ledger_by_address(client: httpx.AsyncClient, campaign_id: int) -> dict
             return emails
 
 
-async def raise_limits(system: SystemUnderTest, user: User) -> None:
+async def raise_limits(system: RunningSystem, user: User) -> None:
     """A Workspace-sized account: the product's pacing (the harness's default pace is 60,000/min) and
     the emulator's quota both let 1,000 through."""
     response = await user.client.patch(f"/v1/senders/{user.account_id}", json={"daily_limit": 10_000})
     assert response.status_code == 200, response.text
-    async with httpx.AsyncClient(base_url=system.base_url) as operator:
+    async with httpx.AsyncClient(base_url=system.emulator_url) as operator:
         response = await operator.patch(
-            f"/google/_emulator/users/{user.gmail}",
+            f"/_emulator/users/{user.gmail}",
             json={"units_per_minute": 1_000_000, "daily_send_cap": 10_000},
         )
         assert response.status_code == 200, response.text
 
 
 @pytest.fixture(scope="module")
-async def journey(system: SystemUnderTest) -> AsyncIterator[Journey]:
+async def journey(system: RunningSystem) -> AsyncIterator[Journey]:
     user = await sign_up(system.base_url, "campaigner")
     try:
         yield await run_journey(system, user)
@@ -121,8 +130,21 @@ async def journey(system: SystemUnderTest) -> AsyncIterator[Journey]:
         await user.client.aclose()
 
 
-async def run_journey(system: SystemUnderTest, user: User) -> Journey:
-    """Everything the user does, from connecting Gmail to the campaign's last progress event."""
+@dataclass
+class PreparedCampaign:
+    """A campaign built and ready to launch: its recipients' rows and the attachments uploaded."""
+
+    campaign_id: int
+    rows: list[dict[str, str]]
+    uploaded: dict[str, int]  # file name -> attachment id
+    build: dict[str, Any]
+
+
+async def prepare_campaign(
+    system: RunningSystem, user: User, recipients: int = RECIPIENTS
+) -> PreparedCampaign:
+    """What the user does before launching: connect Gmail, upload a resume and two attachments,
+    write a template, create the campaign and upload its recipients (with per-row attachments)."""
     await connect_gmail(user, system.base_url)
     await raise_limits(system, user)
     client = user.client
@@ -159,7 +181,7 @@ async def run_journey(system: SystemUnderTest, user: User) -> Journey:
     assert response.status_code == 201, response.text
     campaign_id = response.json()["id"]
 
-    rows = recipient_rows(uploaded["offer.pdf"], uploaded["notes.txt"])
+    rows = recipient_rows(uploaded["offer.pdf"], uploaded["notes.txt"], recipients)
     response = await client.put(
         f"/v1/campaigns/{campaign_id}/recipients",
         content=as_csv(rows),
@@ -167,23 +189,31 @@ async def run_journey(system: SystemUnderTest, user: User) -> Journey:
         timeout=60,
     )
     assert response.status_code == 200, response.text
-    build = response.json()
+    return PreparedCampaign(campaign_id=campaign_id, rows=rows, uploaded=uploaded, build=response.json())
 
-    response = await client.post(f"/v1/campaigns/{campaign_id}/launch", json={})
+
+async def launch(user: User, campaign_id: int) -> None:
+    response = await user.client.post(f"/v1/campaigns/{campaign_id}/launch", json={})
     assert response.status_code == 200, response.text
-    final_progress = await follow_progress(client, campaign_id)
 
-    counts = (await client.get("/google/_emulator/messages/counts", params={"user": user.gmail})).json()
+
+async def run_journey(system: RunningSystem, user: User) -> Journey:
+    """Everything the user does, from connecting Gmail to the campaign's last progress event."""
+    prepared = await prepare_campaign(system, user)
+    await launch(user, prepared.campaign_id)
+    final_progress = await follow_progress(user.client, prepared.campaign_id)
+
+    counts = await emulator_counts(system.emulator_url, user.gmail)
     return Journey(
         user=user,
-        campaign_id=campaign_id,
-        rows=rows,
-        attachment_names={i: name for name, i in uploaded.items()},
-        resume_id=uploaded["resume.pdf"],
-        build=build,
+        campaign_id=prepared.campaign_id,
+        rows=prepared.rows,
+        attachment_names={i: name for name, i in prepared.uploaded.items()},
+        resume_id=prepared.uploaded["resume.pdf"],
+        build=prepared.build,
         final_progress=final_progress,
-        ledger=await ledger_by_address(client, campaign_id),
-        delivered=await emulator_messages(client, user.gmail or ""),
+        ledger=await ledger_by_address(user.client, prepared.campaign_id),
+        delivered=await emulator_messages(system.emulator_url, user.gmail or ""),
         counts=counts,
     )
 

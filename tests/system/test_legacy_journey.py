@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.support import eventually
-from tests.system.harness import PDF, SystemUnderTest, emulator_messages, follow_connect_url, unique_email
+from tests.system.harness import PDF, RunningSystem, emulator_messages, follow_connect_url, unique_email
 
 pytestmark = pytest.mark.system
 
@@ -60,7 +60,7 @@ def email(to: str, subject: str, *, include_resume: bool = False) -> dict[str, A
     }
 
 
-async def play_client(system: SystemUnderTest, client: httpx.AsyncClient) -> LegacyRun:
+async def play_client(system: RunningSystem, client: httpx.AsyncClient) -> LegacyRun:
     """What the React client does, step by step; every answer is kept for the tests."""
     run = LegacyRun(gmail=f"legacy-{unique_email('g').split('@')[0]}@gmail.local")
     address, password = unique_email("legacy"), "legacy password 123"
@@ -95,7 +95,7 @@ async def play_client(system: SystemUnderTest, client: httpx.AsyncClient) -> Leg
     )
 
     async def delivered(count: int) -> list[dict[str, Any]]:
-        messages = await emulator_messages(client, run.gmail)
+        messages = await emulator_messages(system.emulator_url, run.gmail)
         return messages if len(messages) >= count else []
 
     await eventually(lambda: delivered(1), timeout=20)  # no longer in the queue
@@ -111,7 +111,7 @@ async def play_client(system: SystemUnderTest, client: httpx.AsyncClient) -> Leg
 
 
 @pytest.fixture(scope="module")
-async def legacy_run(system: SystemUnderTest) -> AsyncIterator[LegacyRun]:
+async def legacy_run(system: RunningSystem) -> AsyncIterator[LegacyRun]:
     async with httpx.AsyncClient(base_url=system.base_url, timeout=30.0) as client:
         yield await play_client(system, client)
 

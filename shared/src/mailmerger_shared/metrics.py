@@ -12,17 +12,13 @@ them with ``max``, never ``sum``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import ClassVar
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 from mailmerger_shared.settings import Settings
-
-log = logging.getLogger(__name__)
 
 # Seconds from a minute to a day: lag is "a tick late" normally and "hours" when an account is parked.
 _LAG_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
@@ -67,20 +63,8 @@ class MetricsSettings(Settings, frozen=True, kw_only=True):
     """Where a worker process (sender, dispatcher) serves ``/health``, ``/ready`` and ``/metrics``."""
 
     prefix: ClassVar[str] = "MM_METRICS_"
-    port: int | None = None  # unset: no listener (tests, the all-in-one, which has /metrics)
+    port: int | None = None  # unset: no listener (tests; the all-in-one serves /metrics itself)
     host: str = "127.0.0.1"
-
-
-def start_metrics_listener(settings: MetricsSettings) -> WSGIServer | None:
-    """Serve the default registry on ``settings.port`` in a daemon thread (None when no port is set).
-
-    The thread lives as long as the process; ``shutdown()`` on the returned server stops it.
-    """
-    if settings.port is None:
-        return None
-    server, _thread = start_http_server(settings.port, addr=settings.host)
-    log.info("metrics listener started", extra={"port": settings.port, "host": settings.host})
-    return server
 
 
 def record_delivery(outcome: str, reason: object) -> None:

@@ -27,8 +27,8 @@ from mailmerger_auth.signing_keys import KeyPolicy, SigningKeys
 from mailmerger_auth.throttle import LoginThrottle
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_auth.worker import keep_up, run_upkeep
-from mailmerger_shared.runtime import Infrastructure, infrastructure_lifespan, outbox_lifespan
 from mailmerger_shared.registration import ServiceRegistration
+from mailmerger_shared.runtime import Infrastructure, infrastructure_lifespan, outbox_lifespan
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import token_verifier
 

@@ -21,8 +21,8 @@ from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.api import ROUTES
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_queue.worker import account_events, delivery_outcomes, run_dispatcher
-from mailmerger_shared.runtime import consumer_lifespan, infrastructure_lifespan
 from mailmerger_shared.registration import ServiceRegistration
+from mailmerger_shared.runtime import consumer_lifespan, infrastructure_lifespan
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
 from mailmerger_shared.web.internal import InternalClient
@@ -103,6 +103,13 @@ SERVICE = ServiceRegistration(
     name=NAME,
     settings_type=QueueSettings,
     create_app=create_app,
-    public_prefixes=("/v1/emails", "/v1/campaigns", "/v1/senders", "/api/email", "/api/queue", "/schema/queue"),
+    public_prefixes=(
+        "/v1/emails",
+        "/v1/campaigns",
+        "/v1/senders",
+        "/api/email",
+        "/api/queue",
+        "/schema/queue",
+    ),
     workers={"dispatcher": run_dispatcher},
 )

@@ -9,8 +9,8 @@ from typing import Any
 from litestar import Litestar
 from litestar.di import Provide
 
-from mailmerger_shared.runtime import consumer_lifespan, infrastructure_lifespan, outbox_lifespan
 from mailmerger_shared.registration import ServiceRegistration
+from mailmerger_shared.runtime import consumer_lifespan, infrastructure_lifespan, outbox_lifespan
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
 from mailmerger_storage import models

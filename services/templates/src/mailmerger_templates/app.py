@@ -9,8 +9,8 @@ from typing import Any
 from litestar import Litestar
 
 from mailmerger_shared.broker.consumer import Handler
-from mailmerger_shared.runtime import Infrastructure, consumer_lifespan, infrastructure_lifespan
 from mailmerger_shared.registration import ServiceRegistration
+from mailmerger_shared.runtime import Infrastructure, consumer_lifespan, infrastructure_lifespan
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
 from mailmerger_templates.api import routes

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from litestar import Router, get, post
+from litestar import Router, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from mailmerger_auth import gmail_accounts, oauth_flow
+from mailmerger_auth import oauth_flow
 from mailmerger_auth.api.deps import PUBLIC
 from mailmerger_auth.api.google import connect_ticket
 from mailmerger_auth.gmail_tokens import GmailTokens

@@ -1,0 +1,146 @@
+"""A fault run in the split topology: processes killed mid-campaign, every message still sent once.
+
+The compose topology (``mailmerger run-split``: auth, templates, queue, storage, 2 dispatchers,
+3 sender workers, the emulator and a local S3 as processes of their own, behind nginx) sends a
+1,000-recipient campaign with per-row attachments. While it is being delivered, two sender workers
+and the queue API process are killed with SIGKILL and auth is stopped with SIGTERM; the
+supervisor starts each again (as compose's ``restart: unless-stopped`` would). The campaign must
+still complete with, per RFC Message-ID at the emulator, nothing lost, nothing duplicated and
+nothing unexpected (tests/fault/checker.py).
+
+The account is paced at 3,000 sends a minute (~50/s, about 20 s for the campaign) so that the
+kills land while messages are in flight, not after the last one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fault.checker import Row, check
+from tests.support import eventually
+from tests.system.conftest import start_split, stop_split
+from tests.system.harness import SplitSystem, emulator_counts, sign_up
+from tests.system.test_journey import RECIPIENTS, launch, ledger_by_address, prepare_campaign
+
+pytestmark = [pytest.mark.system, pytest.mark.split, pytest.mark.fault, pytest.mark.timeout(300)]
+
+PER_MINUTE = 3000
+FAULT_ENV = {
+    # The account's pace (the dispatcher's ceiling for every account): ~50 sends/s.
+    "MM_DISPATCH_PER_MINUTE_LIMIT": str(PER_MINUTE),
+    # A claim abandoned by a killed sender settles in seconds, not minutes (as in tests/fault).
+    "MM_SENDER_PREPARE_TIMEOUT_SECONDS": "2",
+    "MM_SENDER_SETTLE_MARGIN_SECONDS": "3",
+    "MM_SENDER_BACKOFF_MAX_SECONDS": "4",
+    "MM_SENDER_SHUTDOWN_GRACE_SECONDS": "5",
+    "MM_GMAIL_REQUEST_TIMEOUT": "5",
+}
+KILLED = ("sender-worker-1", "sender-worker-2", "queue")
+RESTARTED = ("auth",)
+# Kill once this many messages reached the emulator (the campaign is well under way, far from done).
+KILL_AFTER = 150
+
+
+@pytest.fixture(scope="module")
+async def split(
+    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[SplitSystem]:
+    system = await start_split(service_env, tmp_path_factory.mktemp("split-fault"), FAULT_ENV)
+    try:
+        yield system
+    finally:
+        stop_split(system)
+
+
+async def delivered(split: SplitSystem) -> int:
+    async with httpx.AsyncClient(base_url=split.emulator_url, timeout=10) as client:
+        response = await client.get("/_emulator/messages/total")
+        response.raise_for_status()
+        total: int = response.json()["total"]
+        return total
+
+
+async def answers_ready(port: int) -> bool:
+    async with httpx.AsyncClient(timeout=2) as client:
+        try:
+            return (await client.get(f"http://127.0.0.1:{port}/ready")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+
+async def progress(client: httpx.AsyncClient, campaign_id: int) -> dict[str, Any] | None:
+    """The campaign's progress, or None while the gateway cannot reach the queue API."""
+    try:
+        response = await client.get(f"/v1/campaigns/{campaign_id}/progress")
+    except httpx.TransportError:
+        return None
+    if response.status_code != 200:
+        return None
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def test_killed_senders_and_queue_and_restarted_auth_lose_and_duplicate_nothing(
+    split: SplitSystem,
+) -> None:
+    """kill -9 two sender workers and the queue API mid-campaign, restart auth: 0 lost, 0 duplicated."""
+    user = await sign_up(split.base_url, "faulty")
+    try:
+        prepared = await prepare_campaign(split, user)
+        assert prepared.build["valid"] == RECIPIENTS, prepared.build
+        before = {name: split.process(name) for name in (*KILLED, *RESTARTED)}
+        await launch(user, prepared.campaign_id)
+
+        # Mid-campaign: some messages delivered, most still to go.
+        at_kill = await eventually(lambda: _at_least(split, KILL_AFTER), timeout=60, interval=0.05)
+        for name in KILLED:
+            os.kill(before[name]["pid"], signal.SIGKILL)
+        os.kill(before["auth"]["pid"], signal.SIGTERM)
+        after_kill = await delivered(split)
+        assert KILL_AFTER <= at_kill <= after_kill < RECIPIENTS, (at_kill, after_kill)
+
+        # Each is started again, under a new pid, and answers /ready on its port.
+        async def restarted() -> bool:
+            for name, was in before.items():
+                now = split.process(name)
+                if now["starts"] != was["starts"] + 1 or now["pid"] == was["pid"]:
+                    return False
+                if not await answers_ready(now["port"]):
+                    return False
+            return True
+
+        await eventually(restarted, timeout=60, interval=0.2)
+        assert await delivered(split) < RECIPIENTS, "the campaign finished before every process was back"
+
+        async def completed() -> dict[str, Any] | None:
+            answer = await progress(user.client, prepared.campaign_id)
+            return answer if answer and answer["state"] == "completed" else None
+
+        final = await eventually(completed, timeout=150, interval=0.5)
+        assert {state: n for state, n in final["counts"].items() if n} == {"sent": RECIPIENTS}, final
+
+        ledger = list((await ledger_by_address(user.client, prepared.campaign_id)).values())
+        assert len(ledger) == RECIPIENTS
+        rows = [Row(e["rfc_message_id"], e["state"], e["gmail_id"], e["outcome_reason"]) for e in ledger]
+        # Every mailbox of the emulator: a copy sent from anywhere but this campaign is unexpected.
+        copies = (await emulator_counts(split.emulator_url))["counts"]
+        verdict = check(rows, rows, copies)
+        assert verdict.valid, verdict.summary()
+        assert verdict.sent == RECIPIENTS
+        assert sum(copies.values()) == RECIPIENTS
+        # None of the processes was restarted beyond the faults (no crash of its own).
+        starts = {name: entry["starts"] for name, entry in split.state()["processes"].items()}
+        assert starts == {name: 2 if name in before else 1 for name in starts}, starts
+    finally:
+        await user.client.aclose()
+
+
+async def _at_least(split: SplitSystem, count: int) -> int | None:
+    total = await delivered(split)
+    return total if total >= count else None

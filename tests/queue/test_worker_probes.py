@@ -133,7 +133,11 @@ async def test_stopping_the_worker_runs_its_shutdown_and_stops_the_probe_server(
     assert infra.sessions is not None
     async with transaction(infra.sessions) as session:
         listening = await session.scalar(
-            text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+            # This run's database only: other runs on the machine have dispatchers of their own.
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = :name AND datname = current_database()"
+            ),
             {"name": "queue-dispatcher-listener"},
         )
     assert listening == 0

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
-from collections.abc import Awaitable, Callable
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
+
+import aio_pika
+from aio_pika.abc import AbstractRobustConnection
+
+from mailmerger_shared.broker.topology import QUEUES, declare_queue
 
 T = TypeVar("T")
 
@@ -32,3 +40,28 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def connection_with_a_fresh_queue(
+    amqp_url: str, queue: str, *, delivery_limit: int
+) -> AbstractRobustConnection:
+    """A broker connection, with ``queue`` and its dead-letter queue declared empty (the tests of
+    a run share one vhost)."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    channel = await connection.channel()
+    spec = QUEUES[queue]
+    await channel.queue_delete(spec.name)
+    await channel.queue_delete(spec.dead_letter_queue)
+    await declare_queue(channel, spec, delivery_limit=delivery_limit)
+    await channel.close()
+    return connection
+
+
+def start_worker_process(module: str, worker: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """``python -m <module> <worker>`` with ``env`` over this process's environment."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, worker],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

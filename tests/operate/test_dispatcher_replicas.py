@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +19,7 @@ from mailmerger_shared.broker.topology import QUEUES, declare_queue
 from mailmerger_shared.db import create_engine
 from mailmerger_shared.settings import BrokerSettings, DatabaseSettings
 from tests.operate.conftest import private_database, private_vhost
-from tests.support import eventually
+from tests.support import eventually, start_worker_process
 
 ACCOUNTS = 8
 PER_ACCOUNT = 150
@@ -107,12 +105,7 @@ async def published_commands(amqp_url: str) -> Counter[int]:
 
 
 def start_dispatcher(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mailmerger_queue", "dispatcher"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return start_worker_process("mailmerger_queue", "dispatcher", env)
 
 
 async def test_three_dispatcher_processes_publish_every_message_exactly_once(

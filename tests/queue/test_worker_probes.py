@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +24,7 @@ from mailmerger_shared.metrics import MetricsSettings
 from mailmerger_shared.runtime import Infrastructure
 from mailmerger_shared.serving import run_with_probes
 from mailmerger_shared.web.probes import Probes, probe_app
-from tests.support import eventually, free_port
+from tests.support import eventually, free_port, start_worker_process
 
 
 @dataclass
@@ -167,12 +165,7 @@ async def test_without_a_metrics_port_the_worker_runs_without_probes(settings: Q
 
 
 def start_dispatcher(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mailmerger_queue", "dispatcher"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return start_worker_process("mailmerger_queue", "dispatcher", env)
 
 
 async def test_a_dispatcher_process_serves_its_probes_and_stops_cleanly_on_sigterm(

@@ -8,7 +8,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
-import aio_pika
 import httpx
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
@@ -19,12 +18,12 @@ from mailmerger_sender.models import deliveries
 from mailmerger_sender.settings import SenderSettings
 from mailmerger_sender.worker import QUEUE, run_sender
 from mailmerger_shared import contracts as c
-from mailmerger_shared.broker import QUEUES, Publisher, messages_of
-from mailmerger_shared.broker.topology import EVENTS_EXCHANGE, declare_queue
+from mailmerger_shared.broker import Publisher, messages_of
+from mailmerger_shared.broker.topology import EVENTS_EXCHANGE
 from mailmerger_shared.db import transaction
 from mailmerger_shared.settings import load_service
 from tests.sender.support import Account, FakeAuth, MemoryBlobs, next_id, send_email
-from tests.support import eventually
+from tests.support import connection_with_a_fresh_queue, eventually
 
 OUTCOMES = (
     c.EmailSent,
@@ -38,13 +37,7 @@ OUTCOMES = (
 
 @pytest.fixture
 async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    conn = await aio_pika.connect_robust(amqp_url)
-    channel = await conn.channel()
-    spec = QUEUES[QUEUE]
-    await channel.queue_delete(spec.name)  # start from an empty queue: tests in a run share the vhost
-    await channel.queue_delete(spec.dead_letter_queue)
-    await declare_queue(channel, spec, delivery_limit=5)
-    await channel.close()
+    conn = await connection_with_a_fresh_queue(amqp_url, QUEUE, delivery_limit=5)
     yield conn
     await conn.close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -14,10 +13,9 @@ from opentelemetry.trace import SpanKind
 
 from mailmerger_shared import contracts as c
 from mailmerger_shared import tracing
-from mailmerger_shared.broker import QUEUES, Consumer, Publisher
-from mailmerger_shared.broker.topology import declare_queue
+from mailmerger_shared.broker import Consumer, Publisher
 from mailmerger_shared.settings import BrokerSettings
-from tests.support import eventually
+from tests.support import connection_with_a_fresh_queue, eventually
 
 QUEUE = "templates.user-deleted"
 DELIVERY_LIMIT = BrokerSettings().delivery_limit
@@ -36,13 +34,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 @pytest.fixture
 async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    conn = await aio_pika.connect_robust(amqp_url)
-    channel = await conn.channel()
-    spec = QUEUES[QUEUE]
-    await channel.queue_delete(spec.name)  # start from an empty queue: tests in a run share the vhost
-    await channel.queue_delete(spec.dead_letter_queue)
-    await declare_queue(channel, spec, delivery_limit=DELIVERY_LIMIT)
-    await channel.close()
+    conn = await connection_with_a_fresh_queue(amqp_url, QUEUE, delivery_limit=DELIVERY_LIMIT)
     yield conn
     await conn.close()
 

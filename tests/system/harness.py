@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +35,9 @@ from mailmerger.serve import build_all_in_one
 from mailmerger.standins import StandIns
 from mailmerger_shared.serving import server_config
 from tests.support import eventually
+
+# Lines of run-split's log worth showing whatever the tail holds: its own, and errors.
+_NOTABLE = re.compile(r"^(run-split|migrate) |exited with|starting it again|Traceback|ERROR|CRITICAL|Error:")
 
 # A minimal valid PDF: storage sniffs the magic bytes and the trailer.
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -202,12 +206,21 @@ class SplitSystem:
         """The emulator on its own port (not under /google in this topology)."""
         return f"http://127.0.0.1:{self.process('google')['port']}"
 
-    def log_tail(self, lines: int = 150) -> str:
+    def log_tail(self, lines: int = 120) -> str:
+        """The supervisor's own lines and every error line, then the last ``lines`` of the log."""
         try:
-            text = self.log_file.read_text(errors="replace")
+            text = self.log_file.read_text(errors="replace").splitlines()
         except FileNotFoundError:
             return "(no run-split log)"
-        return "\n".join(text.splitlines()[-lines:])
+        notable = [line for line in text if _NOTABLE.search(line)]
+        return "\n".join(
+            [
+                "--- supervisor and errors (last 60):",
+                *notable[-60:],
+                f"--- last {lines} lines:",
+                *text[-lines:],
+            ]
+        )
 
     def stop(self, grace: float = 60.0) -> None:
         """SIGTERM to run-split (it stops every process, killing any still up after 30 s); after

@@ -14,6 +14,7 @@ kills land while messages are in flight, not after the last one.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -103,6 +104,9 @@ async def test_killed_senders_and_queue_and_restarted_auth_lose_and_duplicate_no
             os.kill(before[name]["pid"], signal.SIGKILL)
         os.kill(before["auth"]["pid"], signal.SIGTERM)
         after_kill = await delivered(split)
+        clock = asyncio.get_running_loop().time
+        killed_at = clock()
+        print(f"killed {KILLED}, stopped {RESTARTED} at {at_kill}..{after_kill} delivered")
         assert KILL_AFTER <= at_kill <= after_kill < RECIPIENTS, (at_kill, after_kill)
 
         # Each is started again, under a new pid, and answers /ready on its port.
@@ -116,13 +120,16 @@ async def test_killed_senders_and_queue_and_restarted_auth_lose_and_duplicate_no
             return True
 
         await eventually(restarted, timeout=60, interval=0.2)
-        assert await delivered(split) < RECIPIENTS, "the campaign finished before every process was back"
+        back = await delivered(split)
+        print(f"every process back after {clock() - killed_at:.1f} s, {back} delivered")
+        assert back < RECIPIENTS, "the campaign finished before every process was back"
 
         async def completed() -> dict[str, Any] | None:
             answer = await progress(user.client, prepared.campaign_id)
             return answer if answer and answer["state"] == "completed" else None
 
         final = await eventually(completed, timeout=150, interval=0.5)
+        print(f"completed {clock() - killed_at:.1f} s after the kills: {final}")
         assert {state: n for state, n in final["counts"].items() if n} == {"sent": RECIPIENTS}, final
 
         ledger = list((await ledger_by_address(user.client, prepared.campaign_id)).values())

@@ -70,7 +70,7 @@ async def start_split(
         try:
             await eventually(lambda: split.ready, timeout=120, interval=0.2)
         except AssertionError as exc:
-            raise AssertionError(f"run-split not ready within 120 s: {exc}\n{split.log_tail()}") from None
+            raise AssertionError(f"run-split did not get ready: {exc}\n{split.log_tail()}") from None
     except BaseException:
         stop_split(split)
         raise

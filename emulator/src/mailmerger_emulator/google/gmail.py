@@ -123,8 +123,10 @@ def gmail_router(state: EmulatorState) -> Router:
 
     @post("/gmail/v1/users/{user_id:str}/messages/send", status_code=200)
     async def send(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Response[Any]:
-        call = await admit(request, user_id, "messages.send", scopes.SEND)
+        # The whole request is in before an injected delay starts, as at Gmail: a caller that dies
+        # while waiting for the answer may still have sent its message.
         body = await request.body()
+        call = await admit(request, user_id, "messages.send", scopes.SEND)
         # base64 grows the message by 4/3: refuse an oversized one before decoding it.
         if len(body) * 3 // 4 > settings.max_message_bytes + 1024:
             raise bad_request(f"Request payload size exceeds the limit: {settings.max_message_bytes} bytes.")
@@ -142,10 +144,10 @@ def gmail_router(state: EmulatorState) -> Router:
 
     @post("/upload/gmail/v1/users/{user_id:str}/messages/send", status_code=200)
     async def upload_send(request: Request[Any, Any, Any], user_id: FromPath[str]) -> Response[Any]:
+        body = await request.body()  # in before an injected delay, as in send()
         call = await admit(request, user_id, "messages.send", scopes.SEND)
         upload_type = query(request).get("uploadType", "")
         content_type = request.headers.get("content-type", "")
-        body = await request.body()
         if upload_type == "media":
             check_message_media(content_type)
             return deliver(call, body, None)

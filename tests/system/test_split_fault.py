@@ -10,11 +10,10 @@ nothing unexpected (tests/fault/checker.py).
 
 The account is paced at 3,000 sends a minute (~50/s, about 20 s for the campaign) so that the
 kills land mid-campaign, and each send takes a second at the emulator so that every sender always
-has Gmail calls in flight when it is killed (the emulator drops a call whose caller went away
-before it answered: such a message is looked up once its claim settles, found absent and sent
-again, as its second attempt). The account grants ``gmail.readonly``
-besides ``gmail.send`` (as the accounts of tests/fault do): a send cut off by a kill is then looked
-up in the mailbox by its Message-ID and sent again only if absent. With ``gmail.send`` alone
+has Gmail calls in flight when it is killed: the emulator has such a message (its whole request
+was in), but the killed sender never heard so. The account grants ``gmail.readonly`` besides
+``gmail.send`` (as the accounts of tests/fault do): a send cut off by a kill is then looked up in
+the mailbox by its Message-ID once its claim settles, and sent again only if absent. With ``gmail.send`` alone
 nothing can be looked up, and such a message ends ``unconfirmed`` by design (never sent twice).
 """
 

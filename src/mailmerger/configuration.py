@@ -59,11 +59,20 @@ def _type_name(annotation: Any) -> str:
     return str(annotation).replace("typing.", "").replace("NoneType", "None")
 
 
+def _fields(group: type[Settings]) -> Iterator[tuple[type[Settings], msgspec.structs.FieldInfo]]:
+    """The group's fields; a group inside it (the emulator's ``Deployment``) under its own prefix."""
+    for field in msgspec.structs.fields(group):
+        if isinstance(field.type, type) and issubclass(field.type, Settings):
+            yield from _fields(field.type)
+        else:
+            yield group, field
+
+
 def variables() -> list[Variable]:
     found: dict[str, Variable] = {}
-    for user, group in _groups():
-        for field in msgspec.structs.fields(group):
-            name = f"{group.prefix}{field.name.upper()}"
+    for user, outer in _groups():
+        for group, field in _fields(outer):
+            name = group.variable(field.name)
             known = found.get(name)
             if known is not None:
                 found[name] = known._replace(used_by=(*known.used_by, user))

@@ -37,6 +37,8 @@ SECRET_VARIABLES = (
 ENVIRONMENT = {
     **{name: value for name, value in IN_CLUSTER.items() if name not in SECRET_VARIABLES},
     "MM_HTTP_PUBLIC_URL": "https://mailmerger.example.org",
+    # A real deployment: start-up refuses the published development secrets.
+    "MM_ENVIRONMENT": "production",
 }
 
 

@@ -5,14 +5,20 @@ Each concern is a frozen msgspec Struct with its own prefix (``MM_DB_``, ``MM_RE
 fails, so one start-up error names every missing or malformed variable at once.
 
 A ``.env`` file is read for development (real environment variables win over it).
+
+``MM_ENVIRONMENT`` (``Deployment``) says whether the process runs on a development machine or in
+a real deployment. Development, the default, is what ``make run``, compose and the tests run as;
+a group that holds a published development value (a credential printed in ``.env.example``, the
+emulator's client secret, the development encryption key) names it in ``published_defaults``, and
+outside development loading refuses every such value in the same one error.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar, get_origin
+from typing import Any, ClassVar, Literal, TypeAlias, TypeVar, get_args, get_origin
 
 import msgspec
 from dotenv import dotenv_values
@@ -32,6 +38,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Base of every settings group; subclasses set ``prefix``."""
 
     prefix: ClassVar[str]
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable of ``field``: ``MM_DB_`` + ``URL``."""
+        return f"{cls.prefix}{field.upper()}"
+
+    def published_defaults(self) -> list[str]:
+        """One problem per variable of this group that holds a value published for development
+        (it is in this repository, so it is no secret); refused outside development."""
+        return []
+
+
+Environment: TypeAlias = Literal["development", "production"]
+
+
+class Deployment(Settings, frozen=True, kw_only=True):
+    """Whether the process runs for development or for real (``MM_ENVIRONMENT``).
+
+    Development is the default so that ``make run``, compose and the tests need no configuration;
+    every real deployment sets ``production``, where start-up refuses the published development
+    values (see ``published_defaults``) and the Google emulator serves no admin API.
+    """
+
+    prefix: ClassVar[str] = "MM_"
+    environment: Environment = "development"
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
 
 
 def environment(env_file: str | Path | None = ".env") -> dict[str, str]:
@@ -66,9 +101,13 @@ def load(cls: type[S], env: Mapping[str, str] | None = None, *, problems: list[s
     """
     env = environment() if env is None else env
     collect = problems if problems is not None else []
+    known_before = len(collect)  # problems of the groups loaded before this one
     values: dict[str, Any] = {}
     for field in msgspec.structs.fields(cls):
-        variable = f"{cls.prefix}{field.name.upper()}"
+        if _is_group(field.type):  # a group inside a group keeps its own prefix (``Deployment``)
+            values[field.name] = load(field.type, env, problems=collect)
+            continue
+        variable = cls.variable(field.name)
         raw = env.get(variable)
         if raw is None or raw == "":
             if field.required:
@@ -80,25 +119,58 @@ def load(cls: type[S], env: Mapping[str, str] | None = None, *, problems: list[s
             collect.append(f"{variable}={raw!r} is malformed: expected {_describe(field.type)} ({exc})")
     if problems is None and collect:
         raise SettingsError(collect)
-    if collect:
+    if len(collect) > known_before:
         return None  # type: ignore[return-value]  # caller raises after collecting all groups
     try:
         return msgspec.convert(values, cls)
     except msgspec.ValidationError as exc:  # cross-field constraints (e.g. Meta bounds)
-        raise SettingsError([f"{cls.prefix}*: {exc}"]) from exc
+        if problems is None:
+            raise SettingsError([f"{cls.prefix}*: {exc}"]) from exc
+        problems.append(f"{cls.prefix}*: {exc}")
+        return None  # type: ignore[return-value]  # caller raises after collecting all groups
 
 
 def load_all(*classes: type[Settings], env: Mapping[str, str] | None = None) -> tuple[Any, ...]:
-    """Load several settings groups, reporting the problems of all of them in one error."""
+    """Load several settings groups, reporting the problems of all of them in one error.
+
+    When the groups include the ``Deployment`` and it is not development, every published
+    development value any group holds is one more problem (``refuse_published_defaults``).
+    """
     env = environment() if env is None else env
     problems: list[str] = []
-    loaded = tuple(load(cls, env, problems=problems) for cls in classes)
+    loaded: tuple[Settings | None, ...] = tuple(load(cls, env, problems=problems) for cls in classes)
+    problems += refuse_published_defaults(group for group in loaded if group is not None)
     if problems:
         raise SettingsError(problems)
     return loaded
 
 
+def refuse_published_defaults(groups: Iterable[Settings]) -> list[str]:
+    """The published development values among ``groups`` (and the groups inside them), when one
+    of them is a ``Deployment`` other than development; nothing in development."""
+    everything = list(_with_nested(groups))
+    deployment = next((group for group in everything if isinstance(group, Deployment)), None)
+    if deployment is None or deployment.development:
+        return []
+    refused = [problem for group in everything for problem in group.published_defaults()]
+    return [f"{problem} (not allowed with MM_ENVIRONMENT={deployment.environment})" for problem in refused]
+
+
+def _with_nested(groups: Iterable[Settings]) -> Iterator[Settings]:
+    for group in groups:
+        yield group
+        yield from _with_nested(
+            value for name in group.__struct_fields__ if isinstance(value := getattr(group, name), Settings)
+        )
+
+
+def _is_group(field_type: Any) -> bool:
+    return isinstance(field_type, type) and issubclass(field_type, Settings)
+
+
 def _describe(field_type: Any) -> str:
+    if get_origin(field_type) is Literal:
+        return "one of " + ", ".join(str(choice) for choice in get_args(field_type))
     name = getattr(field_type, "__name__", None)
     return name if name else str(field_type).replace("typing.", "")
 
@@ -172,6 +244,23 @@ class JwtSettings(Settings, frozen=True, kw_only=True):
 
 ALL_IN_ONE_INTERNAL_URL = "http://127.0.0.1:8081"
 
+# The development credentials of .env.example and docker-compose.yml: published, so refused
+# outside development.
+DEV_QUEUE_TOKEN = "dev-only-queue-token-change-me"  # noqa: S105
+DEV_SENDER_TOKEN = "dev-only-sender-token-change-me"  # noqa: S105
+# The Google emulator's development OAuth client secret (the emulator, compose, the all-in-one).
+DEV_GOOGLE_CLIENT_SECRET = "mailmerger-dev-secret"  # noqa: S105
+
+_MAKE_A_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 (a command)
+
+
+def _published_credential(variable: str, value: str, published: str) -> list[str]:
+    if value != published:
+        return []
+    return [
+        f"{variable} is the published development credential; set a secret of your own ({_MAKE_A_SECRET})"
+    ]
+
 
 class QueueCredential(Settings, frozen=True, kw_only=True):
     """The queue service's credential for internal routes (it calls templates, storage, auth)."""
@@ -179,12 +268,18 @@ class QueueCredential(Settings, frozen=True, kw_only=True):
     prefix: ClassVar[str] = "MM_INTERNAL_"
     queue_token: str
 
+    def published_defaults(self) -> list[str]:
+        return _published_credential(self.variable("queue_token"), self.queue_token, DEV_QUEUE_TOKEN)
+
 
 class SenderCredential(Settings, frozen=True, kw_only=True):
     """The sender's credential for internal routes (it obtains Gmail access tokens from auth)."""
 
     prefix: ClassVar[str] = "MM_INTERNAL_"
     sender_token: str
+
+    def published_defaults(self) -> list[str]:
+        return _published_credential(self.variable("sender_token"), self.sender_token, DEV_SENDER_TOKEN)
 
 
 class AuthServiceUrl(Settings, frozen=True, kw_only=True):

@@ -1,7 +1,9 @@
 """The operator and test API under ``/_emulator`` (never under a Google path).
 
 Users, their account state and quota overrides; tokens minted without the browser dance; faults;
-reset; and inspection of every delivered message (JSON and a small HTML mailbox).
+reset; and inspection of every delivered message (JSON and a small HTML mailbox). Mounted only in
+development (``MM_ENVIRONMENT``, the emulator's ``deployment`` setting): it has no credential of its
+own, and anyone who reached it could mint tokens for any user and read every mailbox.
 """
 
 from __future__ import annotations

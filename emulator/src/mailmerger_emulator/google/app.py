@@ -44,8 +44,11 @@ def create_app(
     """
     signer = IdTokenSigner(signing_key or generate_signing_key())
     state = EmulatorState(settings, clock or time.time, signer)
+    routers = [oauth_router(state), token_router(state), gmail_router(state)]
+    if settings.deployment.development:  # anyone reaching it could mint tokens and read every mailbox
+        routers.append(admin_router(state))
     return Litestar(
-        route_handlers=[oauth_router(state), token_router(state), gmail_router(state), admin_router(state)],
+        route_handlers=routers,
         exception_handlers={
             GoogleApiError: google_api_error_response,
             OAuthError: oauth_error_response,

@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
-from mailmerger_shared.settings import Settings
+from mailmerger_shared.settings import DEV_GOOGLE_CLIENT_SECRET, Deployment, Settings
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
@@ -29,7 +29,7 @@ def _dev_clients() -> list[OAuthClient]:
     return [
         OAuthClient(
             client_id="mailmerger-dev",
-            client_secret="mailmerger-dev-secret",  # noqa: S106  # the public dev client of the emulator
+            client_secret=DEV_GOOGLE_CLIENT_SECRET,  # the public development client of the emulator
             redirect_uris=[
                 "http://127.0.0.1:8080/v1/auth/google/callback",
                 "http://127.0.0.1:8080/api/oauth/oauth2callback",
@@ -62,6 +62,9 @@ class GoogleEmulatorSettings(Settings, frozen=True, kw_only=True):
     quotas_enabled: bool = True
     max_message_bytes: PositiveInt = 35 * 1024 * 1024
     max_recipients: PositiveInt = 100
+    # MM_ENVIRONMENT: the admin API (``/_emulator``: tokens for anyone, every mailbox, faults,
+    # reset) exists only in development.
+    deployment: Deployment = msgspec.field(default_factory=Deployment)
 
     @property
     def base_url(self) -> str:

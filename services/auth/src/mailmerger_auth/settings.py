@@ -9,8 +9,10 @@ from typing import Annotated, ClassVar
 import msgspec
 
 from mailmerger_shared.settings import (
+    DEV_GOOGLE_CLIENT_SECRET,
     BrokerSettings,
     DatabaseSettings,
+    Deployment,
     HttpSettings,
     JwtSettings,
     LogSettings,
@@ -27,9 +29,11 @@ GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
 GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
 
 # Development only: a published key, so that `make run` works without configuration. The app logs
-# a warning while it is the active key; every real deployment sets MM_AUTH_ENCRYPTION_KEYS.
+# a warning while it is the active key; outside development (MM_ENVIRONMENT) start-up refuses it,
+# so every real deployment sets MM_AUTH_ENCRYPTION_KEYS.
 DEV_ENCRYPTION_KEY_ID = "dev"
 DEV_ENCRYPTION_KEY = "bWFpbG1lcmdlci1kZXYtb25seS1lbmNyeXB0aW9uLWs"  # base64url of 32 bytes
+_MAKE_A_KEY = "python -c 'import os,base64;print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
 
 
 class AccountSettings(Settings, frozen=True, kw_only=True):
@@ -88,6 +92,23 @@ class EncryptionSettings(Settings, frozen=True, kw_only=True):
             if len(raw) != 32:
                 raise ValueError(f"key {key_id!r} must be 32 bytes, not {len(raw)}")
 
+    def published_defaults(self) -> list[str]:
+        problems = []
+        if self.active_key == DEV_ENCRYPTION_KEY_ID:
+            problems.append(
+                f"{self.variable('active_key')} is {DEV_ENCRYPTION_KEY_ID!r}, the published development "
+                "key's id; add a key of your own to MM_AUTH_ENCRYPTION_KEYS and make it the active key"
+            )
+        published = [
+            key_id for key_id, encoded in self.keys.items() if encoded.rstrip("=") == DEV_ENCRYPTION_KEY
+        ]
+        if published:
+            problems.append(
+                f"{self.variable('keys')} holds the published development key (id {', '.join(published)}); "
+                f"generate one ({_MAKE_A_KEY}), make it active, re-encrypt, and remove the published one"
+            )
+        return problems
+
     def key_bytes(self) -> dict[str, bytes]:
         decoded = {}
         for key_id, encoded in self.keys.items():
@@ -121,8 +142,17 @@ class GoogleSettings(Settings, frozen=True, kw_only=True):
     # Refresh a Gmail access token this long before it expires.
     refresh_margin_seconds: NonNegative = 300
 
+    def published_defaults(self) -> list[str]:
+        if self.client_secret != DEV_GOOGLE_CLIENT_SECRET:
+            return []
+        return [
+            f"{self.variable('client_secret')} is the Google emulator's published development secret; "
+            "set MM_GOOGLE_CLIENT_ID and MM_GOOGLE_CLIENT_SECRET to your Google OAuth client's"
+        ]
+
 
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
+    deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
     http: HttpSettings
     database: DatabaseSettings
     redis: RedisSettings

@@ -27,6 +27,7 @@ from mailmerger_queue.emails import remember_attachments
 from mailmerger_queue.models import Record, recipients
 from mailmerger_queue.settings import ComposeSettings
 from mailmerger_shared.internal_api import AttachmentInfo
+from mailmerger_shared.web.input_guard import NUL
 from mailmerger_shared.web.problems import Unprocessable
 
 _COLUMNS = [
@@ -73,6 +74,12 @@ async def csv_rows(
     header = [name.strip() for name in await anext(records, [])]
     if not header:
         raise Unprocessable("the recipient list is empty; its first line must name the columns")
+    for column, name in enumerate(header, start=1):
+        if NUL in name:
+            raise Unprocessable(
+                f"the header's column {column} contains a NUL character, which is not text; "
+                "remove it from the file"
+            )
     if len(set(header)) != len(header):
         raise Unprocessable(f"the header names a column twice: {', '.join(header)}")
     if address_column not in header:
@@ -88,7 +95,17 @@ async def csv_rows(
         malformed = None
         if len(record) != len(header):
             malformed = f"the row has {len(record)} cells, the header {len(header)}"
-        yield RowIn(number, dict(zip(header, record, strict=False)), malformed)
+        values = dict(zip(header, record, strict=False))
+        holding_nul = [column for column, cell in values.items() if NUL in cell]
+        if holding_nul:
+            # PostgreSQL cannot store the character: the row is kept (as a problem) without it.
+            cells = "cell contains" if len(holding_nul) == 1 else "cells contain"
+            malformed = (
+                f"the {', '.join(repr(c) for c in holding_nul)} {cells} a NUL character (row {number}), "
+                "which is not text; remove it from the file"
+            )
+            values = {column: cell.replace(NUL, "") for column, cell in values.items()}
+        yield RowIn(number, values, malformed)
 
 
 async def json_rows(rows: list[dict[str, Any]], settings: ComposeSettings) -> AsyncIterator[RowIn]:

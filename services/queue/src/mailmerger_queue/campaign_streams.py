@@ -7,8 +7,6 @@ streamed body is sent), a page or a snapshot at a time.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -20,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailmerger_queue import campaign_reports
 from mailmerger_queue.domain import CampaignState
 from mailmerger_queue.models import messages, recipients
+from mailmerger_shared.csv_export import csv_line
 from mailmerger_shared.db import transaction
 
 _HEADER = ["row", "address", "state", "problem", "sent_at", "gmail_id", "reason", "detail"]
@@ -28,9 +27,13 @@ _FINISHED = {CampaignState.COMPLETED.value, CampaignState.CANCELLED.value}
 
 
 async def results_csv(sessions: async_sessionmaker[AsyncSession], campaign_id: int) -> AsyncIterator[bytes]:
-    """Every row of the list with what happened to it; rows left out at launch are ``skipped``."""
+    """Every row of the list with what happened to it; rows left out at launch are ``skipped``.
+
+    Addresses and details quote recipients' data: ``csv_line`` keeps a spreadsheet from running
+    any of it as a formula.
+    """
     r, m = recipients, messages
-    yield _line(_HEADER)
+    yield csv_line(_HEADER)
     after = 0
     while True:
         async with transaction(sessions) as session:
@@ -55,29 +58,22 @@ async def results_csv(sessions: async_sessionmaker[AsyncSession], campaign_id: i
             ).all()
         if not page:
             return
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        for row in page:
-            writer.writerow(
+        yield b"".join(
+            csv_line(
                 [
                     row.row_number,
                     row.address,
                     row.state or ("skipped" if row.problem else "not launched"),
-                    row.problem or "",
-                    row.sent_at.isoformat() if row.sent_at else "",
-                    row.gmail_id or "",
-                    row.outcome_reason or "",
-                    row.outcome_detail or row.detail or "",
+                    row.problem,
+                    row.sent_at.isoformat() if row.sent_at else None,
+                    row.gmail_id,
+                    row.outcome_reason,
+                    row.outcome_detail or row.detail,
                 ]
             )
-        yield buffer.getvalue().encode()
+            for row in page
+        )
         after = page[-1].row_number
-
-
-def _line(cells: list[str]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(cells)
-    return buffer.getvalue().encode()
 
 
 async def progress_events(

@@ -10,6 +10,7 @@ from mailmerger_shared.settings import (
     AuthServiceUrl,
     BrokerSettings,
     DatabaseSettings,
+    Deployment,
     HttpSettings,
     JwtSettings,
     LogSettings,
@@ -68,6 +69,7 @@ class DispatchSettings(Settings, frozen=True, kw_only=True):
 
 
 class QueueSettings(msgspec.Struct, frozen=True, kw_only=True):
+    deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
     http: HttpSettings
     database: DatabaseSettings
     broker: BrokerSettings

@@ -10,6 +10,7 @@ from mailmerger_shared.settings import (
     AuthServiceUrl,
     BrokerSettings,
     DatabaseSettings,
+    Deployment,
     LogSettings,
     ObjectStoreSettings,
     RedisSettings,
@@ -70,6 +71,7 @@ class DeliverySettings(Settings, frozen=True, kw_only=True):
 class SenderSettings(msgspec.Struct, frozen=True, kw_only=True):
     """A sender worker's settings (it has no HTTP app: its probes are on ``MM_METRICS_PORT``)."""
 
+    deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
     database: DatabaseSettings
     redis: RedisSettings
     broker: BrokerSettings

@@ -9,6 +9,7 @@ import msgspec
 from mailmerger_shared.settings import (
     BrokerSettings,
     DatabaseSettings,
+    Deployment,
     HttpSettings,
     JwtSettings,
     LogSettings,
@@ -37,6 +38,7 @@ class S3Settings(ObjectStoreSettings, frozen=True, kw_only=True):
 
 
 class StorageSettings(msgspec.Struct, frozen=True, kw_only=True):
+    deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
     http: HttpSettings
     database: DatabaseSettings
     broker: BrokerSettings

@@ -9,6 +9,7 @@ import msgspec
 from mailmerger_shared.settings import (
     BrokerSettings,
     DatabaseSettings,
+    Deployment,
     HttpSettings,
     JwtSettings,
     LogSettings,
@@ -34,6 +35,7 @@ class TemplatesConfig(Settings, frozen=True, kw_only=True):
 
 
 class TemplatesSettings(msgspec.Struct, frozen=True, kw_only=True):
+    deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
     http: HttpSettings
     database: DatabaseSettings
     redis: RedisSettings

@@ -22,7 +22,8 @@ from mailmerger_shared.settings import HttpSettings
 from mailmerger_shared.web.auth import JwtAuthMiddleware, TokenVerifier
 from mailmerger_shared.web.deps import provide_principal, provide_transaction
 from mailmerger_shared.web.health import health_routes
-from mailmerger_shared.web.middleware import RequestObservability
+from mailmerger_shared.web.input_guard import InputGuard
+from mailmerger_shared.web.middleware import RequestObservability, SecurityHeaders
 from mailmerger_shared.web.openapi import DocumentedErrors, StrictStructs
 from mailmerger_shared.web.options import AllowEveryMethod
 from mailmerger_shared.web.problems import EXCEPTION_HANDLERS
@@ -61,7 +62,8 @@ def service_app(
     dependencies: dict[str, Provide] | None = None,
     state: dict[str, Any] | None = None,
 ) -> Litestar:
-    """A service's app: problem+json errors, CORS, request ids, JWT auth, probes, metrics, OpenAPI.
+    """A service's app: problem+json errors, CORS, request ids, JWT auth, probes, metrics, OpenAPI,
+    the guard against input that is not text (``input_guard``) and the security headers.
 
     ``verifier`` is None only for apps that authenticate by other means (the emulator).
     """
@@ -72,6 +74,8 @@ def service_app(
         middleware.append(OpenTelemetryConfig().middleware)
     if verifier is not None:
         middleware.append(DefineMiddleware(JwtAuthMiddleware, verifier=verifier, exclude=PUBLIC_PATHS))
+    # After authentication (an anonymous body is not read), before every handler and its guards.
+    middleware.append(InputGuard)
     allow = AllowEveryMethod()
     return Litestar(
         route_handlers=[*health_routes(), MetricsController, *route_handlers],
@@ -86,7 +90,7 @@ def service_app(
         exception_handlers=EXCEPTION_HANDLERS,
         # Every route's error answers and strict bodies in its OpenAPI; OPTIONS naming every method.
         plugins=[DocumentedErrors(authenticated=verifier is not None), StrictStructs(), allow],
-        before_send=[allow.before_send],
+        before_send=[allow.before_send, SecurityHeaders(https=http.public_url.lower().startswith("https:"))],
         lifespan=[*lifespan, freeze_startup_objects],  # last: after every resource is open
         on_startup=list(on_startup),
         dependencies={

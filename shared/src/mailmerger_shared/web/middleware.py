@@ -1,4 +1,5 @@
-"""ASGI middleware shared by every service: the request id and the HTTP metrics, in one wrapper.
+"""ASGI middleware shared by every service: the request id and the HTTP metrics, in one wrapper;
+and the security headers every response carries.
 
 Both need the same two things of every request (its start and its response status), so one
 wrapper of ``send`` serves both; the metric children are looked up once per label set and kept.
@@ -96,3 +97,33 @@ class RequestObservability:
             children.duration.observe(elapsed)
             if children.errors is not None:
                 children.errors.inc()
+
+
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+class SecurityHeaders:
+    """A ``before_send`` hook that puts the security headers on every response, errors included.
+
+    ``X-Content-Type-Options: nosniff`` always: a browser never reads a JSON or text answer as
+    HTML or script. ``Cache-Control: no-store`` unless the route chose its own (the JWKS is
+    public and cached): sign-up, sign-in, refresh, the Google callbacks and the internal
+    access-token route answer with tokens, and no answer of a per-user API belongs in a cache
+    (OWASP's REST security cheat sheet). ``Strict-Transport-Security`` when the public URL is
+    https, so a browser never falls back to plain HTTP.
+    """
+
+    def __init__(self, *, https: bool) -> None:
+        self._always = [_NOSNIFF, _HSTS] if https else [_NOSNIFF]
+
+    async def __call__(self, message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
+            return
+        headers = list(message.get("headers", ()))
+        present = {name.lower() for name, _ in headers}
+        headers += [header for header in self._always if header[0] not in present]
+        if _NO_STORE[0] not in present:
+            headers.append(_NO_STORE)
+        message["headers"] = headers

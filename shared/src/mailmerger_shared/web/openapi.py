@@ -8,7 +8,8 @@ as ``application/problem+json``, or, on a legacy route, the same status in the l
 - 400 when the route takes input (path, query, header or cookie parameters, or a body);
 - 401 when the route needs a user token (the JWT middleware);
 - 404 when the route names a resource in its path (another user's is a 404 too);
-- 413 when the route decodes a body (Litestar's body-size limit);
+- 413 and 422 when the route decodes a body (Litestar's body-size limit; a NUL in the body's
+  text, refused by ``input_guard``);
 - 503 on every route (a database, Redis or broker outage, see ``_on_unexpected``);
 
 and a route declares the problems of its own domain with ``responses=problems(409, 422)``.
@@ -159,7 +160,7 @@ class DocumentedErrors(ReceiveRoutePlugin):
         if route.path_parameters:
             statuses.add(404)
         if "data" in handler.parsed_fn_signature.parameters:
-            statuses.add(413)
+            statuses |= {413, 422}
         responses = {status: problem_spec(status) for status in sorted(statuses)}
         responses.update(handler.responses or {})
         if _answers_in_envelope(handler):

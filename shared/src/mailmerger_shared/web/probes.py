@@ -16,6 +16,7 @@ from litestar.datastructures import State
 
 from mailmerger_shared.web.app import MetricsController
 from mailmerger_shared.web.health import Check, health_routes
+from mailmerger_shared.web.middleware import SecurityHeaders
 
 
 async def _not_running() -> None:
@@ -60,6 +61,7 @@ def probe_app(probes: Probes) -> Litestar:
     return Litestar(
         route_handlers=[*health_routes(), MetricsController],
         state=State({"readiness": probes}),
+        before_send=[SecurityHeaders(https=False)],  # served on a private port, never to a browser
         openapi_config=None,
         logging_config=None,  # logs are configured once per process (mailmerger_shared.logs)
     )

@@ -8,12 +8,14 @@ outage (database, Redis, broker unreachable) is a 503 naming the dependency, nev
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
+from litestar.utils.scope.state import ScopeState
 
 from mailmerger_shared.outages import error_chain, unavailable_dependency
 
@@ -128,6 +130,9 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
         return problem_response(
             request, status=400, title="Bad request", detail="the request body is nested too deeply"
         )
+    hostile = _hostile_input(request, exc)
+    if hostile is not None:
+        return _on_problem(request, hostile)
     dependency = unavailable_dependency(exc)
     if dependency is not None:
         log.warning("dependency unavailable", extra={"dependency": dependency, "error": repr(exc)})
@@ -142,6 +147,53 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
     return problem_response(
         request, status=500, title="Internal server error", detail="an unexpected error occurred"
     )
+
+
+def _hostile_input(request: Request[Any, Any, Any], exc: Exception) -> Problem | None:
+    """The client's input, not a bug, behind ``exc``: the backstop of ``web.input_guard``.
+
+    The guard names the field for parameters and JSON bodies; input it does not read (a multipart
+    form's fields, a body sent without a JSON content type, a template's literal) is caught here,
+    where its failure surfaces, so that it is a 4xx saying what to fix rather than a 500.
+    """
+    from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableCharacterError
+
+    for cause in error_chain(exc):
+        if isinstance(cause, CharacterNotInRepertoireError | UntranslatableCharacterError):
+            # PostgreSQL refuses U+0000 in text and jsonb (and bytes that are not UTF-8).
+            return Problem(
+                "a text value contains a NUL character (\\u0000 or %00), which cannot be stored as text; "
+                "remove it from the request (or from the template that produced it)",
+                status=422,
+                title="Invalid text",
+            )
+        if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+            # Python converts at most sys.get_int_max_str_digits() digits between int and str.
+            return Problem(
+                f"a number in the request has more than {sys.get_int_max_str_digits()} digits; "
+                "use a shorter number (or write it as text)",
+                status=422,
+                title="Number too long",
+            )
+        if isinstance(cause, UnicodeDecodeError) and not _body_is_utf8(request):
+            return Problem(
+                "the request body is not UTF-8 text; send it encoded as UTF-8",
+                status=400,
+                title="Bad request",
+            )
+    return None
+
+
+def _body_is_utf8(request: Request[Any, Any, Any]) -> bool:
+    """Whether the body the request already read is UTF-8 (True when none was read)."""
+    body = ScopeState.from_scope(request.scope).body
+    if not isinstance(body, bytes):
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _title(status: int) -> str:

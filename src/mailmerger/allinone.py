@@ -139,7 +139,13 @@ async def _respond(send: Send, status: int, body: dict[str, Any]) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", media), (b"content-length", str(len(payload)).encode())],
+            "headers": [
+                (b"content-type", media),
+                (b"content-length", str(len(payload)).encode()),
+                # What every service app's SecurityHeaders adds, for the answers the router gives itself.
+                (b"x-content-type-options", b"nosniff"),
+                (b"cache-control", b"no-store"),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": payload})

@@ -61,11 +61,21 @@ def render_nginx(upstream: Callable[[str], str] = _in_cluster, *, listen: str = 
     ]
     for service in sorted({route.service for route in routes()}):
         lines += [f"  upstream {service} {{ server {upstream(service)}; keepalive 32; }}"]
-    lines += ["  server {", f"    listen {listen};", "    location = /health { return 200 'ok'; }"]
+    lines += [
+        "  server {",
+        f"    listen {listen};",
+        "    location = /health { add_header X-Content-Type-Options nosniff always; return 200 'ok'; }",
+    ]
     for prefix, service in routes():
         lines += [
             f"    location = {prefix} {{ proxy_pass http://{service}; }}",
             f"    location ^~ {prefix}/ {{ proxy_pass http://{service}; }}",
         ]
-    lines += ["    location / { return 404; }", "  }", "}", ""]
+    # The gateway's own answers carry what the apps' SecurityHeaders give theirs.
+    lines += [
+        "    location / { add_header X-Content-Type-Options nosniff always; return 404; }",
+        "  }",
+        "}",
+        "",
+    ]
     return "\n".join(lines)

@@ -6,8 +6,11 @@ it only ever listens on a loopback address.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import logging
+import signal
+import threading
 from types import TracebackType
 
 from moto.server import ThreadedMotoServer
@@ -75,3 +78,21 @@ class LocalS3:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m mailmerger.local_s3 --port N``: a quiet local S3 until SIGTERM or SIGINT
+    (``run-split`` runs it as the compose topology's ``s3`` container)."""
+    parser = argparse.ArgumentParser(prog="python -m mailmerger.local_s3", description=__doc__)
+    parser.add_argument("--port", type=int, default=9000)
+    args = parser.parse_args(argv)
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    with LocalS3(port=args.port) as s3:
+        print(f"local S3 (moto) on {s3.endpoint_url}", flush=True)
+        stopped.wait()
+
+
+if __name__ == "__main__":
+    main()

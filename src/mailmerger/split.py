@@ -130,7 +130,7 @@ def plan(
     programs.append(
         Program(
             "s3",
-            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(s3_port)],
+            [sys.executable, "-m", "mailmerger.local_s3", "--port", str(s3_port)],
             {},
             s3_port,
             "/moto-api/",

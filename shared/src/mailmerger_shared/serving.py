@@ -10,6 +10,7 @@ from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, Literal
 
 import uvicorn
+import uvloop
 
 from mailmerger_shared.logs import configure_logging
 from mailmerger_shared.metrics import MetricsSettings
@@ -78,7 +79,8 @@ def run_until_signalled(work: Coroutine[Any, Any, None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(runner())
+    # The loop every HTTP app runs on (server_config): a worker is at least as busy as an app.
+    uvloop.run(runner())
 
 
 def run_worker(worker: Worker, settings: Any, metrics: MetricsSettings) -> None:

@@ -21,7 +21,8 @@ flow; the senders get their access tokens from auth, the attachment from S3.
 * **send-now latency**: while a campaign of ~1,000 emails/s runs (committed inserts paced at that
   rate on the 10 bulk accounts), single emails go through ``POST /v1/emails`` at the gateway on
   their own account; latency = the emulator's acceptance time of each (``internalDate`` of
-  ``/_emulator/messages``, ms) minus when the API's 201 arrived (same machine, same clock).
+  ``/_emulator/messages``, ms) minus when the API's 201 arrived (same machine, same clock). The same
+  without a campaign first, as the baseline.
 * **durable floor**: one process doing, per email, render (templates renderer) + one PostgreSQL
   commit (an insert of the rendered row) + one confirmed publish (the shared Publisher, to the
   sender's quorum queue) + MIME (sender mime.py) + the Gmail call (the sender's client) to the
@@ -32,8 +33,9 @@ flow; the senders get their access tokens from auth, the attachment from S3.
     uv run python bench/bench_split.py [--messages 2000] [--rounds 5] [--scaling-rounds 3]
         [--only p1|scaling|floor] [--profile DIR]
 
-``--profile DIR`` records the sender workers and the dispatchers with py-spy during the 1 KB rounds
-(``uv run --with py-spy ...``) and writes the share of samples per function to DIR.
+``--profile DIR`` records the sender workers, the dispatchers, the queue API and the emulator with
+py-spy during the 1 KB rounds (``uv run --with py-spy ...``) and writes the share of samples per
+function to DIR.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ import contextlib
 import hashlib
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -365,7 +366,8 @@ async def enqueue(
                 "'<bench.' || gen_random_uuid() || '@mailmerger.local>', "
                 "ARRAY['Recipient ' || g || ' <recipient' || g || '@example.com>'], '{}', '{}', "
                 "'Quarterly update', '<p>Hello recipient ' || g || ',</p>' || :tail, "
-                "CAST(:attachments AS bigint[]), now(), now() FROM generate_series(:first, :last) g"
+                "CAST(:attachments AS bigint[]), now(), now() "
+                "FROM generate_series(CAST(:first AS int), CAST(:last AS int)) g"
             ),
             {
                 "user": tenant.user_id,
@@ -402,6 +404,18 @@ async def check_and_empty(client: httpx.AsyncClient, expected: int) -> None:
 class Round:
     rate: float
     cpu_us: dict[str, float]  # per process (and backing service), CPU us per email
+    other_cores: float = 0.0  # CPU the rest of the machine used meanwhile, in cores
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy so far (all cores)."""
+    times = psutil.cpu_times()
+    return times.user + times.nice + times.system + times.irq + times.softirq + getattr(times, "steal", 0.0)
+
+
+def own_cpu() -> float:
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
 
 
 async def p1_rounds(
@@ -412,13 +426,17 @@ async def p1_rounds(
     done: list[Round] = []
     for _ in range(rounds):
         before = {p.name: p.cpu() for p in watched} | backing_cpu()
+        busy_before, own_before = machine_busy(), own_cpu()
         started = time.monotonic()
         await enqueue(split.engine, tenant, count, attachment=attachment)
         finished = await wait_for(lambda: delivered(client), count, timeout=600)
         after = {p.name: p.cpu() for p in watched} | backing_cpu()
+        busy, own = machine_busy() - busy_before, own_cpu() - own_before
         await check_and_empty(client, count)
+        elapsed = finished - started
+        spent = sum(after[name] - before[name] for name in after)
         cpu = {name: 1e6 * (after[name] - before[name]) / count for name in after}
-        done.append(Round(count / (finished - started), cpu))
+        done.append(Round(count / elapsed, cpu, max(0.0, busy - spent - own) / elapsed))
     return done
 
 
@@ -427,7 +445,7 @@ async def warm_up(split: Split, tenant: Tenant, client: httpx.AsyncClient) -> No
     tokens, pools, the senders' attachment caches and first-use imports."""
     body: dict[str, Any] = {
         "account_id": tenant.bulk[0],
-        "to": ["Warm Up <warm@example.com>"],
+        "to": ["warm@example.com"],
         "subject": "Warm-up",
         "html": "<p>Warm-up</p>",
     }
@@ -470,8 +488,8 @@ async def send_now_latency(
     assert split.engine is not None
     engine = split.engine
     tick = 0.1
-    per_tick = max(1, round(rate * tick))
-    ramp, tail = 3.0, 2.0
+    per_tick = round(rate * tick)  # 0: no campaign, the baseline
+    ramp, tail = (3.0, 2.0) if per_tick else (0.5, 0.0)
     total_ticks = round((ramp + seconds + tail) / tick)
     inserted = 0
     samples: list[tuple[str, float, float]] = []  # rfc_message_id, sent at, 201 at (wall clock)
@@ -480,6 +498,8 @@ async def send_now_latency(
 
     async def campaign() -> None:
         nonlocal inserted
+        if not per_tick:
+            return
         start = time.monotonic()
         for n in range(total_ticks):
             await asyncio.sleep(max(0.0, start + n * tick - time.monotonic()))
@@ -501,7 +521,7 @@ async def send_now_latency(
     async def one(api: httpx.AsyncClient, n: int) -> None:
         body = {
             "account_id": tenant.single,
-            "to": [f"Someone {n} <someone{n}@example.com>"],
+            "to": [f"someone{n}@example.com"],
             "subject": f"Right now {n}",
             "html": f"<p>Hello someone {n},</p>" + LINE * 12,
         }
@@ -621,14 +641,15 @@ async def main_topology(args: argparse.Namespace) -> dict[str, Any]:
                         )
             found["load_rss"] = peaks.peaks
             found["after_rss"] = await asyncio.to_thread(idle_rss, watched, 3.0)
-            if args.only is None:
-                await asyncio.to_thread(tenant.api.log_in, tenant.email, tenant.password)  # fresh token
-                found["latency"] = await send_now_latency(
-                    split, tenant, client, rate=1000, seconds=args.latency_seconds, singles_per_second=15
-                )
-        if args.only is None:
-            await asyncio.to_thread(tenant.api.log_in, tenant.email, tenant.password)
-            found["p2"] = await asyncio.to_thread(p2, split, tenant, args.p2_seconds)
+            await asyncio.to_thread(tenant.api.log_in, tenant.email, tenant.password)  # a fresh token
+            found["latency_idle"] = await send_now_latency(
+                split, tenant, client, rate=0, seconds=4, singles_per_second=15
+            )
+            found["latency"] = await send_now_latency(
+                split, tenant, client, rate=1000, seconds=args.latency_seconds, singles_per_second=15
+            )
+        await asyncio.to_thread(tenant.api.log_in, tenant.email, tenant.password)
+        found["p2"] = await asyncio.to_thread(p2, split, tenant, args.p2_seconds)
         found["restarts"] = split.restarts()
         tenant.api.close()
     finally:
@@ -850,7 +871,8 @@ def report(found: dict[str, Any], args: argparse.Namespace, started_load: tuple[
                     "goal": ">= 1,000 emails/s and >= 0.9 x all-in-one",
                     "notes": f"{topology}; enqueue (committed insert + NOTIFY) to the emulator holding "
                     f"all {args.messages}, each Message-ID exactly once; median of {len(rounds)}: "
-                    f"{_rates(rounds)}",
+                    f"{_rates(rounds)}; other work on the machine meanwhile: "
+                    f"{_median([r.other_cores for r in rounds]):.2f} cores (median of the rounds)",
                 }
             )
             if shape in pipeline:
@@ -936,6 +958,22 @@ def report(found: dict[str, Any], args: argparse.Namespace, started_load: tuple[
                         "notes": notes,
                     }
                 )
+        if "latency_idle" in main:
+            idle_lat = main["latency_idle"]
+            results.append(
+                {
+                    "name": "send-now latency p50 without a campaign",
+                    "value": round(_quantile(idle_lat["latencies"], 0.5), 1),
+                    "unit": "ms",
+                    "goal": None,
+                    "notes": (
+                        f"the same single emails ({idle_lat['singles']} at 15/s) with nothing else running, "
+                        "the baseline of the figure above: p99 "
+                        f"{_quantile(idle_lat['latencies'], 0.99):.0f} ms; "
+                        f"API answer p50 {_quantile(idle_lat['api_ms'], 0.5):.1f} ms"
+                    ),
+                }
+            )
         if "p2" in main:
             p2_found = main["p2"]
             tool = "wrk" if shutil.which("wrk") else "an httpx loop"
@@ -1017,7 +1055,8 @@ def report(found: dict[str, Any], args: argparse.Namespace, started_load: tuple[
                 "notes": (
                     f"run-split --scale sender-worker={workers} (2 dispatchers); median of {len(rounds)} x "
                     f"{args.messages}: {_rates(rounds)}; CPU us/email: sender workers "
-                    f"{roles.get('sender-worker', 0):.0f}, everything {sum(roles.values()):.0f}"
+                    f"{roles.get('sender-worker', 0):.0f}, everything {sum(roles.values()):.0f}; other work "
+                    f"on the machine {_median([r.other_cores for r in rounds]):.2f} cores"
                     + (" (the default topology's rounds)" if workers == 3 else "")
                     + (f"; restarts {scaling[workers]['restarts']}" if scaling[workers]["restarts"] else "")
                 ),
@@ -1069,7 +1108,11 @@ def main() -> None:
     parser.add_argument("--p2-seconds", type=float, default=5.0)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the full run writes its figures")
-    parser.add_argument("--only", choices=["p1", "scaling", "floor"])
+    parser.add_argument(
+        "--only",
+        choices=["p1", "scaling", "floor"],
+        help="p1: the default topology alone (P1, CPU, RSS, latency, P2); a partial run writes no results",
+    )
     parser.add_argument("--profile", type=Path, help="py-spy the workers during the 1 KB rounds; output here")
     args = parser.parse_args()
     if args.profile is not None:
@@ -1092,5 +1135,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    random.seed(1)
     main()

@@ -60,7 +60,7 @@ def _cpus() -> int:
     return os.cpu_count() or 0
 
 
-# Issue 9's goals: (label, area, measure name, goal, met(value) or None when judged by hand).
+# Issues 9 and 17's goals: (label, area, measure name, goal, met(value) or None when judged by hand).
 GOALS: list[tuple[str, str, str, str, Callable[[float], bool] | None]] = [
     (
         "P1 pipeline, 1 KB",
@@ -129,12 +129,72 @@ GOALS: list[tuple[str, str, str, str, Callable[[float], bool] | None]] = [
         lambda v: v >= 0,
     ),
     ("P6 all-in-one RSS at idle", "rss", "all-in-one RSS at idle", "<= 250 MB", lambda v: v <= 250),
+    # Issue 17: the separate-services topology (`mailmerger run-split`), bench_split.py.
+    ("split: P1 pipeline, 1 KB", "split", "P1 emails/s, 1kb", ">= 1,000 emails/s", lambda v: v >= 1000),
+    (
+        "split: P1 pipeline, 100 KB attachment",
+        "split",
+        "P1 emails/s, 100kb_attachment",
+        ">= 1,000 emails/s",
+        lambda v: v >= 1000,
+    ),
+    ("split: P1 / all-in-one, 1 KB", "split", "P1 / all-in-one pipeline, 1kb", ">= 0.9", lambda v: v >= 0.9),
+    (
+        "split: P1 / all-in-one, 100 KB",
+        "split",
+        "P1 / all-in-one pipeline, 100kb_attachment",
+        ">= 0.9",
+        lambda v: v >= 0.9,
+    ),
+    ("split: P1 / durable floor, 1 KB", "split", "P1 / durable floor, 1kb", ">= 0.7", lambda v: v >= 0.7),
+    (
+        "split: P1 / durable floor, 100 KB",
+        "split",
+        "P1 / durable floor, 100kb_attachment",
+        ">= 0.7",
+        lambda v: v >= 0.7,
+    ),
+    (
+        "split: P1 scaling, 4 / 1 sender workers",
+        "split",
+        "P1 scaling, 4 / 1 sender workers",
+        "none (reported)",
+        None,
+    ),
+    (
+        "split: largest process RSS at idle",
+        "split",
+        "largest process RSS at idle",
+        "<= 80 MB each",
+        lambda v: v <= 80,
+    ),
+    (
+        "split: send-now latency p99 during a ~1,000/s campaign",
+        "split",
+        "send-now latency p99 during a campaign",
+        "<= 250 ms",
+        lambda v: v <= 250,
+    ),
+    (
+        "split: P2 cached GET /v1/templates rps via nginx",
+        "split",
+        "P2 cached list rps (nginx)",
+        ">= 3,000",
+        lambda v: v >= 3000,
+    ),
+    (
+        "split: P2 cached GET /v1/templates p99 via nginx",
+        "split",
+        "P2 cached list p99 (nginx)",
+        "<= 20 ms",
+        lambda v: v <= 20,
+    ),
 ]
 
 
 def _summary(areas: list[dict[str, Any]]) -> list[str]:
     found = {(a["area"], r["name"]): r for a in areas for r in a["results"]}
-    lines = ["## Goals of issue 9", "", "| goal | value | target | met? |", "|---|---|---|---|"]
+    lines = ["## Goals (issues 9 and 17)", "", "| goal | value | target | met? |", "|---|---|---|---|"]
     for label, area, name, goal, met in GOALS:
         r = found.get((area, name))
         if r is None:

@@ -66,6 +66,44 @@ async def test_sign_up_with_google_creates_the_account_and_connects_gmail(
     assert refreshed.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("profile_name", "display_name"),
+    [
+        # Text, not a header: kept as it is (the sender writes it encoded).
+        ("=?utf-8?q?x=0D=0ABcc:_someone@example.org?=", "=?utf-8?q?x=0D=0ABcc:_someone@example.org?="),
+        ("Ada\r\nBcc: x@evil.test", "Ada Bcc: x@evil.test"),
+        ("Ada\r\n Lovelace", "Ada Lovelace"),
+        ("Ada\u2028Love\x00lace\x1b\u2029", "Ada Lovelace"),
+        ("Zoë\x85Ünïcødé\t 山田", "Zoë Ünïcødé 山田"),
+        ("Zoë " * 100, ("Zoë " * 50).strip()),  # 400 characters: the first 200 stay
+        ("\r\n\u2028 ", None),
+    ],
+)
+async def test_the_google_profile_name_is_cleaned_before_it_names_the_sender(
+    auth: Harness, events: aio_pika.abc.AbstractQueue, profile_name: str, display_name: str | None
+) -> None:
+    """Google's profile name becomes the account's display name (the From name of its mail) with
+    line breaks as spaces, controls and separators gone and at most 200 characters: the user cannot
+    change Google's data, so it is cleaned, never refused, and the connection succeeds."""
+    account = google_account()
+    created = await auth.emulator.post("/_emulator/users", json={"email": account, "name": profile_name})
+    assert created.status_code == 201, created.text
+    session = await sign_up(auth.client)
+    await _connect(auth, session["access_token"], account)
+    [gmail] = (
+        await auth.client.get("/v1/auth/gmail-accounts", headers=bearer(session["access_token"]))
+    ).json()
+    assert gmail["display_name"] == display_name
+    connected = await next_event(events, c.GmailConnected, lambda event: event.email == account)
+    assert connected.display_name == display_name
+    token = await auth.client.post(
+        f"/internal/auth/gmail-accounts/{gmail['account_id']}/access-token",
+        headers=auth.caller_headers("sender"),
+    )
+    assert token.status_code == 200, token.text
+    assert token.json()["display_name"] == display_name
+
+
 async def test_authorization_request_uses_pkce_nonce_state_and_the_exact_redirect_uri(auth: Harness) -> None:
     """What the browser is sent to Google with, and the binding cookie it gets."""
     start = await auth.client.get("/v1/auth/google/authorize?purpose=signup")

@@ -110,6 +110,65 @@ async def test_json_rows_missing_template_fields_are_reported(world: World) -> N
     assert report["problems"][0]["detail"] == "missing: name"
 
 
+@pytest.mark.parametrize(
+    ("cell", "character"),
+    [
+        ("Ada\u2028Bcc: x@evil.test", "a line separator (U+2028)"),
+        ("Ada\u2029", "a paragraph separator (U+2029)"),
+        ("Ada\x85", "a line break (NEL, U+0085)"),
+        ("Ada\x1b[31m", "a control character (U+001B)"),
+        ("Ada\x7f", "a control character (U+007F)"),
+    ],
+)
+async def test_a_row_whose_rendered_subject_cannot_be_sent_is_a_row_problem(
+    world: World, cell: str, character: str
+) -> None:
+    """A CSV cell putting a line separator or a control into the subject makes that row an
+    invalid_subject problem naming the character; the other rows build, the upload is not refused."""
+    user, account = await world.user_with_account()
+    campaign = await _campaign(world, user, account)
+    rows = io.StringIO()
+    csv.writer(rows).writerows([["email", "name"], ["a@example.com", cell], ["b@example.com", "Bob"]])
+    built = await _upload(world, user, campaign["id"], rows.getvalue())
+    assert built == {"rows": 2, "valid": 1, "problems": {"invalid_subject": 1}}
+    report = (
+        await world.client.get(f"/v1/campaigns/{campaign['id']}/report", headers=world.auth(user))
+    ).json()
+    [problem] = report["problems"]
+    assert (problem["row"], problem["problem"]) == (1, "invalid_subject")
+    assert problem["detail"] == (
+        f"the rendered subject contains {character} at character 7; "
+        "a subject is one line of text without control characters"
+    )
+
+
+async def test_an_encoded_word_in_a_cell_is_subject_text(world: World, dispatcher: Dispatcher) -> None:
+    """An RFC 2047 look-alike in a cell is ordinary text: the row builds and its command carries
+    the subject as typed (the sender writes it encoded, so it cannot become a header)."""
+    user, account = await world.user_with_account()
+    campaign = await _campaign(world, user, account)
+    attack = "=?utf-8?q?x=0D=0ABcc:_someone@example.org?="
+    built = await _upload(world, user, campaign["id"], f"email,name\r\na@example.com,{attack}\r\n")
+    assert built == {"rows": 1, "valid": 1, "problems": {}}
+    response = await world.client.post(
+        f"/v1/campaigns/{campaign['id']}/launch", json={}, headers=world.auth(user)
+    )
+    assert response.status_code == 200, response.text
+    assert await dispatcher.dispatch_due_messages() == 1
+    [command] = await world.commands()
+    assert (command.subject, command.to, command.bcc) == (f"Hi {attack}", ["a@example.com"], [])
+
+
+async def test_an_address_with_an_encoded_word_is_an_invalid_address(world: World) -> None:
+    """``=?...?=`` is legal in a local part but decoded by mail programs: the row is refused."""
+    user, account = await world.user_with_account()
+    campaign = await _campaign(world, user, account)
+    built = await _upload(
+        world, user, campaign["id"], "email,name\r\n=?utf-8?q?a=0D=0ABcc=3A_x=40evil.test?=@example.com,A\r\n"
+    )
+    assert built["problems"] == {"invalid_address": 1}
+
+
 async def test_a_large_list_is_rendered_in_batches(world: World, settings: QueueSettings) -> None:
     """Rows reach render-batch a batch at a time, never the whole list at once."""
     user, account = await world.user_with_account()

@@ -66,6 +66,17 @@ def test_header_breakers_are_never_addresses(address: str) -> None:
         parse_address(address)
 
 
+@pytest.mark.parametrize(
+    "address", ["=?utf-8?q?a=0D=0ABcc=3A_x=40evil.test?=@example.com", "x=?y@example.com"]
+)
+def test_encoded_word_look_alikes_are_never_addresses(address: str) -> None:
+    """``=?`` is legal in a local part (email-validator takes it) but mail programs decode it as an
+    RFC 2047 word, so it is refused."""
+    assert _reference(address) is not None
+    with pytest.raises(InvalidAddress, match="encoded word"):
+        parse_address(address)
+
+
 def test_overnight_window_belongs_to_the_day_it_started() -> None:
     """22:00 to 06:00 on Fridays only: Friday 23:00 and Saturday 05:00 are in, Saturday 23:00 is not."""
     schedule = Schedule(

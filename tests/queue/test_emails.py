@@ -58,6 +58,13 @@ async def test_missing_template_fields_are_named(world: World) -> None:
     ("field", "overrides"),
     [
         ("subject", {"subject": "Hi\r\nBcc: victim@example.com"}),
+        ("subject", {"subject": "Hi\r\n Bcc: victim@example.com"}),
+        ("subject", {"subject": "Hi\u2028Bcc: victim@example.com"}),
+        ("subject", {"subject": "Hi\u2029"}),
+        ("subject", {"subject": "Hi\x85"}),
+        ("subject", {"subject": "Hi\x1b"}),
+        ("subject", {"subject": "Hi\x00"}),
+        ("to[0]", {"to": ["=?utf-8?q?a=0D=0ABcc=3A_x=40evil.test?=@example.com"]}),
         ("to[0]", {"to": ["a@example.com\nBcc: victim@example.com"]}),
         ("cc[1]", {"cc": ["ok@example.com", "bad\x00@example.com"]}),
         ("bcc[0]", {"bcc": ["not an address"]}),
@@ -77,6 +84,61 @@ async def test_bad_input_is_422_naming_the_field(
     response = await world.client.post("/v1/emails", json=body, headers=world.auth(user))
     assert response.status_code == 422, response.text
     assert field in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("subject", "character"),
+    [
+        ("Hi\u2028Bcc: victim@example.com", "a line separator (U+2028) at character 3"),
+        ("Hi\u2029", "a paragraph separator (U+2029) at character 3"),
+        ("Hi\x85", "a line break (NEL, U+0085) at character 3"),
+        ("Hi\r\n Bcc: victim@example.com", "a line break (CR) at character 3"),
+        ("Hi\x1b[31m", "a control character (U+001B) at character 3"),
+    ],
+)
+async def test_a_subject_the_sender_could_not_write_is_refused_saying_what_to_fix(
+    world: World, subject: str, character: str
+) -> None:
+    """Line breaks, controls and Unicode line/paragraph separators in a subject are a 422 naming
+    the field and the character (they used to be accepted, then crash the sender)."""
+    user, account = await world.user_with_account()
+    body = {"account_id": account, "to": ["a@example.com"], "subject": subject, "html": "<p>x</p>"}
+    response = await world.client.post("/v1/emails", json=body, headers=world.auth(user))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == (
+        f"subject: contains {character}; a subject is one line of text without control characters"
+    )
+
+
+@pytest.mark.parametrize("value", ["Ada\u2028Bcc: victim@example.com", "Ada\x1b"])
+async def test_a_template_rendering_an_unsendable_subject_is_refused(world: World, value: str) -> None:
+    """A template field that puts a separator or control into the subject is a 422 pointing at
+    the fields."""
+    user, account = await world.user_with_account()
+    world.fake.add_template(user, 7, subject="Hello {{name}}", html="<p>x</p>")
+    response = await world.client.post(
+        "/v1/emails",
+        json={
+            "account_id": account,
+            "to": ["a@example.com"],
+            "template": {"template_id": 7, "version": 1, "fields": {"name": value}},
+        },
+        headers=world.auth(user),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("template.fields (the rendered subject): contains ")
+
+
+async def test_an_encoded_word_in_a_subject_is_kept_as_text(world: World, dispatcher: Dispatcher) -> None:
+    """``=?...?=`` in a subject is accepted as the text it is and reaches the sender unchanged,
+    with exactly the recipients given (the sender encodes it; it cannot become a header)."""
+    user, account = await world.user_with_account()
+    attack = "=?utf-8?q?x=0D=0ABcc:_someone@example.org?="
+    email = await world.compose(user, account, subject=attack)
+    assert email["subject"] == attack
+    assert await dispatcher.dispatch_due_messages() == 1
+    [command] = await world.commands()
+    assert (command.subject, command.to, command.cc, command.bcc) == (attack, ["ada@example.com"], [], [])
 
 
 async def test_too_many_recipients_are_refused(world: World) -> None:

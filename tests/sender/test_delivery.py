@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
+from mailmerger_sender import mime
 from mailmerger_shared import contracts as c
 from tests.sender.conftest import Harness
 from tests.sender.support import envelope, send_email
@@ -303,6 +304,80 @@ async def test_hostile_attachment_filename_fails_without_sending(harness: Harnes
     [event] = await harness.events(account)
     assert isinstance(event, c.EmailFailed)
     assert event.reason == "invalid_message"
+    assert harness.wire.sends() == []
+
+
+ENCODED_WORD_ATTACK = "=?utf-8?q?x=0D=0ABcc:_someone@example.org?="
+
+
+@pytest.mark.parametrize("where", ["subject", "from_name", "account_name", "recipient_name", "filename"])
+async def test_an_encoded_word_is_sent_as_the_text_it_is(harness: Harness, where: str) -> None:
+    """An RFC 2047 look-alike decoding to CRLF + Bcc, in any header text, reaches Gmail as that
+    literal text: exactly the expected headers and recipients, no Bcc."""
+    attack = ENCODED_WORD_ATTACK
+    account = await harness.account(display_name=attack if where == "account_name" else "Ada Lovelace")
+    attachment = harness.blobs.put(b"%PDF-1.4", filename=attack if where == "filename" else "cv.pdf")
+    command = send_email(
+        account,
+        to=[f'"{attack}" <bob@example.com>' if where == "recipient_name" else "Bob <bob@example.com>"],
+        subject=attack if where == "subject" else "Hello",
+        from_name=attack if where == "from_name" else None,
+        attachments=[attachment],
+    )
+    await harness.deliver(command)
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailSent)
+    stored = await harness.stored(command)
+    assert [header["name"] for header in stored["headers"]] == [
+        "From", "To", "Subject", "Date", "MIME-Version", "Message-ID", "Content-Type",
+    ]  # fmt: skip
+    assert (stored["to"], stored["cc"], stored["bcc"]) == (["bob@example.com"], [], [])
+    headers = {header["name"]: header["value"] for header in stored["headers"]}
+    sender_name = attack if where in ("from_name", "account_name") else "Ada Lovelace"
+    assert headers["From"] == f"{sender_name} <{account.email}>"
+    assert headers["To"] == f"{attack if where == 'recipient_name' else 'Bob'} <bob@example.com>"
+    assert stored["subject"] == (attack if where == "subject" else "Hello")
+    assert stored["attachments"][0]["filename"] == (attack if where == "filename" else "cv.pdf")
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+async def test_a_subject_that_crashed_the_builder_fails_the_message_at_once(
+    harness: Harness, separator: str
+) -> None:
+    """A Unicode line separator in the subject (which made the email package raise, so the message
+    was retried until it ended "unconfirmed") fails it permanently, saying why; Gmail is not called."""
+    account = await harness.account()
+    command = send_email(account, subject=f"Hello{separator}Bcc: x@evil.test")
+    await harness.deliver(command)
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailFailed)
+    assert event.reason == "invalid_message"
+    assert event.detail.startswith("subject contains a ")
+    assert f"U+{ord(separator):04X})" in event.detail
+    assert (await harness.row(command.message_id)).state == "failed"
+    assert harness.wire.sends() == []
+
+
+async def test_whatever_the_builder_raises_fails_the_message_permanently(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error while building is an invalid_message failure naming it, not an
+    exception the consumer would retry until the message ends "unconfirmed"."""
+
+    def broken(html: str) -> str:
+        raise RuntimeError("the text alternative could not be made")
+
+    monkeypatch.setattr(mime, "html_to_text", broken)
+    account = await harness.account()
+    command = send_email(account)
+    await harness.deliver(command)
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailFailed)
+    assert event.reason == "invalid_message"
+    assert event.detail == (
+        "the message could not be built: RuntimeError('the text alternative could not be made')"
+    )
+    assert (await harness.row(command.message_id)).state == "failed"
     assert harness.wire.sends() == []
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from mailmerger_shared.header_text import header_text_problem
 from mailmerger_storage.domain import UnsupportedFile, content_disposition, sanitise_filename
 from mailmerger_storage.filetypes import ALL_TYPES, DOCX, TXT, ContentInspector
 from tests.storage.forms import office_zip
@@ -28,6 +31,20 @@ from tests.storage.forms import office_zip
 def test_sanitised_filenames_are_safe_to_show_and_send_back(raw: str | None, safe: str) -> None:
     """Path parts, control and invisible characters go; the result is NFC and never empty."""
     assert sanitise_filename(raw) == safe
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@given(
+    st.text(max_size=300)
+    | st.text(alphabet="\r\n\x00\x1b\x7f\x85\x9f\u2028\u2029\u202e=?:_ab.", max_size=300)
+)
+def test_a_sanitised_filename_can_always_be_a_header_parameter(raw: str) -> None:
+    """Whatever the client sends, the stored name passes the shared header-text rule the sender
+    applies (no line break, control or separator) and is at most 200 characters: a file name is
+    user text that reaches Content-Disposition, so upload cleans it rather than refuse it."""
+    name = sanitise_filename(raw)
+    assert header_text_problem(name) is None
+    assert 0 < len(name) <= 200
 
 
 def test_long_filename_is_shortened_keeping_its_extension() -> None:

@@ -155,6 +155,14 @@ async def test_announced_oversized_body_is_refused_before_reading(
         ("..\\..\\windows\\win.ini.txt", "win.ini.txt"),
         ("cv\r\nX-Injected: yes.pdf", "cv X-Injected: yes.pdf"),
         ("\u202eexe.pdf", "exe.pdf"),
+        ("cv\u2028Bcc: x@evil.test\u2029.pdf", "cv Bcc: x@evil.test .pdf"),
+        ("cv\x85\x1b.pdf", "cv .pdf"),
+        # An encoded-word look-alike is a name like any other: the sender writes it as RFC 2231.
+        (
+            "=?utf-8?q?x=0D=0ABcc:_someone@example.org?=.pdf",
+            "=?utf-8?q?x=0D=0ABcc:_someone@example.org?=.pdf",
+        ),
+        ("r" * 296 + ".pdf", "r" * 196 + ".pdf"),
     ],
 )
 async def test_hostile_filenames_are_neutralised(

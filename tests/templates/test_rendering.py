@@ -241,12 +241,22 @@ def test_oversize_source_is_refused(renderer: Renderer) -> None:
 # -- the subject line ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line_break", ["\r\n", "\n", "\r", "\u2028", "\x0b"])
+@pytest.mark.parametrize(
+    "line_break", ["\r\n", "\n", "\r", "\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c"]
+)
 def test_line_breaks_in_subject_values_become_one_space(renderer: Renderer, line_break: str) -> None:
     """A line break in a value (with the spaces around it) becomes one space: no header injection."""
     compiled = renderer.compile(TemplateSource(subject="Re: {{ topic }}", html="x"))
     topic = f"pricing {line_break}  Bcc: victim@example.com"
     assert renderer.render(compiled, {"topic": topic}).subject == "Re: pricing Bcc: victim@example.com"
+
+
+def test_an_encoded_word_in_a_value_stays_text(renderer: Renderer) -> None:
+    """An RFC 2047 look-alike in a value is inserted as written, never decoded (the sender encodes
+    it in turn, so it cannot become a line break in the header)."""
+    compiled = renderer.compile(TemplateSource(subject="Hi {{ name }}", html="x"))
+    attack = "=?utf-8?q?x=0D=0ABcc:_someone@example.org?="
+    assert renderer.render(compiled, {"name": attack}).subject == f"Hi {attack}"
 
 
 def test_subject_is_stripped(renderer: Renderer) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from mailmerger_shared.header_text import clean_header_text
 from mailmerger_shared.web.problems import Problem, Unauthorized, Unprocessable
 
 MIN_PASSWORD_LENGTH = 8
@@ -57,6 +58,18 @@ def check_password_policy(password: str) -> None:
 def clean_name(raw: str, *, fallback: str) -> str:
     name = " ".join(raw.split())[:MAX_NAME_LENGTH]
     return name or fallback
+
+
+def clean_display_name(raw: object) -> str | None:
+    """A Google profile name made fit to be the From display name of the account's mail.
+
+    The user cannot fix Google's data, so it is cleaned, not refused: line breaks become spaces,
+    other controls and Unicode separators go, blanks collapse, and at most ``MAX_NAME_LENGTH``
+    characters stay (the shared header-text rule); None when nothing is left, or no name was given.
+    """
+    if not isinstance(raw, str):
+        return None
+    return clean_header_text(raw, max_length=MAX_NAME_LENGTH) or None
 
 
 def digest(secret: str) -> bytes:
@@ -144,7 +157,7 @@ class GoogleIdentity(msgspec.Struct, frozen=True, kw_only=True):
     sub: str
     email: str
     email_verified: bool
-    name: str | None = None
+    name: str | None = None  # the profile name, cleaned for mail headers (clean_display_name)
 
 
 class GoogleGrant(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,7 +1,8 @@
 """Building a campaign's recipient list: read rows, check them, render them, store them.
 
 Rows are processed a batch at a time (``build_batch_rows``): checked (address, attachments,
-shape), rendered through templates' ``render-batch``, and written with ``COPY``. Memory holds one
+shape), rendered through templates' ``render-batch`` (a rendered subject the sender could not
+write is the row's ``invalid_subject``), and written with ``COPY``. Memory holds one
 batch, never the list; duplicates are found afterwards by one SQL statement over the stored rows.
 Every row is kept, with its problem if it has one, so the report can point at row numbers.
 """
@@ -22,7 +23,7 @@ from mailmerger_queue import schemas
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.csvstream import csv_records
-from mailmerger_queue.domain import InvalidAddress, parse_address
+from mailmerger_queue.domain import InvalidAddress, parse_address, subject_problem
 from mailmerger_queue.emails import remember_attachments
 from mailmerger_queue.models import Record, recipients
 from mailmerger_queue.settings import ComposeSettings
@@ -209,7 +210,12 @@ class Builder:
                 [fields for _, fields in renderable],
             )
             for (record, _), result in zip(renderable, results, strict=True):
-                if result.ok:
+                unsendable = subject_problem(result.subject or "") if result.ok else None
+                if unsendable is not None:
+                    # A row's own problem (a control character in one of its cells, most likely),
+                    # reported with the others, not a failed build.
+                    record[5:7] = ["invalid_subject", f"the rendered subject {unsendable}"]
+                elif result.ok:
                     record[7:10] = [result.subject, result.html, result.text]
                 elif result.missing:
                     record[5:7] = ["missing_fields", f"missing: {', '.join(result.missing)}"]

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from mailmerger_shared.header_text import header_text_problem
 from mailmerger_shared.web.problems import Unprocessable
 
 
@@ -65,10 +66,21 @@ class SenderState(StrEnum):
 _HEADER_BREAKERS = ("\r", "\n", "\x00")
 
 
+def subject_problem(subject: str) -> str | None:
+    """Why ``subject`` cannot be a mail header (a line break, control or Unicode separator in it,
+    by the shared header-text rule), or None when it can."""
+    problem = header_text_problem(subject)
+    if problem is None:
+        return None
+    return f"{problem}; a subject is one line of text without control characters"
+
+
 def require_header_safe(field: str, value: str) -> str:
-    """A value that ends up in a mail header may not contain CR, LF or NUL (header injection)."""
-    if any(ch in value for ch in _HEADER_BREAKERS):
-        raise Unprocessable(f"{field} must not contain line breaks (CR, LF) or NUL characters")
+    """``value``, bound for a mail header; 422 naming ``field`` and the character when it holds a
+    line break, control or Unicode separator (the sender could never write it)."""
+    problem = subject_problem(value)
+    if problem is not None:
+        raise Unprocessable(f"{field}: {problem}")
     return value
 
 
@@ -86,6 +98,9 @@ def parse_address(address: str) -> str:
     """
     if any(ch in address for ch in _HEADER_BREAKERS):
         raise InvalidAddress("it contains a line break (CR, LF) or NUL character")
+    if "=?" in address:
+        # Valid in a local part, but mail programs decode it as an RFC 2047 encoded word.
+        raise InvalidAddress("it contains '=?', which mail programs would decode as an encoded word")
     stripped = address.strip()
     plain = _PLAIN_ADDRESS.fullmatch(stripped)
     if plain is not None and len(plain["local"]) <= 64 and len(stripped) <= 254:

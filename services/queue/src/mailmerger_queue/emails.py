@@ -107,14 +107,13 @@ async def _content(data: schemas.ComposeEmail, user_id: int, templates: Template
             if row.missing:
                 raise Unprocessable(f"template.fields: missing {', '.join(row.missing)}")
             raise Unprocessable(f"template could not be rendered: {row.detail or row.error}")
-        subject, html, text = row.subject or "", row.html, row.text
-    else:
-        if data.subject is None:
-            raise Unprocessable("subject: give a subject (or a template)")
-        if data.html is None and data.text is None:
-            raise Unprocessable("give an html and/or a text body (or a template)")
-        subject, html, text = data.subject, data.html, data.text
-    return Content(subject=require_header_safe("subject", subject), html=html, text=text)
+        subject = require_header_safe("template.fields (the rendered subject)", row.subject or "")
+        return Content(subject=subject, html=row.html, text=row.text)
+    if data.subject is None:
+        raise Unprocessable("subject: give a subject (or a template)")
+    if data.html is None and data.text is None:
+        raise Unprocessable("give an html and/or a text body (or a template)")
+    return Content(subject=require_header_safe("subject", data.subject), html=data.html, text=data.text)
 
 
 async def sending_account(session: AsyncSession, user_id: int, account_id: int) -> Record:

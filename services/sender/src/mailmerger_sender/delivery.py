@@ -8,6 +8,9 @@ Invariants:
   event is lost, none claims a send Gmail did not answer (or that the mailbox does not show).
 - An unanswered send is resent only once its claim settled *and* the mailbox was read and does
   not hold it; without a scope to read the mailbox the user decides (``EmailUnconfirmed``).
+- A message that cannot be built (``build_message`` raises only ``InvalidMessage``) fails at once
+  with reason ``invalid_message`` and the builder's words, before Gmail is called: it never
+  crashes the consumer, lingers ``scheduled`` or ends ``unconfirmed``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from mailmerger_sender.settings import DeliverySettings
 from mailmerger_sender.writer import DuplicateMessageId, LedgerWriter
 from mailmerger_shared import contracts as c
 from mailmerger_shared import metrics
+from mailmerger_shared.header_text import clean_header_text
 from mailmerger_shared.internal_api import GmailAccessToken
 
 log = logging.getLogger(__name__)
@@ -119,7 +123,9 @@ async def _attempt(command: c.SendEmail, held: ledger.Delivery, ports: Ports) ->
         token = await _token(command, ports)
         raw = build_message(
             command,
-            sender_name=token.display_name,
+            # Google's profile name, which the user cannot fix: cleaned (auth cleans it on connect;
+            # a name stored before that still sends), never a reason to refuse the message.
+            sender_name=clean_header_text(token.display_name, max_length=200) if token.display_name else None,
             attachments=[
                 AttachmentBody(ref.filename, ref.content_type, await ports.attachments.content(ref))
                 for ref in command.attachments
@@ -137,6 +143,8 @@ async def _attempt(command: c.SendEmail, held: ledger.Delivery, ports: Ports) ->
     except settlement.Settlement as stop:
         return stop
     except InvalidMessage as exc:
+        if exc.__cause__ is not None:  # not a refusal but a builder bug: fail the message, show the bug
+            log.error("building the message failed", exc_info=exc, extra={"message_id": command.message_id})
         return settlement.failed(command, "invalid_message", str(exc))
     except (AttachmentMissing, AttachmentCorrupt) as exc:
         reason = "attachment_missing" if isinstance(exc, AttachmentMissing) else "attachment_corrupt"

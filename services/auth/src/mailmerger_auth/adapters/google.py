@@ -27,7 +27,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_r
 from authlib.oauth2.rfc7009 import prepare_revoke_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from mailmerger_auth.domain import Clock, GoogleGrant, GoogleIdentity
+from mailmerger_auth.domain import Clock, GoogleGrant, GoogleIdentity, clean_display_name
 from mailmerger_auth.settings import GoogleSettings
 
 ID_TOKEN_ALGORITHMS = ["RS256"]
@@ -176,7 +176,7 @@ class GoogleOAuth:
             sub=str(claims["sub"]),
             email=claims["email"],
             email_verified=claims.get("email_verified") is True,
-            name=claims.get("name") if isinstance(claims.get("name"), str) else None,
+            name=clean_display_name(claims.get("name")),
         )
 
     async def _token_request(self, grant_type: str, **params: str) -> GoogleGrant:

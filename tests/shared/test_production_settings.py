@@ -171,3 +171,11 @@ def test_a_service_started_in_production_with_a_published_credential_exits_namin
     assert result.returncode == 2, result.stderr
     assert "MM_INTERNAL_QUEUE_TOKEN is the published development credential" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_debug_mode_is_refused_in_production_only() -> None:
+    """MM_HTTP_DEBUG=true (tracebacks in error answers) is for development."""
+    debug = {"MM_HTTP_DEBUG": "true"}
+    assert refused(AuthSettings, {**REAL, **debug}) == []
+    assert named(refused(AuthSettings, {**REAL, **debug, **PRODUCTION})) == {"MM_HTTP_DEBUG=true"}
+    assert refused(AuthSettings, {**REAL, **PRODUCTION}) == []

@@ -224,6 +224,13 @@ class HttpSettings(Settings, frozen=True, kw_only=True):
     public_url: str = "http://127.0.0.1:8080"
     debug: bool = False
 
+    def published_defaults(self) -> list[str]:
+        # Not a published value, but development-only all the same: debug mode answers errors
+        # with tracebacks (paths, settings, request data).
+        if not self.debug:
+            return []
+        return [f"{self.variable('debug')}=true answers errors with tracebacks; unset it"]
+
 
 class JwtSettings(Settings, frozen=True, kw_only=True):
     """How every service verifies access tokens issued by auth."""

@@ -42,18 +42,22 @@ def free_port() -> int:
         return port
 
 
-async def connection_with_a_fresh_queue(
-    amqp_url: str, queue: str, *, delivery_limit: int
-) -> AbstractRobustConnection:
-    """A broker connection, with ``queue`` and its dead-letter queue declared empty (the tests of
-    a run share one vhost)."""
-    connection = await aio_pika.connect_robust(amqp_url)
+async def empty_queue(connection: AbstractRobustConnection, queue: str, *, delivery_limit: int) -> None:
+    """Declare ``queue`` and its dead-letter queue empty (the tests of a run share one vhost)."""
     channel = await connection.channel()
     spec = QUEUES[queue]
     await channel.queue_delete(spec.name)
     await channel.queue_delete(spec.dead_letter_queue)
     await declare_queue(channel, spec, delivery_limit=delivery_limit)
     await channel.close()
+
+
+async def connection_with_a_fresh_queue(
+    amqp_url: str, queue: str, *, delivery_limit: int
+) -> AbstractRobustConnection:
+    """A broker connection, with ``queue`` and its dead-letter queue declared empty."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    await empty_queue(connection, queue, delivery_limit=delivery_limit)
     return connection
 
 

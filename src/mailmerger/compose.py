@@ -51,7 +51,10 @@ _Dumper.add_representer(
     _Flow, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
 )
 
-_BUILT = {"build": {"context": ".", "dockerfile": "deploy/Dockerfile"}}
+
+def _build(image: str) -> dict[str, Any]:
+    """Build ``image`` from the one Dockerfile (``SERVICE``: a service, ``emulator`` or ``all``)."""
+    return {"context": ".", "dockerfile": "deploy/Dockerfile", "args": {"SERVICE": image}}
 
 
 def _probe(url: str) -> dict[str, Any]:
@@ -69,7 +72,7 @@ def _process(process: Process, *, builds: bool) -> dict[str, Any]:
     port = SERVICE_PORT if process.http else METRICS_PORT
     service: dict[str, Any] = {
         # One image per service: the first of its processes builds it, the others reuse it.
-        **({"build": {**_BUILT["build"], "args": {"SERVICE": process.service}}} if builds else {}),
+        **({"build": _build(process.service)} if builds else {}),
         "image": f"mailmerger/{process.service}:latest",
         "command": _Flow(process.command),
         "environment": environment(process),
@@ -94,7 +97,7 @@ def _emulator() -> dict[str, Any]:
         }
     ]
     return {
-        "build": {**_BUILT["build"], "args": {"SERVICE": "emulator"}},
+        "build": _build("emulator"),
         "image": "mailmerger/emulator:latest",
         "command": _Flow(["python", "-m", "mailmerger_emulator.google"]),
         "environment": {
@@ -151,7 +154,7 @@ def services() -> dict[str, Any]:
         },
         "google": _emulator(),
         "migrate": {
-            "build": {**_BUILT["build"], "args": {"SERVICE": "all"}},
+            "build": _build("all"),
             "image": "mailmerger/all:latest",
             "command": _Flow(["mailmerger", "migrate", "all"]),
             "environment": {"MM_DB_URL": VALUES["MM_DB_URL"]},

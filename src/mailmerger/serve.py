@@ -53,9 +53,9 @@ def build_all_in_one(
     workers, probed = {}, {}
     for name, service in services.items():
         for worker, run in service.workers.items():
-            probes = Probes()
-            workers[f"{name}-{worker}"] = functools.partial(run, settings[name], probes=probes)
-            probed[f"{name}-{worker}"] = probe_app(probes)
+            probes, process = Probes(), service.process_name(worker)
+            workers[process] = functools.partial(run, settings[name], probes=probes)
+            probed[process] = probe_app(probes)
     public = PrefixRouter(apps, mounts=stand_ins.mounts, workers=workers, probed=probed)
     internal = PrefixRouter(apps, owner=_internal_owner)
     return public, internal, http, stand_ins

@@ -41,9 +41,9 @@ def find_worker(name: str) -> tuple[ServiceRegistration, str]:
     for service in services.values():
         if name in service.workers:
             return service, name
-    service_ = services.get(name)
-    if service_ is not None and len(service_.workers) == 1:
-        return service_, next(iter(service_.workers))
+    owner = services.get(name)
+    if owner is not None and len(owner.workers) == 1:
+        return owner, next(iter(owner.workers))
     known = sorted(
         {
             *(w for s in services.values() for w in s.workers),

@@ -18,7 +18,7 @@ import msgspec
 from mailmerger.gateway import SERVICE_PORT
 from mailmerger.services import registry
 from mailmerger_shared.metrics import MetricsSettings
-from mailmerger_shared.settings import ALL_IN_ONE_INTERNAL_URL, Settings
+from mailmerger_shared.settings import Settings
 from mailmerger_shared.tracing import TracingSettings
 
 # Workers serve /health, /ready and /metrics here (compose healthchecks, Kubernetes probes).
@@ -97,8 +97,8 @@ def processes() -> list[Process]:
     found: list[Process] = []
     for service in registry().values():
         if service.create_app is not None:
-            found.append(Process(service.name, service.name, None))
-        found += [Process(f"{service.name}-{worker}", service.name, worker) for worker in service.workers]
+            found.append(Process(service.process_name(), service.name, None))
+        found += [Process(service.process_name(worker), service.name, worker) for worker in service.workers]
     return found
 
 
@@ -117,4 +117,4 @@ def _default(field: msgspec.structs.FieldInfo) -> Any:
 
 def _on_loopback(value: Any) -> bool:
     text = msgspec.json.encode(value).decode() if not isinstance(value, str) else value
-    return any(host in text for host in ("127.0.0.1", "localhost", ALL_IN_ONE_INTERNAL_URL))
+    return "127.0.0.1" in text or "localhost" in text  # the all-in-one's internal URL among them

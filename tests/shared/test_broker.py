@@ -21,12 +21,11 @@ from litestar import Litestar
 
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import QUEUES, Consumer, ConsumerStalled, Publisher, UnroutableMessage, bundle
-from mailmerger_shared.broker.topology import declare_queue
 from mailmerger_shared.context import current_correlation_id
 from mailmerger_shared.runtime import connect_broker, consumer_lifespan, infrastructure_lifespan
 from mailmerger_shared.settings import BrokerSettings
 from mailmerger_shared.web.health import health_routes
-from tests.support import eventually
+from tests.support import empty_queue, eventually
 
 # The same limit the apps declare (queue arguments must match across declarers).
 DELIVERY_LIMIT = BrokerSettings().delivery_limit
@@ -40,19 +39,9 @@ async def connection(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
     await conn.close()
 
 
-async def _fresh_queue(connection: AbstractRobustConnection, name: str) -> None:
-    """Start from an empty queue and dead-letter queue (tests in a run share the vhost)."""
-    channel = await connection.channel()
-    spec = QUEUES[name]
-    await channel.queue_delete(spec.name)
-    await channel.queue_delete(spec.dead_letter_queue)
-    await declare_queue(channel, spec, delivery_limit=DELIVERY_LIMIT)
-    await channel.close()
-
-
 async def test_publish_waits_for_the_broker_confirm(connection: AbstractRobustConnection) -> None:
     """A published message is in its queue once publish returns."""
-    await _fresh_queue(connection, "storage.user-deleted")
+    await empty_queue(connection, "storage.user-deleted", delivery_limit=DELIVERY_LIMIT)
     publisher = await Publisher.open(connection)
     envelope = await publisher.publish(c.UserDeleted(user_id=1))
     channel = await connection.channel()
@@ -77,7 +66,7 @@ async def test_unroutable_publish_raises(connection: AbstractRobustConnection) -
 
 async def test_envelope_travels_in_message_properties(connection: AbstractRobustConnection) -> None:
     """Correlation id and traceparent reach the consumer with the payload."""
-    await _fresh_queue(connection, "templates.user-deleted")
+    await empty_queue(connection, "templates.user-deleted", delivery_limit=DELIVERY_LIMIT)
     received: list[c.Envelope] = []
 
     async def handler(message: c.Message, envelope: c.Envelope) -> None:
@@ -101,7 +90,7 @@ async def test_failing_message_is_dead_lettered_after_exactly_the_delivery_limit
     connection: AbstractRobustConnection,
 ) -> None:
     """A poison message is tried DELIVERY_LIMIT times, then dead-lettered, while others keep flowing."""
-    await _fresh_queue(connection, "templates.user-deleted")
+    await empty_queue(connection, "templates.user-deleted", delivery_limit=DELIVERY_LIMIT)
     attempts: Counter[int] = Counter()
     handled: set[int] = set()
 
@@ -134,7 +123,7 @@ async def test_failing_message_is_dead_lettered_after_exactly_the_delivery_limit
 
 async def test_undecodable_message_is_dead_lettered_at_once(connection: AbstractRobustConnection) -> None:
     """A body that does not match its tag is not retried: it goes straight to the dead-letter queue."""
-    await _fresh_queue(connection, "storage.user-deleted")
+    await empty_queue(connection, "storage.user-deleted", delivery_limit=DELIVERY_LIMIT)
     calls: list[c.Message] = []
 
     async def handler(message: c.Message, envelope: c.Envelope) -> None:
@@ -175,7 +164,7 @@ async def test_publish_many_bundles_messages_and_each_reaches_the_handler_with_i
     connection: AbstractRobustConnection,
 ) -> None:
     """Seven messages in bundles of three are three AMQP messages, and seven handler calls."""
-    await _fresh_queue(connection, "templates.user-deleted")
+    await empty_queue(connection, "templates.user-deleted", delivery_limit=DELIVERY_LIMIT)
     publisher = await Publisher.open(connection, bundle_size=3)
     items: list[tuple[c.Message, c.Envelope]] = [
         (c.UserDeleted(user_id=n), c.Envelope.new("user_deleted.v1", correlation_id=f"req-{n}"))
@@ -202,7 +191,7 @@ async def test_publish_many_bundles_messages_and_each_reaches_the_handler_with_i
 
 async def test_a_failing_member_comes_back_alone(connection: AbstractRobustConnection) -> None:
     """One member fails once: it alone is returned to the queue; the others are handled once."""
-    await _fresh_queue(connection, "templates.user-deleted")
+    await empty_queue(connection, "templates.user-deleted", delivery_limit=DELIVERY_LIMIT)
     attempts: Counter[int] = Counter()
 
     async def handler(message: c.Message, envelope: c.Envelope) -> None:
@@ -229,7 +218,7 @@ async def test_a_poison_member_is_dead_lettered_alone_after_exactly_the_delivery
 ) -> None:
     """The bundle's good messages are handled once; the poison one DELIVERY_LIMIT times, then it
     alone (its own envelope, the failure named) is in the dead-letter queue."""
-    await _fresh_queue(connection, "templates.user-deleted")
+    await empty_queue(connection, "templates.user-deleted", delivery_limit=DELIVERY_LIMIT)
     attempts: Counter[int] = Counter()
 
     async def handler(message: c.Message, envelope: c.Envelope) -> None:
@@ -265,7 +254,7 @@ async def test_a_bundle_is_handled_at_most_concurrency_at_a_time(
     connection: AbstractRobustConnection,
 ) -> None:
     """prefetch counts AMQP messages; concurrency bounds the messages handled at once."""
-    await _fresh_queue(connection, "templates.user-deleted")
+    await empty_queue(connection, "templates.user-deleted", delivery_limit=DELIVERY_LIMIT)
     running = 0
     peak = 0
     done: list[int] = []
@@ -296,7 +285,7 @@ async def test_publish_many_says_per_message_which_were_not_routed(
     connection: AbstractRobustConnection,
 ) -> None:
     """A bundle fails as a whole; messages of other tags are confirmed regardless."""
-    await _fresh_queue(connection, "storage.user-deleted")
+    await empty_queue(connection, "storage.user-deleted", delivery_limit=DELIVERY_LIMIT)
     channel = await connection.channel()
     for spec in QUEUES.values():
         if c.AttachmentDeleted in spec.messages:
@@ -316,7 +305,7 @@ async def test_publish_many_says_per_message_which_were_not_routed(
 
 async def test_an_undecodable_bundle_is_dead_lettered_at_once(connection: AbstractRobustConnection) -> None:
     """A bundle with one malformed member is refused whole, never half handled."""
-    await _fresh_queue(connection, "storage.user-deleted")
+    await empty_queue(connection, "storage.user-deleted", delivery_limit=DELIVERY_LIMIT)
     calls: list[c.Message] = []
 
     async def handler(message: c.Message, envelope: c.Envelope) -> None:
@@ -347,7 +336,7 @@ async def test_a_connection_lost_while_starting_to_consume_is_waited_out(
     connection: AbstractRobustConnection,
 ) -> None:
     """A drop between a process's connect and its first consume does not kill the process."""
-    await _fresh_queue(connection, "storage.user-deleted")
+    await empty_queue(connection, "storage.user-deleted", delivery_limit=DELIVERY_LIMIT)
     received: list[c.Message] = []
 
     async def handler(message: c.Message, envelope: c.Envelope) -> None:
@@ -377,7 +366,7 @@ async def test_a_consumer_gone_too_long_stalls_so_the_process_restarts(
     connection: AbstractRobustConnection,
 ) -> None:
     """watch() is quiet while the broker delivers to the consumer and raises once it has not."""
-    await _fresh_queue(connection, "storage.user-deleted")
+    await empty_queue(connection, "storage.user-deleted", delivery_limit=DELIVERY_LIMIT)
 
     async def handler(message: c.Message, envelope: c.Envelope) -> None:
         return None
@@ -392,7 +381,7 @@ async def test_a_consumer_gone_too_long_stalls_so_the_process_restarts(
     with pytest.raises(ConsumerStalled, match=r"storage\.user-deleted"):
         await asyncio.wait_for(consumer.watch(stall_after=0.5, interval=0.1), timeout=10)
     await consumer.stop()
-    await _fresh_queue(connection, "storage.user-deleted")
+    await empty_queue(connection, "storage.user-deleted", delivery_limit=DELIVERY_LIMIT)
 
 
 def _close_broker_side(connection_name: str) -> None:
@@ -415,7 +404,7 @@ async def test_consumer_resumes_after_its_connection_is_dropped(amqp_url: str) -
     name = f"drop-{uuid.uuid4().hex[:8]}"
     connection = await aio_pika.connect_robust(amqp_url, client_properties={"connection_name": name})
     try:
-        await _fresh_queue(connection, "queue.account-events")
+        await empty_queue(connection, "queue.account-events", delivery_limit=DELIVERY_LIMIT)
         seen: set[int] = set()
 
         async def handler(message: c.Message, envelope: c.Envelope) -> None:
@@ -459,7 +448,7 @@ async def test_outage_does_not_spend_the_delivery_limit(
     from mailmerger_shared.broker import consumer as consumer_module
 
     monkeypatch.setattr(consumer_module, "OUTAGE_PAUSE_FIRST", 0.05)
-    await _fresh_queue(connection, "templates.user-deleted")
+    await empty_queue(connection, "templates.user-deleted", delivery_limit=DELIVERY_LIMIT)
     attempts: list[int] = []
 
     async def handler(message: c.Message, envelope: c.Envelope) -> None:
@@ -533,7 +522,7 @@ async def test_ready_names_a_consumer_the_broker_no_longer_delivers_to(
 ) -> None:
     """An app's /ready checks each of its consumers, not only the connection: a consumer the broker
     cancelled (its queue deleted) makes /ready 503 naming it, while the connection stays open."""
-    await _fresh_queue(connection, "storage.user-deleted")
+    await empty_queue(connection, "storage.user-deleted", delivery_limit=DELIVERY_LIMIT)
 
     async def handler(message: c.Message, envelope: c.Envelope) -> None:
         return None
@@ -564,4 +553,4 @@ async def test_ready_names_a_consumer_the_broker_no_longer_delivers_to(
         checks = (await eventually(unready)).json()["checks"]
         assert checks["broker"] == "ok"
         assert checks["consumer storage.user-deleted"].startswith("unavailable: ConnectionError")
-    await _fresh_queue(connection, "storage.user-deleted")
+    await empty_queue(connection, "storage.user-deleted", delivery_limit=DELIVERY_LIMIT)

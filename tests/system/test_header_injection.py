@@ -100,6 +100,13 @@ class Mailbox:
         encoded: str = answer.json()["raw"]
         return stored, base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
 
+    async def of_email(
+        self, user: User, email_id: int, gmail: str | None = None
+    ) -> tuple[dict[str, Any], bytes]:
+        """``delivered`` for the user's email ``email_id``, once the sender settled it as sent."""
+        email_ = await sent(user, email_id)
+        return await self.delivered(gmail or user.gmail or "", email_["rfc_message_id"])
+
 
 def display_name(header: AddressHeader, raw_head: bytes, field: str) -> str:
     """The display name of a one-mailbox field as RFC 2047 reads it: the stdlib's phrase parser
@@ -178,8 +185,7 @@ async def test_hostile_subjects_composed_directly_arrive_as_typed(
     for subject in ENCODED_WORDS:
         response = await compose(sending_user, subject=subject)
         assert response.status_code == 201, response.text
-        email_ = await sent(sending_user, response.json()["id"])
-        stored, raw = await mailbox.delivered(sending_user.gmail or "", email_["rfc_message_id"])
+        stored, raw = await mailbox.of_email(sending_user, response.json()["id"])
         check_delivered(
             stored,
             raw,
@@ -241,8 +247,7 @@ async def test_template_fields_rendered_into_the_subject_arrive_as_typed(
             sending_user, subject=None, html=None, template={**fill, "fields": {"name": name}}
         )
         assert response.status_code == 201, response.text
-        email_ = await sent(sending_user, response.json()["id"])
-        stored, raw = await mailbox.delivered(sending_user.gmail or "", email_["rfc_message_id"])
+        stored, raw = await mailbox.of_email(sending_user, response.json()["id"])
         check_delivered(
             stored,
             raw,
@@ -344,8 +349,7 @@ async def test_hostile_attachment_file_names_arrive_as_stored(sending_user: User
     assert len(stored_names[-1].encode()) <= 255  # storage's limit: many RFC 2231 sections
     response = await compose(sending_user, attachment_ids=ids)
     assert response.status_code == 201, response.text
-    email_ = await sent(sending_user, response.json()["id"])
-    stored, raw = await mailbox.delivered(sending_user.gmail or "", email_["rfc_message_id"])
+    stored, raw = await mailbox.of_email(sending_user, response.json()["id"])
     assert [a["filename"] for a in stored["attachments"]] == stored_names
     check_delivered(
         stored,
@@ -397,8 +401,7 @@ async def test_the_google_profile_name_names_the_sender_cleaned(
         gmail = await connect_named_gmail(system, user, mailbox, profile_name)
         response = await compose(user)
         assert response.status_code == 201, response.text
-        email_ = await sent(user, response.json()["id"])
-        stored, raw = await mailbox.delivered(gmail, email_["rfc_message_id"])
+        stored, raw = await mailbox.of_email(user, response.json()["id"], gmail)
         check_delivered(
             stored, raw, sender=gmail, sender_name=sender_name, recipient=RECIPIENT, subject="Hello"
         )
@@ -410,8 +413,7 @@ async def test_a_plain_message_still_has_exactly_its_fields(sending_user: User, 
     """The control case: an ordinary email passes the same checks."""
     response = await compose(sending_user, subject="Quarterly update")
     assert response.status_code == 201, response.text
-    email_ = await sent(sending_user, response.json()["id"])
-    stored, raw = await mailbox.delivered(sending_user.gmail or "", email_["rfc_message_id"])
+    stored, raw = await mailbox.of_email(sending_user, response.json()["id"])
     check_delivered(
         stored,
         raw,

@@ -33,3 +33,8 @@ class ServiceRegistration:
     @property
     def package(self) -> str:
         return f"mailmerger_{self.name}"
+
+    def process_name(self, worker: str | None = None) -> str:
+        """What a process of this service is called (logs, compose, Kubernetes, ``/ready``): the
+        service for its HTTP app, ``<service>-<worker>`` for a worker (``queue-dispatcher``)."""
+        return self.name if worker is None else f"{self.name}-{worker}"

@@ -46,9 +46,8 @@ def main(service: ServiceRegistration, argv: Sequence[str] | None = None) -> Non
     worker = args[0] if args else None
     if worker is None and service.create_app is None and len(service.workers) == 1:
         worker = next(iter(service.workers))
-    if (worker is None and service.create_app is None) or (
-        worker is not None and worker not in service.workers
-    ):
+    runnable = service.create_app is not None if worker is None else worker in service.workers
+    if not runnable:
         choices = ", ".join(service.workers) or "none"
         print(f"mailmerger-{service.name}: name a worker (workers: {choices})", file=sys.stderr)
         raise SystemExit(2)
@@ -57,7 +56,7 @@ def main(service: ServiceRegistration, argv: Sequence[str] | None = None) -> Non
     except SettingsError as exc:
         print(f"mailmerger-{service.name}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    process = service.name if worker is None else f"{service.name}-{worker}"
+    process = service.process_name(worker)
     configure_logging(settings.log, service=process)
     configure_tracing(load(TracingSettings), service=process)
     if worker is not None:

@@ -16,7 +16,7 @@ install: ## install uv (if missing) and the locked dependencies
 .env:
 	cp .env.example .env
 
-run: install .env ## start the whole system on 127.0.0.1:8080 (migrates first)
+run: install .env ## start the whole system on 127.0.0.1:8080 (migrates first; MM_HTTP_PORT moves it)
 	$(UV) run mailmerger migrate all
 	$(UV) run mailmerger run
 

@@ -60,7 +60,7 @@ def _cpus() -> int:
     return os.cpu_count() or 0
 
 
-# Issues 9 and 17's goals: (label, area, measure name, goal, met(value) or None when judged by hand).
+# Issues 9, 17 and 19's goals: (label, area, measure name, goal, met(value) or None when judged by hand).
 GOALS: list[tuple[str, str, str, str, Callable[[float], bool] | None]] = [
     (
         "P1 pipeline, 1 KB",
@@ -175,6 +175,21 @@ GOALS: list[tuple[str, str, str, str, Callable[[float], bool] | None]] = [
         "<= 250 ms",
         lambda v: v <= 250,
     ),
+    # Issue 19: the legacy template list (bench_legacy.py), 5 x the original backend's 464/s.
+    (
+        "legacy GET /api/templates/get-all-templates rps",
+        "legacy",
+        "legacy get-all-templates rps",
+        ">= 2,320",
+        lambda v: v >= 2320,
+    ),
+    (
+        "legacy GET /api/templates/get-all-templates p99",
+        "legacy",
+        "legacy get-all-templates p99",
+        "<= 20 ms",
+        lambda v: v <= 20,
+    ),
     (
         "split: P2 cached GET /v1/templates rps via nginx",
         "split",
@@ -194,7 +209,7 @@ GOALS: list[tuple[str, str, str, str, Callable[[float], bool] | None]] = [
 
 def _summary(areas: list[dict[str, Any]]) -> list[str]:
     found = {(a["area"], r["name"]): r for a in areas for r in a["results"]}
-    lines = ["## Goals (issues 9 and 17)", "", "| goal | value | target | met? |", "|---|---|---|---|"]
+    lines = ["## Goals (issues 9, 17 and 19)", "", "| goal | value | target | met? |", "|---|---|---|---|"]
     for label, area, name, goal, met in GOALS:
         r = found.get((area, name))
         if r is None:

@@ -46,8 +46,12 @@ class PrefixRouter:
         mounts: Mapping[str, Any] | None = None,
         workers: Mapping[str, Worker] | None = None,
         probed: Mapping[str, Any] | None = None,
+        startup_timeout: float = 60.0,
     ) -> None:
         self.apps: dict[str, ASGIApp] = dict(apps)
+        # How long an app's lifespan may take to start: longer than any wait it is allowed (the
+        # broker's MM_AMQP_STARTUP_WAIT_SECONDS), so that the setting, not this, decides.
+        self.startup_timeout = startup_timeout
         self._owner = owner
         self._mounts: dict[str, ASGIApp] = dict(mounts or {})
         self._workers = dict(workers or {})
@@ -106,7 +110,9 @@ class PrefixRouter:
         """Every app's lifespan, then the workers; torn down in reverse."""
         async with contextlib.AsyncExitStack() as stack:
             for app in [*self.apps.values(), *self._mounts.values()]:
-                await stack.enter_async_context(LifespanManager(app, startup_timeout=60, shutdown_timeout=60))
+                await stack.enter_async_context(
+                    LifespanManager(app, startup_timeout=self.startup_timeout, shutdown_timeout=60)
+                )
             tasks = [asyncio.create_task(worker(), name=name) for name, worker in self._workers.items()]
             try:
                 yield

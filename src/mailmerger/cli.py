@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from mailmerger.listeners import PortUnavailable
+from mailmerger.preflight import StartupError
 from mailmerger.services import SERVICES
-from mailmerger_shared.settings import LogSettings, Settings, SettingsError, load
+from mailmerger_shared.settings import (
+    Deployment,
+    LogSettings,
+    Settings,
+    SettingsError,
+    environment,
+    load,
+    unknown_variables,
+)
 from mailmerger_shared.tracing import TracingSettings, configure_tracing
 
 
 class RunSettings(Settings, frozen=True, kw_only=True):
-    """Only the all-in-one mode reads these."""
+    """Only the all-in-one mode reads these; unset, each follows MM_HTTP_PORT (+ 1, + 2)."""
 
     prefix: ClassVar[str] = "MM_RUN_"
-    internal_port: int = 8081  # /internal/... routes; never the public port
-    local_s3_port: int = 9000  # the local S3 stand-in, when no S3 is configured
+    internal_port: int | None = None  # /internal/... routes; never the public port (MM_HTTP_PORT + 1)
+    local_s3_port: int | None = None  # the local S3 stand-in, when no S3 is configured (MM_HTTP_PORT + 2)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,25 +65,55 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("config", help="print every environment variable with its default (Markdown)")
     emulator = commands.add_parser("emulator", help="run a local stand-in for an external service")
     emulator.add_argument("which", choices=["google"])
-    from mailmerger import demo, mailmerge_cli
+    commands.add_parser(
+        "rekey", help="re-seal every stored secret under MM_AUTH_ENCRYPTION_ACTIVE_KEY (a key rotation)"
+    )
+    from mailmerger import account_cli, demo, mailmerge_cli
 
     demo.add_arguments(commands.add_parser("demo", help="a first campaign against a running `make run`"))
+    account_cli.add_login_arguments(
+        commands.add_parser("login", help="sign up (--sign-up) or log in; the session is kept for the CLI")
+    )
+    account_cli.add_connect_arguments(
+        commands.add_parser("connect", help="connect a Gmail account (opens Google's consent page)")
+    )
     mailmerge_cli.add_arguments(
         commands.add_parser("send", help="mail merge a template with a CSV (dry run unless --no-dry-run)")
     )
     return parser
 
 
+# Commands that read settings: a misspelled MM_ variable is worth a warning before they start.
+_READ_SETTINGS = {"run", "run-split", "serve", "worker", "migrate", "makemigrations", "emulator", "rekey"}
+# MM_ variables that are no setting of the system (the test suite's infrastructure).
+_NOT_SETTINGS_PREFIXES = ("MM_TEST_",)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command in _READ_SETTINGS:
+            warn_unknown_variables()
         return _dispatch(args)
     except SettingsError as exc:
         print(f"mailmerger: {exc}", file=sys.stderr)
         print("Set these variables (see .env.example) and start again.", file=sys.stderr)
         return 2
+    except (StartupError, PortUnavailable) as exc:
+        print(f"mailmerger: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def warn_unknown_variables() -> None:
+    from mailmerger.configuration import variables
+
+    env = {
+        name: value for name, value in environment().items() if not name.startswith(_NOT_SETTINGS_PREFIXES)
+    }
+    for warning in unknown_variables(env, (variable.name for variable in variables())):
+        print(f"mailmerger: warning: {warning}", file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -120,17 +161,36 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mailmerger import mailmerge_cli
 
         return mailmerge_cli.run(args)
+    if args.command in ("login", "connect"):
+        from mailmerger import account_cli
+
+        return account_cli.run(args.command, args)
+    if args.command == "rekey":
+        from mailmerger.rekey import rekey
+
+        return rekey()
     if args.command == "config":
         from mailmerger.configuration import markdown
 
         print(markdown(), end="")
         return 0
+    if args.command == "run":
+        from mailmerger.serve import run_all_in_one
+
+        # Its /metrics serves the one registry every service of the process shares.
+        return run_all_in_one()
     configure_logging(load(LogSettings), service=f"mailmerger-{args.command}")
     configure_tracing(load(TracingSettings), service=f"mailmerger-{args.command}")
     if args.command == "migrate":
         from mailmerger.migrate import migrate
 
-        asyncio.run(migrate(args.service))
+        development = load(Deployment).development
+        if development:  # `make run`'s first step: one line, not alembic's step by step
+            for logger in ("alembic", "mailmerger.migrate"):
+                logging.getLogger(logger).setLevel(logging.WARNING)
+        migrated = asyncio.run(migrate(args.service))
+        if development:
+            print(f"database migrated: {', '.join(migrated)}")
         return 0
     if args.command == "makemigrations":
         from mailmerger.migrate import make_migration
@@ -141,12 +201,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mailmerger.serve import serve_google_emulator
 
         serve_google_emulator()
-        return 0
-    if args.command == "run":
-        from mailmerger.serve import run_all_in_one
-
-        # Its /metrics serves the one registry every service of the process shares.
-        run_all_in_one(load(RunSettings))
         return 0
     raise AssertionError(args.command)
 

@@ -9,7 +9,6 @@ delivered mail (``/google/_emulator/mailbox``). Nothing here reaches a real Goog
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -18,14 +17,18 @@ from typing import TextIO
 
 import httpx
 
-from mailmerger.apiclient import DEFAULT_URL, EMULATOR_PREFIX, Api, ApiError
+from mailmerger.account_cli import Sessions
+from mailmerger.addresses import public_url
+from mailmerger.apiclient import EMULATOR_PREFIX, Api, ApiError, unreachable
 from mailmerger.mailmerge_cli import read_rows, read_template
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=os.environ.get("MAILMERGER_URL", DEFAULT_URL), help="the gateway")
+    parser.add_argument(
+        "--url", help="the gateway (default: MAILMERGER_URL, MM_HTTP_PUBLIC_URL, MM_HTTP_PORT)"
+    )
     parser.add_argument("--template", type=Path, default=EXAMPLES / "template.html")
     parser.add_argument("--recipients", type=Path, default=EXAMPLES / "recipients.csv")
     parser.add_argument("--resume", type=Path, default=EXAMPLES / "resume.pdf")
@@ -42,11 +45,14 @@ def run(
     args: argparse.Namespace, *, out: TextIO | None = None, transport: httpx.BaseTransport | None = None
 ) -> int:
     out = out or sys.stdout
-    api = Api(args.url, transport=transport)
+    api = Api(args.url or public_url(), transport=transport)
     try:
         return _demo(api, args, out)
     except ApiError as exc:
         out.write(f"\nmailmerger demo: {exc}\n")
+        return 1
+    except httpx.TransportError as exc:
+        out.write(f"mailmerger demo: {unreachable(api.base_url, exc)}\n")
         return 1
     finally:
         api.close()
@@ -71,7 +77,8 @@ def _demo(api: Api, args: argparse.Namespace, out: TextIO) -> int:
     gmail = f"demo-{tag}@gmail.local"
 
     step(f"signing up {email}")
-    api.sign_up(email, password, "Demo Newcomer")
+    # Kept as `mailmerger login` keeps it: `send` and `connect` go on as the demo user.
+    Sessions().save(api.base_url, email, api.sign_up_confirmed(email, password, "Demo Newcomer"))
     step(f"connecting the emulated Gmail account {gmail}")
     account_id = api.connect_gmail(gmail, "Demo Newcomer")
     step(f"uploading {args.resume.name}")
@@ -98,6 +105,6 @@ def _demo(api: Api, args: argparse.Namespace, out: TextIO) -> int:
         f"  log in as:        {email} / {password}\n"
         f"  campaign results: {api.base_url}/v1/campaigns/{campaign_id}/results.csv (with a bearer token)\n"
         f"  send your own:    uv run mailmerger send --template {args.template} --csv {args.recipients} "
-        f"--email {email} --password {password} --no-dry-run\n"
+        "--no-dry-run  (as the demo user: its session is saved; `mailmerger login` switches)\n"
     )
     return 0 if sent == final["total"] else 1

@@ -13,7 +13,10 @@ import signal
 import threading
 from types import TracebackType
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from mailmerger.listeners import listening_socket
 
 # moto accepts any credentials; these only need to be present and consistent.
 ACCESS_KEY_ID = "local-s3"
@@ -25,6 +28,9 @@ class LocalS3:
     """A moto S3 server on ``host:port`` (port 0: any free port), served from a background thread.
 
     Use as a context manager, or ``start()``/``stop()``. ``endpoint_url`` is known once started.
+    The socket is bound in the caller's thread, so a port in use raises ``OSError`` from
+    ``start()`` (moto's own ``ThreadedMotoServer`` binds in its thread and then waits forever for
+    a server that never came up, deaf to Ctrl-C; werkzeug binding it would exit the process).
     """
 
     def __init__(self, port: int = 0, *, host: str = "127.0.0.1", quiet: bool = True) -> None:
@@ -33,7 +39,8 @@ class LocalS3:
         self._host = host
         self._port = port
         self._quiet = quiet
-        self._server: ThreadedMotoServer | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
         self._bound: tuple[str, int] | None = None
 
     @property
@@ -60,16 +67,30 @@ class LocalS3:
         if self._quiet:
             # werkzeug logs every request moto serves; keep that out of our own logs.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
-        server.start()
+        app = DomainDispatcherApplication(create_backend_app)
+        with listening_socket(self._host, self._port) as sock:  # werkzeug serves a duplicate of it
+            server = make_server(
+                self._host,
+                self._port,
+                app,
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=sock.fileno(),
+            )
+        self._thread = threading.Thread(target=server.serve_forever, name="local-s3", daemon=True)
+        self._thread.start()
         self._server = server
-        self._bound = server.get_host_and_port()
+        host, port = server.server_address[:2]
+        self._bound = (str(host), int(port))
         return self
 
     def stop(self) -> None:
         if self._server is not None:
             server, self._server, self._bound = self._server, None, None
-            server.stop()
+            server.shutdown()
+            server.server_close()
+            if self._thread is not None:
+                self._thread.join()
 
     def __enter__(self) -> LocalS3:
         return self.start()

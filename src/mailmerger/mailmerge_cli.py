@@ -4,13 +4,19 @@ Dry run by default: every message is rendered locally with the templates service
 (``mailmerger_templates.rendering``) and printed exactly as it will be sent. ``--no-dry-run`` sends
 through the running system's API as one campaign and shows a progress bar.
 
+Who sends: ``--email``/``--password``, or the session ``mailmerger login`` saved. From which Gmail
+account: ``--account-id``, or the first connected one (``mailmerger connect`` connects one); an
+account that cannot send now (reconnect required, or forgotten by a restarted Google emulator)
+is named with what to do before anything is sent.
+
 Resuming without duplicates: the run is identified by a fingerprint of everything that decides
 what is sent (template, subject, the rows, attachments, sending account). The campaign id is
-written to a state file as soon as the campaign exists; a later run with the same fingerprint
-continues *that* campaign and asks the server what state it is in: a draft is (re)built and
-launched (the list upload replaces the list; launching is allowed once), a launched one is only
-watched. Rows live inside one server-side campaign, so no row can be sent twice by re-running.
-An interruption before the state file was written leaves at most an unlaunched draft behind.
+written to a state file (in the user's state directory) as soon as the campaign exists; a later
+run with the same fingerprint continues *that* campaign and asks the server what state it is in:
+a draft is (re)built and launched (the list upload replaces the list; launching is allowed once),
+a launched one is only watched. Rows live inside one server-side campaign, so no row can be sent
+twice by re-running. An interruption before the state file was written leaves at most an
+unlaunched draft behind.
 """
 
 from __future__ import annotations
@@ -28,7 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from mailmerger.apiclient import DEFAULT_URL, Api, ApiError
+import httpx
+
+from mailmerger.account_cli import authenticate, state_dir, write_private
+from mailmerger.addresses import public_url
+from mailmerger.apiclient import Api, ApiError, unreachable
 
 _SUBJECT_COMMENT = re.compile(r"^\s*<!--\s*subject:\s*(.*?)\s*-->\s*\n?", re.IGNORECASE)
 
@@ -127,9 +137,7 @@ class StateFile:
         return loaded
 
     def save(self, runs: dict[str, Any]) -> None:
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(runs, indent=2, sort_keys=True))
-        os.replace(temporary, self.path)  # atomic: a crash leaves the old or the new state
+        write_private(self.path, json.dumps(runs, indent=2, sort_keys=True))  # atomic
 
 
 def send(args: argparse.Namespace, api: Api, out: TextIO) -> int:
@@ -139,12 +147,18 @@ def send(args: argparse.Namespace, api: Api, out: TextIO) -> int:
         out.write("no rows to send\n")
         return 0
     csv_bytes = as_csv(columns, rows)
-    api.log_in(args.email, args.password)
-    account_id = args.account_id or _first_account(api)
+    authenticate(api, args.email, args.password)
+    account = api.sending_account(args.account_id)
+    account_id = int(account["account_id"])
     key = fingerprint(template, csv_bytes, args.attach, str(account_id))
-    state = StateFile(args.state or args.csv.with_name(args.csv.name + ".mailmerger-state.json"))
+    state = StateFile(args.state or default_state_path())
     runs = state.load()
+    if args.state is None:
+        # Runs recorded beside the CSV, where earlier versions kept them, still resume.
+        runs = {**StateFile(_legacy_state_path(args.csv)).load(), **runs}
     run: dict[str, Any] = runs.get(key, {})
+    if run.get("url", api.base_url) != api.base_url:
+        run = {}  # the same send to another system is another campaign
     campaign = api.campaign(run["campaign_id"]) if "campaign_id" in run else None
     if campaign is None:
         attachment_ids = [api.upload(path) for path in args.attach]
@@ -156,7 +170,7 @@ def send(args: argparse.Namespace, api: Api, out: TextIO) -> int:
             attachment_ids=attachment_ids,
             address_column=args.to_column,
         )
-        runs[key] = {"campaign_id": campaign_id, "rows": len(rows), "csv": str(args.csv)}
+        runs[key] = {"campaign_id": campaign_id, "rows": len(rows), "csv": str(args.csv), "url": api.base_url}
         state.save(runs)
         campaign = {"id": campaign_id, "state": "draft"}
         out.write(f"campaign {campaign_id} created for {len(rows)} row(s)\n")
@@ -168,7 +182,7 @@ def send(args: argparse.Namespace, api: Api, out: TextIO) -> int:
         if summary.get("problems"):
             out.write(f"rows with problems (left out): {summary['problems']}\n")
         launch(api, campaign_id)
-    final = api.watch(campaign_id, out=out, timeout=args.timeout)
+    final = api.watch(campaign_id, out=out, timeout=args.timeout, account_id=account_id)
     counts = final["counts"]
     out.write(
         f"campaign {campaign_id}: {counts.get('sent', 0)} sent, {counts.get('failed', 0)} failed, "
@@ -181,11 +195,14 @@ def launch(api: Api, campaign_id: int) -> None:
     api.launch(campaign_id)
 
 
-def _first_account(api: Api) -> int:
-    connected = [s for s in api.senders() if s.get("state") == "connected"]
-    if not connected:
-        raise ApiError("no connected Gmail account: connect one first (or run `mailmerger demo`)")
-    return int(connected[0]["account_id"])
+def default_state_path() -> Path:
+    """The resume state of every send, in the user's state directory (never beside the CSV, where
+    it landed untracked in a checkout's ``examples/``)."""
+    return state_dir() / "send-state.json"
+
+
+def _legacy_state_path(csv_path: Path) -> Path:
+    return csv_path.with_name(csv_path.name + ".mailmerger-state.json")
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -201,12 +218,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-dry-run", dest="dry_run", action="store_false", help="really send, through the running system"
     )
-    parser.add_argument("--url", default=os.environ.get("MAILMERGER_URL", DEFAULT_URL))
-    parser.add_argument("--email", default=os.environ.get("MAILMERGER_EMAIL"), help="your MailMerger login")
+    parser.add_argument(
+        "--url", help="the gateway (default: MAILMERGER_URL, MM_HTTP_PUBLIC_URL, MM_HTTP_PORT)"
+    )
+    parser.add_argument(
+        "--email",
+        default=os.environ.get("MAILMERGER_EMAIL"),
+        help="your MailMerger login (default: `login`'s)",
+    )
     parser.add_argument("--password", default=os.environ.get("MAILMERGER_PASSWORD"))
     parser.add_argument("--account-id", type=int, help="sending Gmail account (default: the first connected)")
     parser.add_argument("--name", help="campaign and template name")
-    parser.add_argument("--state", type=Path, help="resume state (default: <csv>.mailmerger-state.json)")
+    parser.add_argument(
+        "--state", type=Path, help="resume state (default: send-state.json in ~/.local/state/mailmerger)"
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the campaign")
 
 
@@ -229,16 +254,14 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         template = read_template(args.template, args.subject)
         _, rows = read_rows(args.csv, args.limit)
         return 1 if dry_run(template, rows, args.to_column, args.attach, out) else 0
-    if not args.email or not args.password:
-        out.write(
-            "mailmerger send: --no-dry-run needs --email and --password (or MAILMERGER_EMAIL/_PASSWORD)\n"
-        )
-        return 2
-    api = Api(args.url)
+    api = Api(args.url or public_url())
     try:
         return send(args, api, out)
     except ApiError as exc:
         out.write(f"mailmerger send: {exc}\n")
+        return 1
+    except httpx.TransportError as exc:
+        out.write(f"mailmerger send: {unreachable(api.base_url, exc)}\n")
         return 1
     finally:
         api.close()

@@ -73,6 +73,10 @@ def _mount_google_emulator(stand_ins: StandIns, env: Mapping[str, str], public_u
             "MM_GOOGLE_CLIENT_SECRET": DEV_CLIENT_SECRET,
             "MM_GOOGLE_DISCOVERY_URL": f"{emulator_url}/.well-known/openid-configuration",
             "MM_GMAIL_API_URL": emulator_url,
+            "MM_SYSTEM_MAIL_GMAIL_API_URL": emulator_url,  # the system's letters: the emulator's account
         }
     )
-    stand_ins.notes.append(f"Google emulator  {emulator_url}  (mailbox: {emulator_url}/_emulator/mailbox)")
+    stand_ins.notes.append(
+        f"Google emulator  {emulator_url}  (mailbox: {emulator_url}/_emulator/mailbox; in memory: "
+        "after a restart, `mailmerger connect --gmail <address>` again)"
+    )

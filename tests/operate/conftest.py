@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -40,6 +41,13 @@ async def private_database(suffix: str) -> AsyncIterator[str]:
     await migrate("all", database=DatabaseSettings(url=url))
     yield url
     await drop_database(url)
+
+
+@pytest.fixture(autouse=True)
+def state_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The CLI's saved sessions and resume state go to the test's own directory, not the home's."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state"
 
 
 @pytest.fixture(scope="session")

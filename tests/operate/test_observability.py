@@ -83,7 +83,9 @@ async def signed_in(operated: SystemUnderTest) -> AsyncIterator[SignedIn]:
     tag = uuid.uuid4().hex[:10]
     api = Api(operated.base_url)
     try:
-        await asyncio.to_thread(api.sign_up, f"observed-{tag}@example.org", f"pw-{tag}-secret", "Observed")
+        await asyncio.to_thread(
+            api.sign_up_confirmed, f"observed-{tag}@example.org", f"pw-{tag}-secret", "Observed"
+        )
         account_id = await asyncio.to_thread(api.connect_gmail, f"observed-{tag}@gmail.local", "Observed")
         headers = {"Authorization": api.http.headers["Authorization"]}
     finally:

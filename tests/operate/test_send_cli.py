@@ -72,7 +72,7 @@ async def sender(operated: SystemUnderTest) -> AsyncIterator[Sender]:
     def sign_up() -> None:
         api = Api(operated.base_url)
         try:
-            api.sign_up(user.email, user.password, "Cli User")
+            api.sign_up_confirmed(user.email, user.password, "Cli User")
             api.connect_gmail(user.gmail, "Cli User")
         finally:
             api.close()

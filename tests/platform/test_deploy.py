@@ -4,6 +4,7 @@ and give every process the variables it needs, pointing at a service that serves
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -52,7 +53,10 @@ def test_every_prefix_is_routed_by_nginx() -> None:
     """Each prefix has an exact and a subtree location proxying to its service's upstream."""
     config = render_nginx()
     for prefix, service in routes():
-        assert f"location ^~ {prefix}/ {{ proxy_pass http://{service}; }}" in config
+        subtree = (
+            rf"location \^~ {re.escape(prefix)}/ {{ (error_page 413 = @\w+; )?proxy_pass http://{service}; }}"
+        )
+        assert re.search(subtree, config), prefix
         assert f"upstream {service} {{" in config
 
 

@@ -59,7 +59,9 @@ class FakeServices:
             variables=variables,
         )
 
-    def add_attachment(self, user_id: int, attachment_id: int, *, kind: str = "other") -> AttachmentInfo:
+    def add_attachment(
+        self, user_id: int, attachment_id: int, *, kind: str = "other", size: int | None = None
+    ) -> AttachmentInfo:
         info = AttachmentInfo(
             attachment_id=attachment_id,
             user_id=user_id,
@@ -68,7 +70,7 @@ class FakeServices:
             sha256=f"{attachment_id:064x}",
             filename=f"file-{attachment_id}.pdf",
             content_type="application/pdf",
-            size=1000 + attachment_id,
+            size=1000 + attachment_id if size is None else size,
         )
         self.attachments[attachment_id] = info
         if kind in ("resume", "cover_letter"):

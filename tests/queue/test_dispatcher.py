@@ -344,3 +344,61 @@ async def test_a_message_whose_outcome_never_came_is_dispatched_again(
     history = (await world.email(user, stuck["id"]))["transitions"]
     assert [t["to_state"] for t in history] == ["scheduled", "dispatched", "dispatched"]
     assert "dispatched again" in history[-1]["reason"]
+
+
+# --- pacing per Google account ----------------------------------------------------------------
+
+
+async def _shared_gmail(world: World, **limits: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Two users who each connected the same Gmail account (Google spells it either way)."""
+    first = await world.user_with_account(email="shared.inbox@gmail.com")
+    second = await world.user_with_account(email="Shared.Inbox@gmail.com")
+    for user, account in (first, second):
+        answer = await world.client.patch(f"/v1/senders/{account}", json=limits, headers=world.auth(user))
+        assert answer.status_code == 200, answer.text
+    return first, second
+
+
+async def test_one_google_account_connected_by_two_users_is_paced_once(
+    world: World, dispatcher: Dispatcher, clock: FakeClock, settings: QueueSettings
+) -> None:
+    """Gmail's quota is per Google user: at 3/min the two connections together get one send per
+    interval, not one each."""
+    (user_a, account_a), (user_b, account_b) = await _shared_gmail(world, per_minute_limit=3)
+    for _ in range(2):
+        await world.compose(user_a, account_a)
+        await world.compose(user_b, account_b)
+    assert await dispatcher.dispatch_due_messages() == 1
+    assert await dispatcher.dispatch_due_messages() == 0
+    clock.advance(seconds=20 / settings.dispatch.pace_fraction)
+    assert await dispatcher.dispatch_due_messages() == 1
+    senders = {command.account_id for command in await world.commands()}
+    assert senders == {account_a, account_b}  # the connections still take turns
+
+
+async def test_the_daily_cap_counts_every_connection_of_the_google_account(
+    world: World, dispatcher: Dispatcher
+) -> None:
+    """What one connection sent today counts against the other's rolling 24 hours."""
+    (user_a, account_a), (user_b, account_b) = await _shared_gmail(world, daily_limit=2)
+    await world.compose(user_a, account_a)
+    await world.compose(user_a, account_a)
+    assert await dispatcher.dispatch_due_messages() == 2
+    await world.compose(user_b, account_b)
+    assert await dispatcher.dispatch_due_messages() == 0
+
+
+async def test_throttling_one_connection_parks_the_whole_google_account(
+    world: World, dispatcher: Dispatcher, clock: FakeClock
+) -> None:
+    """SenderThrottled for one connection parks every connection of that Gmail account."""
+    (_, account_a), (user_b, account_b) = await _shared_gmail(world)
+    until = clock.now() + timedelta(seconds=30)
+    await world.consumed(
+        await world.publish(c.SenderThrottled(account_id=account_a, until=until, reason="rateLimitExceeded"))
+    )
+    assert (await world.sender_row(account_b)).parked_until == until
+    await world.compose(user_b, account_b)
+    assert await dispatcher.dispatch_due_messages() == 0
+    clock.advance(seconds=31)
+    assert await dispatcher.dispatch_due_messages() == 1

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
+
+from mailmerger_queue.accounts import apply_account_event
 from mailmerger_queue.dispatcher import Dispatcher
+from mailmerger_queue.settings import DispatchSettings
+from mailmerger_shared import contracts as c
+from mailmerger_shared.db import transaction
 from tests.queue.world import World
+from tests.support import eventually
 
 EMAIL = {
     "subject": "Hello",
@@ -172,3 +180,120 @@ async def test_legacy_errors_use_the_envelope_with_the_real_status(world: World)
     )
     assert invalid.status_code == 422
     assert "to[0]" in invalid.json()["message"]
+
+
+async def test_add_to_queue_without_gmail_queues_the_email(world: World) -> None:
+    """No Gmail connected: the email is queued all the same (the old server let users connect later)."""
+    user = world.new_id()
+    headers = world.auth(user)
+    assert _ok(await world.client.post("/api/queue/add-to-queue", json=EMAIL, headers=headers)) == {
+        "queue_length": 1
+    }
+    [queued] = _ok(await world.client.get("/api/queue/get-email-queue", headers=headers))["emails"]
+    assert (queued["uid"], queued["subject"], queued["is_sent"]) == (user, "Hello", False)
+
+
+async def test_send_queued_without_gmail_hands_back_a_connect_url(world: World) -> None:
+    """Sending the queue with no Gmail answers as send-email-now does: success false, a redirect_url."""
+    user = world.new_id()
+    headers = world.auth(user)
+    _ok(await world.client.post("/api/queue/add-to-queue", json=EMAIL, headers=headers))
+    [queued] = _ok(await world.client.get("/api/queue/get-email-queue", headers=headers))["emails"]
+    response = await world.client.post("/api/queue/send-queued-emails", json=[queued["eid"]], headers=headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["success"], body["status_code"]) == (False, 200)
+    assert body["data"]["redirect_url"].startswith(
+        "http://gateway/api/oauth/gmail-authorize?purpose=authorize"
+    )
+    assert f"ticket-{user}" in body["data"]["redirect_url"]
+    assert (await world.email(user, queued["eid"]))["send_at"] is None  # still held, not released
+
+
+async def test_email_queued_before_gmail_is_sent_from_the_account_connected_later(
+    world: World, dispatcher: Dispatcher
+) -> None:
+    """An email queued without Gmail is given the first account the user connects, and sent from it."""
+    user = world.new_id()
+    headers = world.auth(user)
+    _ok(await world.client.post("/api/queue/add-to-queue", json=EMAIL, headers=headers))
+    [queued] = _ok(await world.client.get("/api/queue/get-email-queue", headers=headers))["emails"]
+    assert (await world.email(user, queued["eid"]))["account_id"] is None
+    account = await world.connect(user)
+    await world.connect(user)  # a second account, connected later, does not take it
+    sent = _ok(
+        await world.client.post("/api/queue/send-queued-emails", json=[queued["eid"]], headers=headers)
+    )
+    assert sent == {"sent_emails": [queued["eid"]]}
+    assert await dispatcher.dispatch_due_messages() == 1
+    [command] = await world.commands()
+    assert (command.message_id, command.account_id) == (queued["eid"], account)
+
+
+async def test_scheduled_email_queued_before_gmail_waits_for_an_account(
+    world: World, dispatcher: Dispatcher
+) -> None:
+    """An email due at its send_at but queued without Gmail is not dispatched until Gmail is connected."""
+    user = world.new_id()
+    due = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    _ok(
+        await world.client.post(
+            "/api/queue/add-to-queue", json={**EMAIL, "send_at": due}, headers=world.auth(user)
+        )
+    )
+    assert await dispatcher.dispatch_due_messages() == 0
+    account = await world.connect(user)
+    assert await dispatcher.dispatch_due_messages() == 1
+    [command] = await world.commands()
+    assert command.account_id == account
+
+
+async def test_another_users_gmail_never_takes_an_email_queued_without_gmail(
+    world: World, dispatcher: Dispatcher
+) -> None:
+    """An account connected by someone else leaves the email waiting for its owner's own account."""
+    owner = world.new_id()
+    due = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    _ok(
+        await world.client.post(
+            "/api/queue/add-to-queue", json={**EMAIL, "send_at": due}, headers=world.auth(owner)
+        )
+    )
+    await world.user_with_account()
+    assert await dispatcher.dispatch_due_messages() == 0
+    [queued] = _ok(await world.client.get("/api/queue/get-email-queue", headers=world.auth(owner)))["emails"]
+    assert (await world.email(owner, queued["eid"]))["account_id"] is None
+
+
+async def test_email_queued_while_gmail_is_being_connected_is_given_that_account(world: World) -> None:
+    """Queueing that races the GmailConnected being applied still ends with the email on the account."""
+    assert world.infra.sessions is not None
+    user, account = world.new_id(), world.new_id()
+    connected = c.GmailConnected(
+        user_id=user, account_id=account, email=f"race{user}@gmail.com", display_name=None, scopes=[]
+    )
+    now = datetime.now(UTC)
+    async with transaction(world.infra.sessions) as session:
+        await apply_account_event(session, connected, now, now, DispatchSettings())
+        queueing = asyncio.create_task(
+            world.client.post("/api/queue/add-to-queue", json=EMAIL, headers=world.auth(user))
+        )
+        await eventually(lambda: _waiting_for_the_user_lock(world, user))  # it saw no account, and waits
+    _ok(await queueing)
+    [queued] = _ok(await world.client.get("/api/queue/get-email-queue", headers=world.auth(user)))["emails"]
+    assert (await world.email(user, queued["eid"]))["account_id"] == account
+
+
+async def _waiting_for_the_user_lock(world: World, user_id: int) -> bool:
+    """Whether a transaction waits for the user's queueing lock (a bigint key: classid, objid)."""
+    assert world.infra.sessions is not None
+    async with transaction(world.infra.sessions) as session:
+        waiting = await session.execute(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND (classid::bigint << 32 | objid::bigint)"
+                " = hashtextextended('mailmerger.queue.unassigned', :user_id)"
+            ),
+            {"user_id": user_id},
+        )
+        return bool(waiting.scalar_one())

@@ -107,7 +107,7 @@ class Attacker:
 
 @pytest.fixture(scope="module")
 async def attacker(system: SystemUnderTest) -> AsyncIterator[Attacker]:
-    signed_up = await sign_up(system.base_url, "attacker")
+    signed_up = await sign_up(system, "attacker")
     await connect_gmail(signed_up, system.base_url)
     template = await signed_up.client.post(
         "/v1/templates/",
@@ -403,7 +403,7 @@ async def guess(client: httpx.AsyncClient, route: str, email: str, password: str
 @pytest.fixture
 async def victim(system: SystemUnderTest) -> AsyncIterator[User]:
     """A user of their own, so that the attempts counted against them disturb no other test."""
-    signed_up = await sign_up(system.base_url, "bruteforced")
+    signed_up = await sign_up(system, "bruteforced")
     yield signed_up
     await signed_up.client.aclose()
 

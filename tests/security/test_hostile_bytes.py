@@ -226,7 +226,7 @@ def _rekey(document: Any, leaf_path: str) -> Any:
 
 @pytest.fixture(scope="module")
 async def caller(system: SystemUnderTest) -> AsyncIterator[User]:
-    user = await sign_up(system.base_url, "hostile")
+    user = await sign_up(system, "hostile")
     try:
         yield user
     finally:

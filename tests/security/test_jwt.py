@@ -33,7 +33,7 @@ PROTECTED = {
 
 @pytest.fixture(scope="module")
 async def victim(system: SystemUnderTest) -> AsyncIterator[User]:
-    signed_up = await sign_up(system.base_url, "victim")
+    signed_up = await sign_up(system, "victim")
     yield signed_up
     await signed_up.client.aclose()
 

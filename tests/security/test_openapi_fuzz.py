@@ -115,7 +115,7 @@ def fuzz_config(base_url: str, access_token: str) -> dict[str, Any]:
 async def api(request: pytest.FixtureRequest, system: SystemUnderTest) -> AsyncIterator[BaseSchema]:
     """One service's OpenAPI document, called as a fresh user of its own (with Gmail connected)."""
     service: str = request.param
-    user = await sign_up(system.base_url, f"fuzz-{service}")
+    user = await sign_up(system, f"fuzz-{service}")
     try:
         await connect_gmail(user, system.base_url)
         config = schemathesis.Config.from_dict(fuzz_config(system.base_url, user.access_token))

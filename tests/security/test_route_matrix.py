@@ -112,9 +112,9 @@ async def create_owned_resources(owner: User) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def owner(system: SystemUnderTest) -> AsyncIterator[Owner]:
-    first = await sign_up(system.base_url, "owner")
+    first = await sign_up(system, "owner")
     await connect_gmail(first, system.base_url)
-    second = await sign_up(system.base_url, "intruder")
+    second = await sign_up(system, "intruder")
     try:
         yield Owner(first, await create_owned_resources(first), second)
     finally:

@@ -327,22 +327,23 @@ async def test_the_window_counts_at_most_the_limit_then_names_the_wait(
 ) -> None:
     """per_minute sends pass at once; the next waits until the oldest leaves the minute."""
     limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}window:", per_minute=3)
-    assert [await limiter.acquire(1) for _ in range(3)] == [None, None, None]
-    wait = await limiter.acquire(1)
-    assert wait is not None
-    assert timedelta(seconds=50) <= wait <= timedelta(seconds=60)  # minus the time the three took
-    assert await limiter.acquire(1) is not None  # a refused send was not counted: still waiting
+    assert [await limiter.acquire("ada@gmail.com") for _ in range(3)] == [None, None, None]
+    hold = await limiter.acquire("ada@gmail.com")
+    assert hold is not None
+    assert not hold.paused
+    assert timedelta(seconds=50) <= hold.wait <= timedelta(seconds=60)  # minus the time the three took
+    assert await limiter.acquire("ada@gmail.com") is not None  # a refused send was not counted: still waiting
 
 
 async def test_the_window_slides(redis: aioredis.Redis, redis_prefix: str) -> None:
     """A send counted a minute ago no longer counts (the set's scores are Redis's clock, in ms)."""
-    key = f"{redis_prefix}slide:sender:window:1"
+    key = f"{redis_prefix}slide:sender:window:ada@gmail.com"
     limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}slide:", per_minute=2)
     now_s, now_us = await redis.time()
     now_ms = now_s * 1000 + now_us // 1000
     await redis.zadd(key, {"old": now_ms - 60_001, "recent": now_ms - 1_000})
-    assert await limiter.acquire(1) is None  # "old" left the window, so one more fits
-    assert await limiter.acquire(1) is not None
+    assert await limiter.acquire("ada@gmail.com") is None  # "old" left the window, so one more fits
+    assert await limiter.acquire("ada@gmail.com") is not None
 
 
 async def test_sends_asked_for_together_are_decided_in_one_call_and_in_order(
@@ -350,7 +351,9 @@ async def test_sends_asked_for_together_are_decided_in_one_call_and_in_order(
 ) -> None:
     """Concurrent sends share one script call: an account's limit holds inside it, others are apart."""
     limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}together:", per_minute=3)
-    waits = await asyncio.gather(*(limiter.acquire(1 if n % 2 == 0 else 2) for n in range(10)))
+    waits = await asyncio.gather(
+        *(limiter.acquire("ada@gmail.com" if n % 2 == 0 else "bob@gmail.com") for n in range(10))
+    )
     first = [w for n, w in enumerate(waits) if n % 2 == 0]
     second = [w for n, w in enumerate(waits) if n % 2 == 1]
     assert first[:3] == [None, None, None]
@@ -362,9 +365,9 @@ async def test_sends_asked_for_together_are_decided_in_one_call_and_in_order(
 async def test_windows_are_per_account(redis: aioredis.Redis, redis_prefix: str) -> None:
     """One account spending its minute does not slow another."""
     limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}split:", per_minute=1)
-    assert await limiter.acquire(1) is None
-    assert await limiter.acquire(1) is not None
-    assert await limiter.acquire(2) is None
+    assert await limiter.acquire("ada@gmail.com") is None
+    assert await limiter.acquire("ada@gmail.com") is not None
+    assert await limiter.acquire("bob@gmail.com") is None
 
 
 async def test_replicas_share_one_window(redis: aioredis.Redis, redis_prefix: str) -> None:
@@ -372,8 +375,34 @@ async def test_replicas_share_one_window(redis: aioredis.Redis, redis_prefix: st
     prefix = f"{redis_prefix}shared:"
     first = AccountLimiter(redis, key_prefix=prefix, per_minute=2)
     second = AccountLimiter(redis, key_prefix=prefix, per_minute=2)
-    results = await asyncio.gather(*(limiter.acquire(9) for limiter in (first, second, first, second)))
+    results = await asyncio.gather(
+        *(limiter.acquire("cy@gmail.com") for limiter in (first, second, first, second))
+    )
     assert sum(result is None for result in results) == 2
+
+
+async def test_a_paused_account_holds_its_sends_until_the_pause_ends(
+    redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """After pause(), every send of the account waits out the pause (and is not counted); others go."""
+    limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}pause:", per_minute=100)
+    await limiter.pause("ada@gmail.com", timedelta(seconds=30))
+    hold = await limiter.acquire("ada@gmail.com")
+    assert hold is not None
+    assert hold.paused
+    assert timedelta(seconds=29) <= hold.wait <= timedelta(seconds=30)
+    assert await limiter.acquire("bob@gmail.com") is None
+    assert await redis.zcard(f"{redis_prefix}pause:sender:window:ada@gmail.com") == 0
+
+
+async def test_a_pause_is_never_shortened(redis: aioredis.Redis, redis_prefix: str) -> None:
+    """A brief pause asked for during a longer one leaves the longer one."""
+    limiter = AccountLimiter(redis, key_prefix=f"{redis_prefix}longer:", per_minute=100)
+    await limiter.pause("ada@gmail.com", timedelta(minutes=20))
+    await limiter.pause("ada@gmail.com", timedelta(seconds=5))
+    hold = await limiter.acquire("ada@gmail.com")
+    assert hold is not None
+    assert hold.wait > timedelta(minutes=19)
 
 
 async def test_unreachable_redis_lets_the_send_through() -> None:
@@ -381,6 +410,6 @@ async def test_unreachable_redis_lets_the_send_through() -> None:
     client = aioredis.Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
     try:
         limiter = AccountLimiter(client, key_prefix="x:", per_minute=1)
-        assert await limiter.acquire(1) is None
+        assert await limiter.acquire("ada@gmail.com") is None
     finally:
         await client.aclose()

@@ -23,7 +23,11 @@ from mailmerger_sender.classify import (
 )
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-POLICY = ClassifyPolicy(mail_sending_pause=timedelta(hours=1), daily_limit_pause=timedelta(hours=2))
+POLICY = ClassifyPolicy(
+    mail_sending_pause=timedelta(hours=1),
+    daily_limit_pause=timedelta(hours=2),
+    rate_limit_pause=timedelta(seconds=30),
+)
 
 
 def google_error(code: int, reason: str, message: str) -> bytes:
@@ -59,24 +63,23 @@ def test_success_without_ids_is_ambiguous() -> None:
     [
         (500, "backendError", "Backend Error"),
         (503, "backendError", "The service is currently unavailable."),
-        (403, "userRateLimitExceeded", "User Rate Limit Exceeded"),
-        (403, "rateLimitExceeded", "Rate Limit Exceeded"),
         (429, "rateLimitExceeded", "Too many requests: Too many concurrent requests for user"),
-        (429, "rateLimitExceeded", "Too many requests: User-rate limit exceeded"),
         (502, "", "Bad Gateway"),
     ],
 )
 def test_transient_answers(status: int, reason: str, message: str) -> None:
-    """5xx, per-user and per-project rate limits, concurrency and bandwidth 429s are transient."""
+    """5xx and too many concurrent calls are transient: only the message waits."""
     outcome = classify(status, google_error(status, reason, message))
     assert isinstance(outcome, Transient)
     assert outcome.reason == (reason or f"http_{status}")
 
 
 def test_forbidden_403_is_classified_by_reason_not_status() -> None:
-    """403 domainPolicy is permanent although 403 userRateLimitExceeded is transient."""
+    """403 domainPolicy is permanent although 403 userRateLimitExceeded throttles the account."""
     assert isinstance(classify(403, google_error(403, "domainPolicy", "disabled")), Permanent)
-    assert isinstance(classify(403, google_error(403, "userRateLimitExceeded", "slow down")), Transient)
+    assert isinstance(
+        classify(403, google_error(403, "userRateLimitExceeded", "slow down")), AccountThrottled
+    )
 
 
 def test_mail_sending_limit_parks_the_account_until_the_time_gmail_names() -> None:
@@ -96,6 +99,83 @@ def test_mail_sending_limit_without_a_time_parks_for_the_configured_pause() -> N
     outcome = classify(429, google_error(429, "rateLimitExceeded", message))
     assert isinstance(outcome, AccountThrottled)
     assert outcome.until == NOW + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "message"),
+    [
+        (403, "userRateLimitExceeded", "User Rate Limit Exceeded"),
+        (403, "rateLimitExceeded", "Rate Limit Exceeded"),
+        (
+            403,
+            "rateLimitExceeded",
+            "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute'",
+        ),
+        (429, "rateLimitExceeded", "Too many requests: User-rate limit exceeded"),
+        (429, "", "Resource has been exhausted (e.g. check quota)."),
+    ],
+)
+def test_per_minute_quota_refusals_pause_the_account_briefly(status: int, reason: str, message: str) -> None:
+    """Per-user and per-project quota refusals throttle the account, not the message, for the pause."""
+    body = google_error(status, reason, message)
+    if not reason:
+        body = json.dumps(
+            {"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"}}
+        ).encode()
+    outcome = classify(status, body)
+    assert isinstance(outcome, AccountThrottled)
+    assert outcome.reason == (reason or "rate_limited")
+    assert outcome.until == NOW + timedelta(seconds=30)
+
+
+def test_a_retry_time_without_mail_sending_is_honoured() -> None:
+    """ "User-rate limit exceeded.  Retry after <time>" without "(Mail sending)" waits until that time."""
+    message = "User-rate limit exceeded.  Retry after 2026-05-01T12:43:14.256Z"
+    outcome = classify(429, google_error(429, "rateLimitExceeded", message))
+    assert outcome == AccountThrottled(
+        "rateLimitExceeded",
+        f"429 rateLimitExceeded: {message}",
+        datetime(2026, 5, 1, 12, 43, 14, 256000, tzinfo=UTC),
+    )
+
+
+def test_a_retry_time_in_any_message_is_honoured_by_a_transient_answer() -> None:
+    """A 503 naming a "Retry after" time is not retried before it (the backoff would start at 1 s)."""
+    outcome = classify(503, google_error(503, "backendError", "Busy. Retry after 2026-05-01T12:05:00Z"))
+    assert isinstance(outcome, Transient)
+    assert outcome.not_before == datetime(2026, 5, 1, 12, 5, tzinfo=UTC)
+
+
+def test_retry_after_as_an_http_date_is_honoured() -> None:
+    """Retry-After may be an HTTP date instead of seconds."""
+    outcome = classify(503, google_error(503, "backendError", "busy"), "Fri, 01 May 2026 12:10:00 GMT")
+    assert isinstance(outcome, Transient)
+    assert outcome.not_before == datetime(2026, 5, 1, 12, 10, tzinfo=UTC)
+
+
+def test_retry_info_in_the_details_is_honoured() -> None:
+    """A google.rpc.RetryInfo detail's retryDelay pauses the account that long, not the default."""
+    body = json.dumps(
+        {
+            "error": {
+                "code": 429,
+                "message": "Resource has been exhausted (e.g. check quota).",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "90s"}],
+            }
+        }
+    ).encode()
+    outcome = classify(429, body)
+    assert isinstance(outcome, AccountThrottled)
+    assert outcome.until == NOW + timedelta(seconds=90)
+
+
+def test_the_latest_retry_time_google_names_wins() -> None:
+    """A header of 10 s and a text naming 5 minutes: the account waits the 5 minutes."""
+    message = "User-rate limit exceeded.  Retry after 2026-05-01T12:05:00.000Z"
+    outcome = classify(429, google_error(429, "rateLimitExceeded", message), retry_after="10")
+    assert isinstance(outcome, AccountThrottled)
+    assert outcome.until == datetime(2026, 5, 1, 12, 5, tzinfo=UTC)
 
 
 def test_daily_limit_exceeded_parks_the_account() -> None:

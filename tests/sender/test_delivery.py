@@ -12,7 +12,7 @@ import pytest
 from mailmerger_sender import mime
 from mailmerger_shared import contracts as c
 from tests.sender.conftest import Harness
-from tests.sender.support import envelope, send_email
+from tests.sender.support import Account, envelope, next_id, send_email
 
 
 async def test_accepted_send_is_recorded_and_announced(harness: Harness) -> None:
@@ -34,13 +34,11 @@ async def test_accepted_send_is_recorded_and_announced(harness: Harness) -> None
     [
         (500, "backendError"),
         (503, "backendError"),
-        (403, "userRateLimitExceeded"),
-        (403, "rateLimitExceeded"),
         (429, "rateLimitExceeded"),  # "Too many concurrent requests for user"
     ],
 )
 async def test_transient_refusals_defer_with_backoff(harness: Harness, status: int, reason: str) -> None:
-    """5xx, rate limits and concurrency limits defer the message at least a second; nothing is sent."""
+    """5xx and concurrency limits defer the message at least a second; nothing is sent."""
     account = await harness.account()
     await harness.fault(account, kind="error", status=status, reason=reason, count=1)
     command = send_email(account)
@@ -92,6 +90,70 @@ async def test_mail_sending_limit_parks_the_account_until_gmails_retry_time(harn
     )
     assert isinstance(deferred, c.EmailDeferred)
     assert deferred.retry_at == until
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "message"),
+    [
+        (403, "userRateLimitExceeded", None),
+        (403, "rateLimitExceeded", None),
+        (429, "rateLimitExceeded", "Too many requests: User-rate limit exceeded"),
+    ],
+)
+async def test_a_per_minute_quota_refusal_pauses_the_whole_account(
+    harness: Harness, status: int, reason: str, message: str | None
+) -> None:
+    """The account is throttled for the brief pause and its next send waits it out without calling
+    Gmail (it would only be refused too)."""
+    account = await harness.account()
+    await harness.fault(account, kind="error", status=status, reason=reason, message=message, count=1)
+    before = harness.clock()
+    first, second = send_email(account), send_email(account)
+    await harness.deliver(first)
+    await harness.deliver(second)
+    throttled, deferred, held = await harness.events(account)
+    pause = timedelta(seconds=harness.settings.rate_limit_pause_seconds)
+    assert isinstance(throttled, c.SenderThrottled)
+    assert before + pause <= throttled.until <= harness.clock() + pause
+    assert isinstance(deferred, c.EmailDeferred)
+    assert (deferred.reason, deferred.retry_at) == (reason, throttled.until)
+    assert isinstance(held, c.EmailDeferred)
+    assert held.reason == "account_paused"
+    assert held.retry_at >= throttled.until - timedelta(seconds=1)
+    assert len(harness.wire.sends()) == 1
+
+
+async def test_a_retry_time_google_names_without_mail_sending_is_honoured(harness: Harness) -> None:
+    """ "User-rate limit exceeded.  Retry after <time>" (no "(Mail sending)") defers to that time,
+    not from 1 s."""
+    account = await harness.account()
+    retry_at = (harness.clock() + timedelta(minutes=7)).replace(microsecond=0)
+    message = f"User-rate limit exceeded.  Retry after {retry_at.strftime('%Y-%m-%dT%H:%M:%S.000Z')}"
+    await harness.fault(
+        account, kind="error", status=429, reason="rateLimitExceeded", message=message, count=1
+    )
+    await harness.deliver(send_email(account))
+    throttled, deferred = await harness.events(account)
+    assert isinstance(throttled, c.SenderThrottled)
+    assert throttled.until == retry_at
+    assert isinstance(deferred, c.EmailDeferred)
+    assert deferred.retry_at == retry_at
+
+
+async def test_one_google_account_connected_twice_shares_one_send_window(harness: Harness) -> None:
+    """Two MailMerger connections of the same Gmail account count into one sliding minute."""
+    harness.configure(account_sends_per_minute=1)
+    first = await harness.account()
+    second = await harness.auth.register(
+        Account(account_id=next_id(), user_id=next_id(), email=first.email.upper(), scopes=first.scopes)
+    )
+    await harness.deliver(send_email(first))
+    later = send_email(second)
+    await harness.deliver(later)
+    [deferred] = await harness.events(second)
+    assert isinstance(deferred, c.EmailDeferred)
+    assert deferred.reason == "rate_limited"
+    assert await harness.copies(later) == 0
 
 
 async def test_daily_limit_exceeded_parks_the_account(harness: Harness) -> None:

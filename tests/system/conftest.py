@@ -113,7 +113,7 @@ async def gateway(system: RunningSystem) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def user(system: RunningSystem) -> AsyncIterator[User]:
     """A freshly signed-up user (no Gmail connected)."""
-    signed_up = await sign_up(system.base_url)
+    signed_up = await sign_up(system)
     yield signed_up
     await signed_up.client.aclose()
 
@@ -121,7 +121,7 @@ async def user(system: RunningSystem) -> AsyncIterator[User]:
 @pytest.fixture
 async def sending_user(system: RunningSystem) -> AsyncIterator[User]:
     """A freshly signed-up user with an emulated Gmail account connected."""
-    signed_up = await sign_up(system.base_url, "sender")
+    signed_up = await sign_up(system, "sender")
     await connect_gmail(signed_up, system.base_url)
     yield signed_up
     await signed_up.client.aclose()

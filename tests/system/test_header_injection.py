@@ -396,7 +396,7 @@ async def test_the_google_profile_name_names_the_sender_cleaned(
     """Google's profile name, which the user cannot fix, becomes the From name cleaned (line
     breaks as spaces, controls and separators gone, 200 characters at most) and encoded: the
     message has exactly its fields and its one recipient."""
-    user = await sign_up(system.base_url, "named")
+    user = await sign_up(system, "named")
     try:
         gmail = await connect_named_gmail(system, user, mailbox, profile_name)
         response = await compose(user)

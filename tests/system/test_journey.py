@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import eventually
 from tests.system.harness import (
     PDF,
     RunningSystem,
@@ -123,7 +124,7 @@ async def raise_limits(system: RunningSystem, user: User) -> None:
 
 @pytest.fixture(scope="module")
 async def journey(system: RunningSystem) -> AsyncIterator[Journey]:
-    user = await sign_up(system.base_url, "campaigner")
+    user = await sign_up(system, "campaigner")
     try:
         yield await run_journey(system, user)
     finally:
@@ -294,3 +295,64 @@ async def test_results_csv_lists_every_row_as_sent(journey: Journey) -> None:
     assert len(results) == RECIPIENTS
     assert {r["state"] for r in results} == {"sent"}
     assert all(r["gmail_id"] for r in results)
+
+
+# --- sending again: a new attempt that reaches Gmail ---------------------------------------------
+
+
+async def inject_fault(system: RunningSystem, gmail: str, **rule: Any) -> None:
+    async with httpx.AsyncClient(base_url=system.emulator_url, timeout=30.0) as operator:
+        response = await operator.post(
+            "/_emulator/faults", json={"user": gmail, "methods": ["messages.send"], "count": 1, **rule}
+        )
+    assert response.status_code == 201, response.text
+
+
+async def email_in_state(user: User, email_id: int, state: str) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        email: dict[str, Any] = (await user.client.get(f"/v1/emails/{email_id}")).json()
+        return email if email["state"] == state else None
+
+    return await eventually(reached, timeout=30)
+
+
+async def compose_one(user: User) -> dict[str, Any]:
+    response = await user.client.post(
+        "/v1/emails/",
+        json={"account_id": user.account_id, "to": ["ada@example.org"], "subject": "Hi", "html": "<p>Hi</p>"},
+    )
+    assert response.status_code == 201, response.text
+    email: dict[str, Any] = response.json()
+    return email
+
+
+async def test_a_failed_email_sent_again_reaches_gmail(system: RunningSystem, sending_user: User) -> None:
+    """Send-now on a failed email is a new attempt Gmail receives, not the failure replayed."""
+    assert sending_user.gmail is not None
+    await inject_fault(system, sending_user.gmail, kind="error", status=400, reason="badRequest")
+    email = await compose_one(sending_user)
+    await email_in_state(sending_user, email["id"], "failed")
+    response = await sending_user.client.post(f"/v1/emails/{email['id']}/send-now")
+    assert response.status_code == 200, response.text
+    sent = await email_in_state(sending_user, email["id"], "sent")
+    counts = await emulator_counts(system.emulator_url, sending_user.gmail)
+    assert {rfc.strip("<>"): n for rfc, n in counts["counts"].items()} == {
+        sent["rfc_message_id"].strip("<>"): 1
+    }
+
+
+async def test_an_unconfirmed_email_is_the_users_to_resolve(
+    system: RunningSystem, sending_user: User
+) -> None:
+    """With gmail.send alone a dropped answer ends unconfirmed; "mark as sent" settles it, sending nothing."""
+    assert sending_user.gmail is not None
+    await inject_fault(system, sending_user.gmail, kind="drop_connection")
+    email = await compose_one(sending_user)
+    await email_in_state(sending_user, email["id"], "unconfirmed")
+    response = await sending_user.client.post(
+        f"/v1/emails/{email['id']}/resolve", json={"resolution": "mark_as_sent"}
+    )
+    assert response.status_code == 200, response.text
+    assert (response.json()["state"], response.json()["outcome_reason"]) == ("sent", "marked_sent_by_user")
+    counts = await emulator_counts(system.emulator_url, sending_user.gmail)
+    assert counts["total"] == 1  # the dropped answer's send had landed; nothing more was sent

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from mailmerger_storage.api.early_answers import MAX_REQUEST_BYTES
 from tests.support import eventually
-from tests.system.harness import PDF, RunningSystem, emulator_messages, follow_connect_url, unique_email
+from tests.system.harness import PDF, RunningSystem, User, emulator_messages, follow_connect_url, unique_email
 
 pytestmark = pytest.mark.system
 
@@ -215,3 +217,69 @@ async def test_delete_queue_email_removes_it_and_reports_the_remaining_length(le
     assert data["deleted_emails_ids"] == [second]
     assert data["remaining_queue_length"] in (0, 1)  # the sent one may still be on its way
     assert legacy_run.data("queue-after") == {"queue_length": 0, "emails": []}
+
+
+async def test_mail_queued_before_gmail_is_sent_from_the_gmail_connected_later(
+    system: RunningSystem, user: User
+) -> None:
+    """Queueing works without Gmail; sending the queue asks to connect (redirect_url); once connected,
+    the queued mail goes out from that Gmail."""
+    client = user.client
+    queued = await client.post("/api/queue/add-to-queue", json=email("early@example.org", "Queued early"))
+    assert (queued.status_code, queued.json()["data"]) == (200, {"queue_length": 1})
+    [eid] = [e["eid"] for e in (await client.get("/api/queue/get-email-queue")).json()["data"]["emails"]]
+    asked = await client.post("/api/queue/send-queued-emails", json=[eid])
+    assert (asked.status_code, asked.json()["success"]) == (200, False)
+    gmail = f"early-{uuid.uuid4().hex[:10]}@gmail.local"
+    await follow_connect_url(system.base_url, asked.json()["data"]["redirect_url"], gmail)
+
+    async def connected() -> bool:
+        return any(s["email"] == gmail for s in (await client.get("/v1/senders/")).json())
+
+    await eventually(connected, timeout=20)
+    sent = await client.post("/api/queue/send-queued-emails", json=[eid])
+    assert sent.json()["data"] == {"sent_emails": [eid]}
+    delivered = await eventually(lambda: emulator_messages(system.emulator_url, gmail), timeout=20)
+    assert [m["subject"] for m in delivered] == ["Queued early"]
+
+
+def resume_form(size: int) -> dict[str, Any]:
+    """What the upload page posts (FormData): the file and filecontent=resume."""
+    pdf = PDF[:9] + bytes(size - len(PDF)) + PDF[9:]
+    return {
+        "files": {"uploaded_file": ("resume.pdf", pdf, "application/pdf")},
+        "data": {"filecontent": "resume"},
+    }
+
+
+async def test_an_oversized_resume_gets_the_envelope_through_the_gateway(user: User) -> None:
+    """A 6 MB resume is answered HTTP 200, success false, status_code 413 and what to fix."""
+    response = await user.client.post("/api/storage/upload-file", **resume_form(6 * 1024 * 1024))
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["success"], body["status_code"]) == (False, 413)
+    assert "5 MB" in body["message"]
+
+
+async def test_a_large_upload_without_a_token_gets_a_401_through_the_gateway(
+    gateway: httpx.AsyncClient,
+) -> None:
+    """No token and a 6 MB body: a real 401 in the envelope, not a reset."""
+    response = await gateway.post("/api/storage/upload-file", **resume_form(6 * 1024 * 1024))
+    assert response.status_code == 401
+    assert (response.json()["success"], response.json()["status_code"]) == (False, 401)
+
+
+async def test_a_body_over_the_gateway_limit_gets_the_envelope_with_cors(
+    system: RunningSystem, user: User
+) -> None:
+    """Over nginx's client_max_body_size the client still reads the envelope (413) with CORS headers."""
+    if system.topology != "split":
+        pytest.skip("only the gateway (nginx) refuses a body over its limit for the service")
+    origin = "http://localhost:5173"
+    response = await user.client.post(
+        "/api/storage/upload-file", headers={"Origin": origin}, **resume_form(MAX_REQUEST_BYTES + 1024 * 1024)
+    )
+    assert response.status_code == 200
+    assert (response.json()["success"], response.json()["status_code"]) == (False, 413)
+    assert response.headers["access-control-allow-origin"] == origin

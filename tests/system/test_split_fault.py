@@ -114,7 +114,7 @@ async def test_killed_senders_and_queue_and_restarted_auth_lose_and_duplicate_no
     split: SplitSystem,
 ) -> None:
     """kill -9 two sender workers and the queue API mid-campaign, restart auth: 0 lost, 0 duplicated."""
-    user = await sign_up(split.base_url, "faulty")
+    user = await sign_up(split, "faulty")
     try:
         prepared = await prepare_campaign(split, user)
         assert prepared.build["valid"] == RECIPIENTS, prepared.build

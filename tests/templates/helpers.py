@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from litestar import Litestar
+from sqlalchemy import event
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,19 @@ def problem_messages(response: httpx.Response) -> str:
     """Every message of a problem answer (detail and each listed problem), as one text."""
     body = response.json()
     return "\n".join([body.get("detail", ""), *(problem["message"] for problem in body.get("problems", []))])
+
+
+@contextmanager
+def counting_statements(app: Litestar) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine runs inside the block."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.infra.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import httpx
 import msgspec
@@ -15,30 +14,13 @@ from litestar import Litestar
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from sqlalchemy import event
 
 from mailmerger_templates import service
 from mailmerger_templates.cache import TemplateCache
 from mailmerger_templates.reads import UserReads, template_json
 from mailmerger_templates.schemas import TemplateUpdate
 from mailmerger_templates.writes import write_transaction
-from tests.templates.helpers import User, create_template
-
-
-@contextmanager
-def counting_statements(app: Litestar) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine runs inside the block."""
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    engine = app.state.infra.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+from tests.templates.helpers import User, counting_statements, create_template
 
 
 async def test_a_cached_list_is_served_without_the_database(

@@ -34,7 +34,7 @@ STOPPED_AT_RENDER = [
         "{{ '{0.__class__}'.format_map(x) }}", {"x": {}}, "refused", "'format_map'", id="format_map"
     ),
     pytest.param("{{ '{0.__class__}'.format(x) }}", {"x": 1}, "refused", "'format'", id="format"),
-    pytest.param("{{ x[key] }}", {"x": "", "key": "__class__"}, "refused", "internal", id="dunder_by_data"),
+    pytest.param("{{ x[key] }}", {"x": "x", "key": "__class__"}, "refused", "internal", id="dunder_by_data"),
     pytest.param("{{ range(10**9) }}", {}, "limit_exceeded", "at most 10000 numbers", id="range_1e9"),
     pytest.param(
         "{% for i in range(10**9) %}{% endfor %}", {}, "limit_exceeded", "at most 10000", id="loop_range_1e9"

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import msgspec
+from litestar import Litestar
 
-from tests.templates.helpers import User, create_template
+from tests.templates.helpers import User, counting_statements, create_template
 
 
 async def add(client: httpx.AsyncClient, user: User, t_body: str, t_key: str) -> httpx.Response:
@@ -158,3 +160,42 @@ async def test_delete_accepts_many_ids_at_once(
     )
     assert response.status_code == 200
     assert response.json()["data"] == {"template_ids": [created["id"]]}
+
+
+async def test_the_legacy_list_is_served_from_the_cache(
+    client: httpx.AsyncClient, new_user: Callable[[], User], templates_app: Litestar
+) -> None:
+    """A repeated get-all-templates runs no SQL and answers the same bytes, those of the compact envelope."""
+    user = new_user()
+    template_id = (await add(client, user, "<p>Hi {{name}}</p>", "name")).json()["data"]["template_id"]
+    first = await client.get("/api/templates/get-all-templates", headers=user.headers)
+    with counting_statements(templates_app) as statements:
+        second = await client.get("/api/templates/get-all-templates", headers=user.headers)
+    assert statements == []
+    expected = {
+        "success": True,
+        "status_code": 200,
+        "message": "templates",
+        "data": {
+            "templates": [
+                {"template_id": template_id, "uid": user.id, "t_body": "<p>Hi {{name}}</p>", "t_key": "name"}
+            ]
+        },
+    }
+    assert first.content == second.content == msgspec.json.encode(expected)
+    assert second.headers["content-type"] == "application/json"
+
+
+async def test_a_v1_change_shows_in_the_cached_legacy_list(
+    client: httpx.AsyncClient, new_user: Callable[[], User]
+) -> None:
+    """Any write voids the cached legacy list: a body changed through v1 is listed at once."""
+    user = new_user()
+    template_id = (await add(client, user, "<p>Old</p>", "")).json()["data"]["template_id"]
+    await client.get("/api/templates/get-all-templates", headers=user.headers)
+    changed = await client.patch(
+        f"/v1/templates/{template_id}", json={"html": "<p>New</p>"}, headers=user.headers
+    )
+    assert changed.status_code == 200, changed.text
+    listed = await client.get("/api/templates/get-all-templates", headers=user.headers)
+    assert [t["t_body"] for t in listed.json()["data"]["templates"]] == ["<p>New</p>"]

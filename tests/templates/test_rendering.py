@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailmerger_templates.filters import first_name, last_name
 from mailmerger_templates.rendering import (
     CompiledTemplate,
     MissingFields,
@@ -77,9 +78,9 @@ def test_value_containing_template_syntax_is_inserted_literally(renderer: Render
     assert render_html(renderer, "{{ note }}", {"note": value}) == value
 
 
-def test_none_value_prints_as_nothing(renderer: Renderer) -> None:
-    """A None value (an empty spreadsheet cell) prints as an empty string, not "None"."""
-    assert render_html(renderer, "[{{ city }}]", {"city": None}) == "[]"
+def test_none_inside_a_value_prints_as_nothing(renderer: Renderer) -> None:
+    """A None inside a structured value prints as an empty string, not "None"."""
+    assert render_html(renderer, "[{{ user.city }}]", {"user": {"city": None}}) == "[]"
 
 
 def test_loop_over_a_list_field_renders_each_item(renderer: Renderer) -> None:
@@ -109,19 +110,34 @@ def test_default_filter_keeps_a_present_field(renderer: Renderer) -> None:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("Ada Lovelace", "Ada"), ("  Ada   King  Lovelace ", "Ada"), ("Cher", "Cher"), ("", ""), ("   ", "")],
+    [("Ada Lovelace", "Ada"), ("  Ada   King  Lovelace ", "Ada"), ("Cher", "Cher")],
 )
 def test_first_name_is_the_first_word(renderer: Renderer, name: str, expected: str) -> None:
-    """first_name takes the first word, ignoring extra spaces; blank names give an empty string."""
+    """first_name takes the first word, ignoring extra spaces."""
     assert render_html(renderer, "{{ name | first_name }}", {"name": name}) == expected
 
 
-def test_first_name_of_none_is_empty(renderer: Renderer) -> None:
-    """first_name of an absent (None) value is empty, not "None"."""
-    assert render_html(renderer, "[{{ name | first_name }}]", {"name": None}) == "[]"
+@pytest.mark.parametrize("name", [None, "", "   "])
+def test_name_filters_of_a_blank_value_are_empty(name: str | None) -> None:
+    """first_name and last_name of a blank value (still reachable inside a structured value) are empty."""
+    assert (first_name(name), last_name(name)) == ("", "")
 
 
-@pytest.mark.parametrize(("name", "expected"), [("Ada King Lovelace", "Lovelace"), ("Cher", ""), ("", "")])
+def test_first_name_of_a_blank_name_is_missing(renderer: Renderer) -> None:
+    """A blank name is missing, filter or not: "Hi ," never goes out."""
+    with pytest.raises(MissingFields) as caught:
+        render_html(renderer, "Hi {{ name | first_name }},", {"name": " "})
+    assert caught.value.names == ("name",)
+
+
+def test_first_name_of_a_defaulted_blank_name_uses_the_default(renderer: Renderer) -> None:
+    """A blank name guarded by | default takes the default before first_name splits it."""
+    assert (
+        render_html(renderer, "Hi {{ name | default('there') | first_name }},", {"name": ""}) == "Hi there,"
+    )
+
+
+@pytest.mark.parametrize(("name", "expected"), [("Ada King Lovelace", "Lovelace"), ("Cher", "")])
 def test_last_name_is_the_last_of_two_or_more_words(renderer: Renderer, name: str, expected: str) -> None:
     """last_name takes the last word, and only when the name has at least two."""
     assert render_html(renderer, "{{ name | last_name }}", {"name": name}) == expected
@@ -165,6 +181,67 @@ def test_is_defined_guard_makes_a_field_optional(renderer: Renderer) -> None:
     assert render_html(renderer, "{% if nick is defined %}{{ nick }}{% endif %}!") == "!"
 
 
+# -- blank values (empty spreadsheet cells) -------------------------------------------------------
+
+BLANKS = [None, "", "   ", "\t\n"]
+
+
+@pytest.mark.parametrize("blank", BLANKS)
+def test_a_blank_field_is_missing(renderer: Renderer, blank: str | None) -> None:
+    """A blank value counts as missing: "Hello Bob at" never goes out for an empty company."""
+    with pytest.raises(MissingFields) as caught:
+        render_html(renderer, "Hello {{ name }} at {{ company }}", {"name": "Bob", "company": blank})
+    assert caught.value.names == ("company",)
+
+
+def test_blank_and_absent_fields_are_named_together(renderer: Renderer) -> None:
+    """A row's blank and absent fields are all named in one error, in field order."""
+    compiled = renderer.compile(TemplateSource(subject="{{ a }}", html="{{ b }}{{ c }}", text="{{ d }}"))
+    with pytest.raises(MissingFields) as caught:
+        renderer.render(compiled, {"a": "", "c": "x", "d": None})
+    assert caught.value.names == ("a", "b", "d")
+
+
+@pytest.mark.parametrize("blank", BLANKS)
+def test_a_blank_field_with_a_default_takes_the_default(renderer: Renderer, blank: str | None) -> None:
+    """| default("…") fills in a blank value as it does an absent one."""
+    html = 'Hello Bob at {{ company | default("your team") }}'
+    assert render_html(renderer, html, {"company": blank}) == "Hello Bob at your team"
+
+
+def test_a_blank_guarded_field_is_still_missing_where_it_is_used_unguarded(renderer: Renderer) -> None:
+    """A guard covers its own use only: the same blank field printed elsewhere fails the row, naming it."""
+    with pytest.raises(MissingFields) as caught:
+        render_html(renderer, "{{ company | default('you') }}, of {{ company }}", {"company": ""})
+    assert (caught.value.names, caught.value.part) == (("company",), "html")
+
+
+def test_a_blank_field_is_not_defined(renderer: Renderer) -> None:
+    """`is defined` is false for a blank value, as for an absent one."""
+    html = "{% if nick is defined %}({{ nick }}){% else %}-{% endif %}"
+    assert (render_html(renderer, html, {"nick": " "}), render_html(renderer, html, {"nick": "Al"})) == (
+        "-",
+        "(Al)",
+    )
+
+
+@pytest.mark.parametrize("blank", BLANKS)
+def test_a_field_the_template_tests_may_be_blank(renderer: Renderer, blank: str | None) -> None:
+    """A field tested by {% if %} may be blank: the template says itself what a blank means."""
+    html = "Hi{% if referrer %}, sent by {{ referrer }}{% endif %}!"
+    assert render_html(renderer, html, {"referrer": blank}) == "Hi!"
+
+
+def test_a_field_tested_inline_may_be_blank(renderer: Renderer) -> None:
+    """A field tested by an inline `… if … else …` may be blank too."""
+    assert render_html(renderer, "{{ title if title else 'Hi' }}", {"title": ""}) == "Hi"
+
+
+def test_a_blank_number_zero_and_false_are_values(renderer: Renderer) -> None:
+    """Only None and whitespace-only text are blank: 0 and False are values like any other."""
+    assert render_html(renderer, "{{ n }}/{{ flag }}", {"n": 0, "flag": False}) == "0/False"
+
+
 # -- variables ----------------------------------------------------------------------------------
 
 
@@ -182,6 +259,14 @@ def test_required_fields_exclude_guarded_ones(renderer: Renderer) -> None:
     """Fields guarded by | default or `is defined` are variables but not required."""
     compiled = compile_html(renderer, "{{ a | default('') }}{% if b is defined %}{% endif %}{{ c }}")
     assert (compiled.variables, compiled.required_fields) == (("a", "b", "c"), ("c",))
+
+
+def test_fields_that_may_be_blank_are_the_guarded_and_tested_ones(renderer: Renderer) -> None:
+    """may_be_blank lists fields under | default, `is defined` or an {% if %} test, not printed ones."""
+    compiled = compile_html(
+        renderer, "{{ a | default('') }}{% if b is defined %}{% endif %}{% if c %}{{ c }}{% endif %}{{ d }}"
+    )
+    assert (compiled.guarded_fields, compiled.may_be_blank) == ({"a", "b"}, {"a", "b", "c"})
 
 
 # -- syntax problems ----------------------------------------------------------------------------
@@ -408,7 +493,7 @@ def test_injection_payload_is_refused_before_it_can_run(renderer: Renderer, html
 _RENDER_REFUSALS: list[tuple[str, str, dict[str, object], type[RenderError], str]] = [
     ("format_map", "{{ '{0.__class__}'.format_map(x) }}", {"x": {}}, RenderRefused, "'format_map'"),
     ("format", "{{ '{0.__class__.__init__.__globals__}'.format(x) }}", {"x": 1}, RenderRefused, "'format'"),
-    ("dunder_by_data", "{{ x[key] }}", {"x": "", "key": "__class__"}, RenderRefused, "internal"),
+    ("dunder_by_data", "{{ x[key] }}", {"x": "x", "key": "__class__"}, RenderRefused, "internal"),
     ("mutation", "{{ items.append(1) }}", {"items": []}, RenderRefused, "'append'"),
     ("center", "{{ 'a'.center(10**9) }}", {}, RenderRefused, "'center'"),
     ("replace", "{{ a.replace('', a) }}", {"a": "xx"}, RenderRefused, "'replace'"),

@@ -70,6 +70,9 @@ class SendEmail(Command, frozen=True, kw_only=True):
 
     ``message_id`` is the queue's ledger id; ``rfc_message_id`` is the deterministic
     ``Message-ID`` header, the same on every attempt, which makes delivery reconcilable.
+    ``generation`` counts the user's resends (retrying a failed message, resending an
+    unconfirmed one): the sender's ledger answers a command of an older generation from its final
+    row, and treats a newer one as new work.
     """
 
     TAG: ClassVar[str] = "send_email.v1"
@@ -90,6 +93,7 @@ class SendEmail(Command, frozen=True, kw_only=True):
     in_reply_to: str | None = None
     references: list[str] = []
     attempt: int = 1
+    generation: int = 0
 
 
 class EmailSent(Event, frozen=True, kw_only=True):
@@ -109,6 +113,7 @@ class EmailFailed(Event, frozen=True, kw_only=True):
     account_id: int
     reason: str  # Gmail's `reason` or ours, e.g. "failedPrecondition", "message_too_large"
     detail: str
+    generation: int = 0  # of the command it answers: an older generation's outcome changes nothing
 
 
 class EmailDeferred(Event, frozen=True, kw_only=True):
@@ -118,6 +123,7 @@ class EmailDeferred(Event, frozen=True, kw_only=True):
     retry_at: datetime
     reason: str
     detail: str = ""
+    generation: int = 0
 
 
 class EmailUnconfirmed(Event, frozen=True, kw_only=True):
@@ -128,6 +134,7 @@ class EmailUnconfirmed(Event, frozen=True, kw_only=True):
     account_id: int
     rfc_message_id: str
     detail: str
+    generation: int = 0
 
 
 class SenderThrottled(Event, frozen=True, kw_only=True):

@@ -40,6 +40,12 @@ REDISPATCHED = Counter(
     "mailmerger_dispatcher_redispatched",
     "SendEmail commands published again because no outcome came back in time (should stay at 0).",
 )
+SWEPT = Counter(
+    "mailmerger_dispatcher_swept",
+    "Stuck messages the dispatcher's sweep gave a next step, by what it did "
+    "(campaigns_reopened, cancelled, no_outcome).",
+    ["action"],
+)
 DISPATCH_TICKS = Counter(
     "mailmerger_dispatcher_ticks", "Dispatcher ticks, by result (ok, failed).", ["result"]
 )

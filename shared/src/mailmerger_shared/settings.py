@@ -15,10 +15,12 @@ outside development loading refuses every such value in the same one error.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeAlias, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, TypeVar, Union, get_args, get_origin
 
 import msgspec
 from dotenv import dotenv_values
@@ -30,8 +32,9 @@ class SettingsError(Exception):
     """Configuration is missing or malformed; the message names every offending variable."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        # Groups several services share (MM_DB_*, MM_HTTP_*) report the same problem once.
+        self.problems = list(dict.fromkeys(problems))
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,18 +133,21 @@ def load(cls: type[S], env: Mapping[str, str] | None = None, *, problems: list[s
         return None  # type: ignore[return-value]  # caller raises after collecting all groups
 
 
-def load_all(*classes: type[Settings], env: Mapping[str, str] | None = None) -> tuple[Any, ...]:
+def load_all(
+    *classes: type[Settings], env: Mapping[str, str] | None = None, problems: list[str] | None = None
+) -> tuple[Any, ...]:
     """Load several settings groups, reporting the problems of all of them in one error.
 
     When the groups include the ``Deployment`` and it is not development, every published
     development value any group holds is one more problem (``refuse_published_defaults``).
+    When ``problems`` is given, they are appended to it instead of raised (as for ``load``).
     """
     env = environment() if env is None else env
-    problems: list[str] = []
-    loaded: tuple[Settings | None, ...] = tuple(load(cls, env, problems=problems) for cls in classes)
-    problems += refuse_published_defaults(group for group in loaded if group is not None)
-    if problems:
-        raise SettingsError(problems)
+    collect = problems if problems is not None else []
+    loaded: tuple[Settings | None, ...] = tuple(load(cls, env, problems=collect) for cls in classes)
+    collect += refuse_published_defaults(group for group in loaded if group is not None)
+    if problems is None and collect:
+        raise SettingsError(collect)
     return loaded
 
 
@@ -169,6 +175,10 @@ def _is_group(field_type: Any) -> bool:
 
 
 def _describe(field_type: Any) -> str:
+    if get_origin(field_type) is Annotated:  # the bounds are in msgspec's own message
+        return _describe(get_args(field_type)[0])
+    if get_origin(field_type) in (Union, UnionType):  # ``int | None``: unset is the None
+        return " or ".join(_describe(arg) for arg in get_args(field_type) if arg is not type(None))
     if get_origin(field_type) is Literal:
         return "one of " + ", ".join(str(choice) for choice in get_args(field_type))
     name = getattr(field_type, "__name__", None)
@@ -257,6 +267,10 @@ DEV_QUEUE_TOKEN = "dev-only-queue-token-change-me"  # noqa: S105
 DEV_SENDER_TOKEN = "dev-only-sender-token-change-me"  # noqa: S105
 # The Google emulator's development OAuth client secret (the emulator, compose, the all-in-one).
 DEV_GOOGLE_CLIENT_SECRET = "mailmerger-dev-secret"  # noqa: S105
+# The Gmail account the system's own mail (address confirmations, password resets) is sent from in
+# development: the Google emulator holds it with this published refresh token from its start.
+DEV_SYSTEM_MAIL_ADDRESS = "mailmerger-system@gmail.local"
+DEV_SYSTEM_MAIL_REFRESH_TOKEN = "1//0dev-only-system-mail-refresh-token"  # noqa: S105
 
 _MAKE_A_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 (a command)
 
@@ -336,11 +350,30 @@ class LogSettings(Settings, frozen=True, kw_only=True):
 T = TypeVar("T", bound=msgspec.Struct)
 
 
-def load_service(cls: type[T], env: Mapping[str, str] | None = None) -> T:
+def load_service(
+    cls: type[T], env: Mapping[str, str] | None = None, *, problems: list[str] | None = None
+) -> T:
     """Load a service's settings: a Struct whose every field is a settings group.
 
     All groups are checked before failing, so one error lists every bad variable of the service.
+    With ``problems``, they are appended to it and None is returned when there are any, so that a
+    process running several services reports all of theirs at once.
     """
     fields = msgspec.structs.fields(cls)
-    groups = load_all(*(field.type for field in fields), env=env)
+    known_before = len(problems) if problems is not None else 0
+    groups = load_all(*(field.type for field in fields), env=env, problems=problems)
+    if problems is not None and len(problems) > known_before:
+        return None  # type: ignore[return-value]  # the caller raises after collecting every service
     return cls(**{field.name: group for field, group in zip(fields, groups, strict=True)})
+
+
+def unknown_variables(env: Mapping[str, str], known: Iterable[str], *, prefix: str = "MM_") -> list[str]:
+    """One warning per ``prefix`` variable of ``env`` that no setting reads, naming the closest
+    known one: a misspelled variable is otherwise silently ignored and its default used."""
+    names = sorted(set(known))
+    warnings = []
+    for variable in sorted(name for name in env if name.startswith(prefix) and name not in names):
+        close = difflib.get_close_matches(variable, names, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else " (docs/CONFIGURATION.md lists every setting)"
+        warnings.append(f"{variable} is not a MailMerger setting and is ignored{hint}")
+    return warnings

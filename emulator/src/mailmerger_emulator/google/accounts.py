@@ -1,12 +1,15 @@
 """Test users: the Google accounts that sign in on the consent page and own a Gmail mailbox.
 
 Emails are case-insensitive and stored lower-cased. ``sub`` is a 21-digit number like Google's
-account ids and never changes for an account, even when its name does.
+account ids and never changes for an account, even when its name does. It is derived from the
+address, so an emulator that restarts (its state lives in memory) still names the account it knew
+with the same id, as Google would: reconnecting it renews the app's connection instead of adding a
+second account of the same address.
 """
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -72,7 +75,7 @@ class Directory:
         key = normalize_email(email)
         if key in self._users:
             raise AccountExists(key)
-        user = TestUser(email=key, name=name or name_from_email(key), sub=_new_sub())
+        user = TestUser(email=key, name=name or name_from_email(key), sub=_sub_of(key))
         self._users[key] = user
         return user
 
@@ -86,5 +89,6 @@ class Directory:
         return sorted(self._users.values(), key=lambda user: user.email)
 
 
-def _new_sub() -> str:
-    return str(10**20 + secrets.randbelow(9 * 10**20))
+def _sub_of(email: str) -> str:
+    digest = int.from_bytes(hashlib.sha256(email.encode()).digest()[:16], "big")
+    return str(10**20 + digest % (9 * 10**20))

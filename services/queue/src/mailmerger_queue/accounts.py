@@ -17,7 +17,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue import ledger
+from mailmerger_queue import ledger, legacy
 from mailmerger_queue.domain import SenderState, State, default_daily_limit
 from mailmerger_queue.models import attachments, campaigns, deleted_users, messages, senders
 from mailmerger_queue.settings import DispatchSettings
@@ -29,6 +29,7 @@ async def apply_account_event(
 ) -> None:
     if isinstance(event, c.GmailConnected):
         await _connected(session, event, occurred_at, settings)
+        await legacy.assign_waiting(session, event.user_id, now)
     elif isinstance(event, c.GmailDisconnected):
         await _set_state(session, event.account_id, SenderState.DISCONNECTED, occurred_at)
     elif isinstance(event, c.GmailReconnectRequired):

@@ -43,9 +43,11 @@ def create_app(
         http=settings.http,
         verifier=token_verifier(settings.jwt, jwks),
         lifespan=[
-            infrastructure_lifespan(NAME, database=settings.database, broker=settings.broker),
+            infrastructure_lifespan(
+                NAME, database=settings.database, redis=settings.redis, broker=settings.broker
+            ),
             _internal_clients(settings, internal_transport),
-            consumer_lifespan("queue.delivery-outcomes", delivery_outcomes, settings.broker),
+            consumer_lifespan("queue.delivery-outcomes", delivery_outcomes(settings), settings.broker),
             consumer_lifespan("queue.account-events", account_events(settings), settings.broker),
         ],
         dependencies={

@@ -2,7 +2,8 @@
 
 Rows are processed a batch at a time (``build_batch_rows``): checked (address, attachments,
 shape), rendered through templates' ``render-batch`` (a rendered subject the sender could not
-write is the row's ``invalid_subject``), and written with ``COPY``. Memory holds one
+write is the row's ``invalid_subject``; a message above Gmail's size limit, its attachments and the
+campaign's included, is its ``message_too_large``), and written with ``COPY``. Memory holds one
 batch, never the list; duplicates are found afterwards by one SQL statement over the stored rows.
 Every row is kept, with its problem if it has one, so the report can point at row numbers.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -25,9 +26,10 @@ from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.csvstream import csv_records
 from mailmerger_queue.domain import InvalidAddress, parse_address, subject_problem
 from mailmerger_queue.emails import remember_attachments
+from mailmerger_queue.message_size import attachment_sizes, encoded_attachment_size, minimum_size, too_large
 from mailmerger_queue.models import Record, recipients
 from mailmerger_queue.settings import ComposeSettings
-from mailmerger_shared.internal_api import AttachmentInfo
+from mailmerger_shared.internal_api import AttachmentInfo, RenderedRow
 from mailmerger_shared.web.input_guard import NUL
 from mailmerger_shared.web.problems import Unprocessable
 
@@ -150,6 +152,8 @@ class Builder:
     templates: TemplatesClient
     settings: ComposeSettings
     attachments: RowAttachments
+    # Encoded bytes of the attachments every message of the campaign carries.
+    shared_attachment_bytes: int = field(default=0, init=False)
 
     async def build(self, rows: AsyncIterator[RowIn]) -> schemas.BuildSummary:
         """Replace the campaign's list with ``rows``; returns the summary of what was read.
@@ -158,6 +162,8 @@ class Builder:
         being written at a time, so memory stays at two batches.
         """
         await self.session.execute(delete(recipients).where(recipients.c.campaign_id == self.campaign.id))
+        shared = await attachment_sizes(self.session, list(self.campaign.attachment_ids))
+        self.shared_attachment_bytes = sum(map(encoded_attachment_size, shared))
         writing: asyncio.Task[None] | None = None
         try:
             batch: list[RowIn] = []
@@ -215,6 +221,8 @@ class Builder:
                     # A row's own problem (a control character in one of its cells, most likely),
                     # reported with the others, not a failed build.
                     record[5:7] = ["invalid_subject", f"the rendered subject {unsendable}"]
+                elif result.ok and (oversize := self._too_large(record, result)) is not None:
+                    record[5:7] = ["message_too_large", oversize]
                 elif result.ok:
                     record[7:10] = [result.subject, result.html, result.text]
                 elif result.missing:
@@ -222,6 +230,18 @@ class Builder:
                 else:
                     record[5:7] = ["render_error", result.detail or result.error]
         return records
+
+    def _too_large(self, record: list[Any], rendered: RenderedRow) -> str | None:
+        """Why the row's message would be above Gmail's size limit, or None when it fits."""
+        known = self.attachments.known
+        size = self.shared_attachment_bytes + minimum_size(
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            addresses=[record[2]],
+            attachment_sizes=[info.size for i in record[4] if (info := known.get(i)) is not None],
+        )
+        return too_large(size, self.settings.max_message_bytes)
 
     async def _check(self, row: RowIn) -> tuple[list[Any], dict[str, Any]]:
         """The row's record (problem and detail at 5 and 6) and the fields to render it with."""

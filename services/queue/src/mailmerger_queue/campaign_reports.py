@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -9,9 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue import schemas
 from mailmerger_queue.campaign_build import summary
+from mailmerger_queue.campaign_eta import Hold, Outlook, describe, estimate, sending_since
 from mailmerger_queue.campaigns import owned
-from mailmerger_queue.domain import PENDING, State
-from mailmerger_queue.models import messages, recipients
+from mailmerger_queue.commands import schedule_of
+from mailmerger_queue.domain import PENDING, CampaignState, SenderState, State
+from mailmerger_queue.models import Record, attempts, messages, recipients, senders
+from mailmerger_queue.pacing import Schedule
+from mailmerger_queue.senders import sends_leaving_the_day, sent_last_day
+from mailmerger_queue.settings import DispatchSettings
 from mailmerger_shared.web.problems import NotFound
 
 r, m = recipients, messages
@@ -68,29 +74,19 @@ async def preview(
 
 
 async def progress(
-    session: AsyncSession, user_id: int, campaign_id: int, *, now: datetime
+    session: AsyncSession, user_id: int, campaign_id: int, *, now: datetime, pacing: DispatchSettings
 ) -> schemas.Progress:
-    """Counts per state, the send rate over the last 10 minutes, and the time left at that rate."""
+    """Counts per state, the current send rate, and when the rest should have gone (see ``campaign_eta``)."""
     row = await owned(session, user_id, campaign_id)
     counted = await session.execute(
         select(m.c.state, func.count()).where(m.c.campaign_id == campaign_id).group_by(m.c.state)
     )
     counts = {state.value: 0 for state in State}
     counts.update({state: int(n) for state, n in counted})
-    window = timedelta(minutes=10)
-    recent = (
-        await session.execute(
-            select(func.count()).where(m.c.campaign_id == campaign_id, m.c.sent_at > now - window)
-        )
-    ).scalar_one()
-    rate = recent / (window.total_seconds() / 60)
+    rate = await _current_rate(session, row, now)
     pending = sum(counts[state.value] for state in PENDING)
     built = await summary(session, campaign_id)
-    eta: float | None = None
-    if pending == 0:
-        eta = 0.0
-    elif rate > 0:
-        eta = round(pending / rate * 60, 1)
+    outlook = await _outlook(session, row, counts[State.SCHEDULED.value], pending, rate, now, pacing)
     return schemas.Progress(
         campaign_id=campaign_id,
         state=row.state,
@@ -98,5 +94,125 @@ async def progress(
         counts=counts,
         skipped=built.rows - built.valid if row.launched_at else 0,
         sent_per_minute=round(rate, 2),
-        eta_seconds=eta,
+        eta_seconds=outlook.eta_seconds,
+        eta_at=outlook.eta_at,
+        held_by=outlook.held_by,
+        held_until=outlook.held_until,
+        eta_detail=outlook.detail,
     )
+
+
+# The rate is read over this much of the recent past (less when sending began more recently).
+RATE_WINDOW = timedelta(minutes=1)
+_FINISHED = (CampaignState.COMPLETED, CampaignState.CANCELLED)
+
+
+async def _current_rate(session: AsyncSession, campaign: Record, now: datetime) -> float:
+    """Messages sent per minute over the last minute, or since sending began if that is later
+    (the launch, the start time, the opening of today's window); a finished campaign's over the
+    last minute of its run."""
+    if campaign.launched_at is None:
+        return 0.0
+    end = now
+    if campaign.state in _FINISHED:
+        last_sent = await session.scalar(select(func.max(m.c.sent_at)).where(m.c.campaign_id == campaign.id))
+        end = min(now, last_sent or now)
+    began: list[datetime] = [end - RATE_WINDOW, campaign.launched_at]
+    if campaign.start_at is not None:
+        began.append(campaign.start_at)
+    if campaign.state == CampaignState.RUNNING:
+        began.append(sending_since(schedule_of(campaign), end) or end - RATE_WINDOW)
+    since = max(began)
+    sent = await session.scalar(
+        select(func.count()).where(m.c.campaign_id == campaign.id, m.c.sent_at > since, m.c.sent_at <= end)
+    )
+    # At least a second: the first messages of a run go within one dispatcher tick.
+    minutes: float = max(end - since, timedelta(seconds=1)) / timedelta(minutes=1)
+    return int(sent or 0) / minutes
+
+
+@dataclass(frozen=True)
+class _Outlook:
+    eta_seconds: float | None
+    eta_at: datetime | None = None
+    held_by: str | None = None
+    held_until: datetime | None = None
+    detail: str | None = None
+
+
+async def _outlook(
+    session: AsyncSession,
+    campaign: Record,
+    scheduled: int,
+    pending: int,
+    rate: float,
+    now: datetime,
+    pacing: DispatchSettings,
+) -> _Outlook:
+    """When the campaign's pending messages should have gone, and what holds them up."""
+    if campaign.state == CampaignState.DRAFT:
+        return _Outlook(None, detail="the campaign is not launched yet")
+    if pending == 0:
+        return _Outlook(0.0, eta_at=now)
+    if campaign.state == CampaignState.PAUSED:
+        return _Outlook(None, held_by="paused", detail="the campaign is paused; resume it to send the rest")
+    if campaign.state == CampaignState.CANCELLED or scheduled == 0:
+        return _Outlook(0.0, eta_at=now)  # only messages already on their way to Gmail
+    account = (
+        await session.execute(select(senders).where(senders.c.account_id == campaign.account_id))
+    ).one()
+    if account.state != SenderState.CONNECTED:
+        return _Outlook(
+            None,
+            held_by="account",
+            detail=f"{account.email} must be reconnected before the rest can be sent",
+        )
+    schedule = schedule_of(campaign)
+    planned = min(account.per_minute_limit, pacing.per_minute_limit) * pacing.pace_fraction
+    if schedule.spacing_seconds > 0:
+        planned = min(planned, 60 / schedule.spacing_seconds)
+    start: datetime = now
+    start_hold: Hold | None = None
+    if campaign.start_at is not None and campaign.start_at > start:
+        start, start_hold = campaign.start_at, "start_at"
+    if account.parked_until is not None and account.parked_until > start:
+        start, start_hold = account.parked_until, "account_parked"
+    sent_last_day_count = (await sent_last_day(session, [account.account_id], now)).get(account.account_id, 0)
+    allowance = account.daily_limit - sent_last_day_count
+    eta = estimate(
+        Outlook(
+            now=now,
+            remaining=scheduled,
+            per_minute=min(rate, planned) if rate > 0 else planned,
+            schedule=schedule,
+            start=start,
+            start_hold=start_hold,
+            sent_today=await _sent_today(session, campaign.id, schedule, now) if schedule.daily_cap else 0,
+            account_allowance=allowance,
+            account_releases=tuple(
+                await sends_leaving_the_day(session, account.account_id, now) if scheduled > allowance else ()
+            ),
+        )
+    )
+    return _Outlook(
+        eta_seconds=round(max(0.0, (eta.finishes_at - now).total_seconds()), 1),
+        eta_at=eta.finishes_at,
+        held_by=eta.held_by,
+        held_until=eta.held_until,
+        detail=describe(eta, scheduled, schedule.timezone),
+    )
+
+
+async def _sent_today(session: AsyncSession, campaign_id: int, schedule: Schedule, now: datetime) -> int:
+    """What counts against the campaign's daily cap today: as the dispatcher counts it, its
+    dispatches since local midnight that were not deferred or failed."""
+    a = attempts
+    count = await session.scalar(
+        select(func.count()).where(
+            a.c.campaign_id == campaign_id,
+            a.c.dispatched_at >= schedule.local_day_start(now),
+            a.c.outcome.is_distinct_from("deferred"),
+            a.c.outcome.is_distinct_from("failed"),
+        )
+    )
+    return int(count or 0)

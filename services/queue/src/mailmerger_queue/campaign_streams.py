@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailmerger_queue import campaign_reports
 from mailmerger_queue.domain import CampaignState
 from mailmerger_queue.models import messages, recipients
+from mailmerger_queue.settings import DispatchSettings
 from mailmerger_shared.csv_export import csv_line
 from mailmerger_shared.db import transaction
 
@@ -77,12 +78,19 @@ async def results_csv(sessions: async_sessionmaker[AsyncSession], campaign_id: i
 
 
 async def progress_events(
-    sessions: async_sessionmaker[AsyncSession], user_id: int, campaign_id: int, *, interval: float
+    sessions: async_sessionmaker[AsyncSession],
+    user_id: int,
+    campaign_id: int,
+    *,
+    interval: float,
+    pacing: DispatchSettings,
 ) -> AsyncIterator[ServerSentEventMessage]:
     """A ``progress`` event every ``interval`` seconds, until the campaign is completed or cancelled."""
     while True:
         async with transaction(sessions) as session:
-            snapshot = await campaign_reports.progress(session, user_id, campaign_id, now=datetime.now(UTC))
+            snapshot = await campaign_reports.progress(
+                session, user_id, campaign_id, now=datetime.now(UTC), pacing=pacing
+            )
         yield ServerSentEventMessage(event="progress", data=msgspec.json.encode(snapshot).decode())
         if snapshot.state in _FINISHED:
             return

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, any_, exists, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue import ledger, schemas
+from mailmerger_queue import ledger, lifecycle, message_size, schemas
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.campaign_build import summary
@@ -24,6 +24,7 @@ from mailmerger_queue.domain import (
     CAMPAIGN_PAUSABLE,
     CAMPAIGN_RESUMABLE,
     CampaignState,
+    Resolution,
     State,
 )
 from mailmerger_queue.emails import resolve_attachments, sending_account
@@ -86,6 +87,7 @@ def view(row: Record) -> schemas.Campaign:
         created_at=row.created_at,
         launched_at=row.launched_at,
         finished_at=row.finished_at,
+        paused_reason=row.paused_reason if row.state == CampaignState.PAUSED else None,
     )
 
 
@@ -116,12 +118,14 @@ async def create(
     templates: TemplatesClient,
     storage: StorageClient,
     now: datetime,
+    max_message_bytes: int,
 ) -> schemas.Campaign:
     _check_schedule(data.schedule)
     await sending_account(session, user_id, data.account_id)
     if await templates.version(user_id, data.template_id, data.template_version) is None:
         raise Unprocessable(f"template {data.template_id} has no version {data.template_version}")
     attachment_ids = await resolve_attachments(session, storage, user_id, data.attachment_ids)
+    await message_size.require_attachments_fit(session, attachment_ids, limit=max_message_bytes)
     schedule = data.schedule
     row = (
         await session.execute(
@@ -247,9 +251,12 @@ async def pause(session: AsyncSession, user_id: int, campaign_id: int) -> schema
 
 
 async def resume(session: AsyncSession, user_id: int, campaign_id: int) -> schemas.Campaign:
+    """Run again; a campaign that paused itself after failures starts counting them afresh."""
     row = await owned(session, user_id, campaign_id, lock=True)
     _require(row, CAMPAIGN_RESUMABLE, "resumed")
-    return await _set_state(session, campaign_id, CampaignState.RUNNING)
+    return await _set_state(
+        session, campaign_id, CampaignState.RUNNING, consecutive_failures=0, paused_reason=None
+    )
 
 
 async def cancel(session: AsyncSession, user_id: int, campaign_id: int, *, now: datetime) -> schemas.Campaign:
@@ -270,7 +277,8 @@ async def cancel(session: AsyncSession, user_id: int, campaign_id: int, *, now: 
 async def retry_failed(
     session: AsyncSession, user_id: int, campaign_id: int, *, now: datetime
 ) -> schemas.Retried:
-    """Schedule the failed messages again (not those whose attachment was deleted)."""
+    """Send the failed messages again, as a new generation each (not those whose attachment was
+    deleted): the sender makes a new attempt, it does not repeat the failure."""
     row = await owned(session, user_id, campaign_id, lock=True)
     if row.state in (CampaignState.DRAFT, CampaignState.CANCELLED):
         raise Conflict(
@@ -280,17 +288,29 @@ async def retry_failed(
         attachments.c.deleted_at.is_not(None), attachments.c.attachment_id == any_(m.c.attachment_ids)
     )
     retryable: ColumnElement[bool] = (m.c.campaign_id == campaign_id) & ~uses_deleted
-    moved = await ledger.move(
-        session,
-        retryable,
-        sources=[State.FAILED],
-        target=State.SCHEDULED,
-        reason="retry asked by the user",
-        now=now,
-        values={"send_at": now},
-    )
-    if moved and row.state == CampaignState.COMPLETED:
-        await _set_state(session, campaign_id, CampaignState.RUNNING, finished_at=None)
-    elif moved:
-        await announce_due(session)
+    moved = await lifecycle.send_again(session, retryable, now=now, sources=frozenset({State.FAILED}))
     return schemas.Retried(retried=len(moved))
+
+
+_RESOLVED_NOTE = {
+    Resolution.RESEND_ANYWAY: (
+        "sent again: Gmail may already have delivered the earlier attempts, so these recipients may "
+        "get the email twice"
+    ),
+    Resolution.MARK_AS_SENT: "recorded as sent without Gmail's confirmation; nothing more is sent",
+}
+
+
+async def resolve_unconfirmed(
+    session: AsyncSession, user_id: int, campaign_id: int, resolution: Resolution, *, now: datetime
+) -> schemas.Resolved:
+    """Settle every unconfirmed message of the campaign as the user chose."""
+    row = await owned(session, user_id, campaign_id, lock=True)
+    if row.state == CampaignState.CANCELLED and resolution is Resolution.RESEND_ANYWAY:
+        raise Conflict(f"campaign {campaign_id} is cancelled; its messages are not sent again")
+    mine: ColumnElement[bool] = m.c.campaign_id == campaign_id
+    if resolution is Resolution.RESEND_ANYWAY:
+        done = await lifecycle.send_again(session, mine, now=now, sources=frozenset({State.UNCONFIRMED}))
+    else:
+        done = await lifecycle.mark_sent(session, mine, now=now)
+    return schemas.Resolved(resolution=resolution, resolved=len(done), note=_RESOLVED_NOTE[resolution])

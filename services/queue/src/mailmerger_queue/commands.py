@@ -59,6 +59,7 @@ def sendable(where: ColumnElement[bool]) -> Select[tuple[object, ...]]:
             m.c.account_id,
             m.c.campaign_id,
             m.c.attempt,
+            m.c.generation,
             m.c.rfc_message_id,
             m.c.to_addrs,
             m.c.cc_addrs,
@@ -125,4 +126,5 @@ def send_email(
         attachments=[refs[i] for i in row.attachment_ids],  # remembered when composed
         rfc_message_id=row.rfc_message_id,
         attempt=attempt,
+        generation=row.generation,
     )

@@ -2,11 +2,12 @@
 
 One tick is one transaction:
 
-1. lock the connected, unparked accounts that have due work (``FOR UPDATE SKIP LOCKED``): a
-   replica that cannot lock an account leaves it to the replica that did, so pacing decisions
-   for one account are never made twice at once;
-2. work out each account's allowance (its even pace, rolling 24 h) and each of its running
-   campaigns' allowance (window, daily cap, spacing);
+1. lock the unparked Google accounts that have due work on a connected row (``pacers``, ``FOR
+   UPDATE SKIP LOCKED``): a replica that cannot lock one leaves it to the replica that did, so
+   pacing decisions for one Google account are never made twice at once, however many
+   MailMerger users connected it;
+2. work out each Google account's allowance (its even pace, rolling 24 h) and each running
+   campaign's allowance (window, daily cap, spacing);
 3. take up to the allowance from each *stream* — an account's direct emails, and each of its
    campaigns — oldest ``send_at`` first, interleave the streams of an account, then interleave
    the accounts (everyone's first message before anyone's second), up to ``batch_size``. So one
@@ -16,7 +17,7 @@ One tick is one transaction:
    got there first wins, a cancel that comes later waits for this tick and finds ``dispatched``;
 5. publish one ``SendEmail`` per message and wait for the broker's confirms;
 6. only then mark the confirmed ones ``dispatched`` (attempt + 1), record the attempts, move each
-   account's pacing clock on by what it dispatched, commit.
+   Google account's pacing clock on by what it dispatched, commit.
 
 If the process dies between 5 and 6, the transaction rolls back: the messages are still
 ``scheduled`` with the same attempt number and Message-ID, and the next tick publishes them
@@ -35,12 +36,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import and_, delete, exists, func, not_, or_, select, text, update
+from sqlalchemy import and_, delete, exists, func, not_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailmerger_queue import ledger
+from mailmerger_queue import ledger, lifecycle, pacers
 from mailmerger_queue.commands import publish_commands, schedule_of, sendable
-from mailmerger_queue.domain import PENDING, CampaignState, SenderState, State
+from mailmerger_queue.domain import PENDING, CampaignState, State
 from mailmerger_queue.fairness import Candidate, Stream, fair_pick
 from mailmerger_queue.models import (
     Record,
@@ -52,7 +53,6 @@ from mailmerger_queue.models import (
 )
 from mailmerger_queue.pacing import Pace, Schedule, account_allowance
 from mailmerger_queue.redispatch import redispatch_stale
-from mailmerger_queue.senders import sent_last_day
 from mailmerger_queue.settings import DispatchSettings
 from mailmerger_shared import metrics
 from mailmerger_shared.broker.publisher import Publisher
@@ -106,13 +106,6 @@ _CANDIDATES = text(
 )
 
 
-_ADVANCE_PACES = text(
-    "UPDATE queue.senders s SET paced_until = p.paced_until FROM "
-    "unnest(CAST(:accounts AS bigint[]), CAST(:paced_until AS timestamptz[])) AS p(account_id, paced_until) "
-    "WHERE s.account_id = p.account_id"
-)
-
-
 # One statement for a tick's attempts (an executemany ran one INSERT per message).
 _RECORD_ATTEMPTS = text(
     "INSERT INTO queue.attempts (message_id, attempt, account_id, campaign_id, dispatched_at) "
@@ -142,31 +135,39 @@ class Dispatcher:
         """One tick; returns how many messages were published and marked dispatched."""
         now = self.clock.now()
         async with transaction(self.sessions) as session:
-            accounts = await self._lock_accounts(session, now)
-            sent = await sent_last_day(session, list(accounts), now)
-            paces = {account_id: self._pace(row.per_minute_limit) for account_id, row in accounts.items()}
+            locked = await pacers.lock_pacers(session, now)
+            paces = {pacer_id: self._pace(pacer.per_minute) for pacer_id, pacer in locked.pacers.items()}
             allowance = {
-                account_id: account_allowance(
-                    pace=paces[account_id],
-                    paced_until=row.paced_until,
-                    daily=row.daily_limit,
-                    sent_last_day=sent.get(account_id, 0),
+                pacer_id: account_allowance(
+                    pace=paces[pacer_id],
+                    paced_until=pacer.paced_until,
+                    daily=pacer.daily,
+                    sent_last_day=pacer.sent_last_day,
                     now=now,
                 )
-                for account_id, row in accounts.items()
+                for pacer_id, pacer in locked.pacers.items()
             }
-            allowance = {account_id: n for account_id, n in allowance.items() if n > 0}
+            allowance = {pacer_id: n for pacer_id, n in allowance.items() if n > 0}
             if not allowance:
                 return 0
-            schedules = await self._campaign_allowances(session, allowance, now)
-            candidates = await self._candidates(session, allowance, schedules, now)
-            last_served = await self._last_served(session, list(allowance), now)
-            chosen = fair_pick(candidates, allowance, self.settings.batch_size, last_served)
+            # What each connected row of a Google account may take: all of its account's allowance
+            # (fair_pick then keeps the rows of one Google account within it together).
+            per_account = {
+                account_id: allowance[pacer_id]
+                for account_id, pacer_id in locked.pacer_of.items()
+                if pacer_id in allowance
+            }
+            schedules = await self._campaign_allowances(session, per_account, now)
+            candidates = await self._candidates(session, per_account, schedules, now)
+            last_served = await self._last_served(session, list(per_account), now)
+            chosen = fair_pick(
+                candidates, allowance, self.settings.batch_size, last_served, pacer_of=locked.pacer_of
+            )
             claimed = await self._claim(session, [candidate.id for candidate in chosen], now)
-            confirmed = await self._publish(session, claimed, accounts)
+            confirmed = await self._publish(session, claimed, locked.accounts)
             metrics.observe_dispatched(now, {x.id: x.send_at for x in chosen}, [row.id for row in confirmed])
             await self._mark_dispatched(session, confirmed, now)
-            await self._advance_paces(session, confirmed, accounts, paces, now)
+            await self._advance_paces(session, confirmed, locked, paces, now)
             await self._space_campaigns(session, confirmed, schedules, now)
             return len(confirmed)
 
@@ -175,36 +176,6 @@ class Dispatcher:
         # An account set above the quota before it was lowered is paced at the quota.
         per_minute = min(per_minute, self.settings.per_minute_limit)
         return Pace.of(per_minute, pace_fraction=self.settings.pace_fraction, tick=tick)
-
-    async def _lock_accounts(self, session: AsyncSession, now: datetime) -> dict[int, Record]:
-        direct_due = exists().where(
-            m.c.account_id == s.c.account_id,
-            m.c.campaign_id.is_(None),
-            m.c.state == State.SCHEDULED,
-            m.c.send_at <= now,
-        )
-        campaign_due = exists().where(
-            cp.c.account_id == s.c.account_id,
-            cp.c.state == CampaignState.RUNNING,
-            exists().where(m.c.campaign_id == cp.c.id, m.c.state == State.SCHEDULED, m.c.send_at <= now),
-        )
-        rows = await session.execute(
-            select(
-                s.c.account_id,
-                s.c.email,
-                s.c.display_name,
-                s.c.daily_limit,
-                s.c.per_minute_limit,
-                s.c.paced_until,
-            )
-            .where(
-                s.c.state == SenderState.CONNECTED,
-                or_(s.c.parked_until.is_(None), s.c.parked_until <= now),
-                or_(direct_due, campaign_due),
-            )
-            .with_for_update(of=s, skip_locked=True)
-        )
-        return {row.account_id: row for row in rows}
 
     async def _campaign_allowances(
         self, session: AsyncSession, allowance: dict[int, int], now: datetime
@@ -316,21 +287,18 @@ class Dispatcher:
         self,
         session: AsyncSession,
         confirmed: list[Record],
-        accounts: dict[int, Record],
+        locked: pacers.Locked,
         paces: dict[int, Pace],
         now: datetime,
     ) -> None:
-        dispatched = Counter(row.account_id for row in confirmed)
-        if not dispatched:
-            return
-        await session.execute(
-            _ADVANCE_PACES,
+        dispatched = Counter(locked.pacer_of[row.account_id] for row in confirmed)
+        await pacers.advance(
+            session,
             {
-                "accounts": list(dispatched),
-                "paced_until": [
-                    paces[account_id].advance(accounts[account_id].paced_until, now, n)
-                    for account_id, n in dispatched.items()
-                ],
+                locked.pacers[pacer_id].google_key: paces[pacer_id].advance(
+                    locked.pacers[pacer_id].paced_until, now, n
+                )
+                for pacer_id, n in dispatched.items()
             },
         )
 
@@ -348,8 +316,13 @@ class Dispatcher:
 
     async def housekeeping(self) -> None:
         """Complete campaigns with no pending message; forget old processed-event ids; publish again
-        the commands of messages whose outcome never came back."""
+        the commands of messages whose outcome never came back; give every stuck message its next
+        step (``lifecycle.sweep``)."""
         now = self.clock.now()
+        async with transaction(self.sessions) as session:
+            await lifecycle.sweep(
+                session, now=now, no_outcome_after=timedelta(seconds=self.settings.no_outcome_after_seconds)
+            )
         async with transaction(self.sessions) as session:
             await redispatch_stale(
                 session,

@@ -2,8 +2,10 @@
 
 A message moves ``scheduled → dispatched → sent | failed | unconfirmed``; a deferral moves it from
 ``dispatched`` back to ``scheduled`` with a later ``send_at``; ``cancelled`` is reachable only
-before a dispatch (or to dismiss a failed/unconfirmed one). ``sent`` is final: Gmail has the mail,
-so no later event may move it. Every move is recorded as a transition.
+before a dispatch (or to dismiss a failed/unconfirmed one). A failed or unconfirmed message the
+user sends again goes back to ``scheduled`` as a new generation (``lifecycle``); an unconfirmed one
+the user marks as sent becomes ``sent``. ``sent`` is final: Gmail has the mail, so no later event
+may move it. Every move is recorded as a transition.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ class State(StrEnum):
     UNCONFIRMED = "unconfirmed"
 
 
+class Resolution(StrEnum):
+    """What the user decides for an unconfirmed message (Gmail may or may not have sent it)."""
+
+    RESEND_ANYWAY = "resend_anyway"  # send it again, accepting that it may arrive twice
+    MARK_AS_SENT = "mark_as_sent"  # take it as sent; nothing more is sent
+
+
 class CampaignState(StrEnum):
     DRAFT = "draft"
     RUNNING = "running"
@@ -39,9 +48,17 @@ class CampaignState(StrEnum):
 # racing with another (cancel vs dispatch, two consumers of one event) succeeds at most once.
 CANCELLABLE = frozenset({State.SCHEDULED, State.FAILED, State.UNCONFIRMED})
 SENDABLE_NOW = frozenset({State.SCHEDULED, State.FAILED, State.UNCONFIRMED})
+# Sending one of these again is a new generation of the message: the sender's ledger would only
+# repeat the outcome of the old one. An unconfirmed message sent again may reach its recipient twice.
+RESENDABLE = frozenset({State.FAILED, State.UNCONFIRMED})
 # Failed/deferred/unconfirmed outcomes apply to the attempt in flight. ``scheduled`` is included
-# for a dispatcher that published and died before marking the message dispatched.
+# for a dispatcher that published and died before marking the message dispatched, ``unconfirmed``
+# only when the sweep guessed it (``NO_OUTCOME``): the sender's word, when it comes, is better.
 OUTCOME_APPLIES = frozenset({State.DISPATCHED, State.SCHEDULED})
+# ``outcome_reason`` of a message the sweep made unconfirmed: no outcome came back for too long.
+NO_OUTCOME = "no_outcome"
+# ``outcome_reason`` of an unconfirmed message the user marked as sent.
+MARKED_SENT = "marked_sent_by_user"
 # EmailSent is the truth from Gmail: it applies from every state but ``sent`` itself.
 SENT_APPLIES = frozenset(State) - {State.SENT}
 # What the legacy client calls "the queue": not sent, and still something the user can act on.

@@ -13,12 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue import ledger, schemas
+from mailmerger_queue import ledger, lifecycle, message_size, schemas
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.domain import (
     CANCELLABLE,
+    RESENDABLE,
     SENDABLE_NOW,
+    Resolution,
     SenderState,
     State,
     normalize_addresses,
@@ -46,16 +48,19 @@ async def compose(
     session: AsyncSession,
     *,
     user_id: int,
-    data: schemas.ComposeEmail,
+    account_id: int | None,
+    data: schemas.EmailContent,
     templates: TemplatesClient,
     storage: StorageClient,
     settings: ComposeSettings,
     now: datetime,
     hold: bool = False,
 ) -> int:
-    """Validate, render and write one email; returns its id.
+    """Validate, render and write one email sent from ``account_id``; returns its id.
 
     ``hold`` leaves ``send_at`` empty: the message waits for "send now" (the legacy queue).
+    ``account_id`` None is the legacy queue's email written before the user connected any Gmail
+    account: the first account they connect is given it (``legacy.assign_waiting``).
     """
     to = normalize_addresses("to", data.to)
     cc = normalize_addresses("cc", data.cc)
@@ -66,9 +71,19 @@ async def compose(
         raise Unprocessable(
             f"to, cc and bcc together may name at most {settings.max_recipients} recipients (Gmail's limit)"
         )
-    await sending_account(session, user_id, data.account_id)
+    if account_id is not None:
+        await sending_account(session, user_id, account_id)
     content = await _content(data, user_id, templates)
     attachment_ids = await resolve_attachments(session, storage, user_id, data.attachment_ids)
+    await message_size.require_message_fits(
+        session,
+        subject=content.subject,
+        html=content.html,
+        text=content.text,
+        addresses=[*to, *cc, *bcc],
+        attachment_ids=attachment_ids,
+        limit=settings.max_message_bytes,
+    )
     message_id = await ledger.next_message_id(session)
     send_at = None if hold else max(data.send_at or now, now)
     await ledger.create(
@@ -76,7 +91,7 @@ async def compose(
         {
             "id": message_id,
             "user_id": user_id,
-            "account_id": data.account_id,
+            "account_id": account_id,
             "state": State.SCHEDULED.value,
             "send_at": send_at,
             "rfc_message_id": rfc_message_id(message_id, settings.message_id_domain),
@@ -97,7 +112,7 @@ async def compose(
     return message_id
 
 
-async def _content(data: schemas.ComposeEmail, user_id: int, templates: TemplatesClient) -> Content:
+async def _content(data: schemas.EmailContent, user_id: int, templates: TemplatesClient) -> Content:
     if data.template is not None:
         if data.subject is not None or data.html is not None or data.text is not None:
             raise Unprocessable("give either a template or subject/html/text, not both")
@@ -180,9 +195,12 @@ async def cancel(session: AsyncSession, user_id: int, message_id: int, *, now: d
 
 
 async def send_now(session: AsyncSession, user_id: int, message_id: int, *, now: datetime) -> None:
-    """Make a message due now: an early send, a held one released, a failed or unconfirmed retried."""
+    """Make a message due now: an early send, a held one released, a failed or unconfirmed one sent
+    again (a new attempt the sender really makes; an unconfirmed one may reach its recipient twice)."""
     if not await send_now_many(session, user_id, [message_id], now=now):
         state = await _state(session, user_id, message_id)
+        if state in SENDABLE_NOW:
+            raise Conflict(f"email {message_id} belongs to a cancelled campaign and cannot be sent")
         raise Conflict(
             f"email {message_id} is {state}; only scheduled, failed or unconfirmed emails can be sent now"
         )
@@ -206,19 +224,40 @@ async def cancel_many(
 async def send_now_many(
     session: AsyncSession, user_id: int, message_ids: list[int], *, now: datetime
 ) -> list[int]:
-    """Make due now those of the user's messages that can be sent; returns their ids."""
+    """Make due now those of the user's messages that can be sent; returns their ids.
+
+    A failed or unconfirmed message is sent again as a new generation (``lifecycle.send_again``),
+    not replayed; a message of a completed campaign reopens it, one of a cancelled campaign stays.
+    """
+    owned = m.c.id.in_(message_ids) & (m.c.user_id == user_id)
     moved = await ledger.move(
         session,
-        m.c.id.in_(message_ids) & (m.c.user_id == user_id),
-        sources=SENDABLE_NOW,
+        owned & lifecycle.in_open_campaign(),
+        sources=SENDABLE_NOW - RESENDABLE,
         target=State.SCHEDULED,
         reason="send now, asked by the user",
         now=now,
         values={"send_at": now},
     )
-    if moved:
-        await announce_due(session)
-    return sorted(message_id for message_id, _ in moved)
+    scheduled = [message_id for message_id, _ in moved]
+    await lifecycle.made_due(session, scheduled)
+    return sorted([*scheduled, *await lifecycle.send_again(session, owned, now=now)])
+
+
+async def resolve(
+    session: AsyncSession, user_id: int, message_id: int, resolution: Resolution, *, now: datetime
+) -> None:
+    """Settle an unconfirmed message as the user chose: resend it anyway, or mark it as sent."""
+    owned = (m.c.id == message_id) & (m.c.user_id == user_id)
+    if resolution is Resolution.RESEND_ANYWAY:
+        done = await lifecycle.send_again(session, owned, now=now, sources=frozenset({State.UNCONFIRMED}))
+    else:
+        done = await lifecycle.mark_sent(session, owned, now=now)
+    if not done:
+        state = await _state(session, user_id, message_id)
+        if state == State.UNCONFIRMED:
+            raise Conflict(f"email {message_id} belongs to a cancelled campaign and cannot be sent")
+        raise Conflict(f"email {message_id} is {state}; only an unconfirmed email needs resolving")
 
 
 async def _state(session: AsyncSession, user_id: int, message_id: int) -> str:

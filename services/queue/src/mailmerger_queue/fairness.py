@@ -23,32 +23,41 @@ Stream = tuple[int, int | None]  # (account, campaign); no campaign: the account
 
 def fair_pick(
     candidates: list[Candidate],
-    allowance: dict[int, int],
+    allowance: Mapping[int, int],
     batch_size: int,
     last_served: Mapping[Stream, datetime] | None = None,
+    *,
+    pacer_of: Mapping[int, int] | None = None,
 ) -> list[Candidate]:
     """Interleave streams within each account, then accounts, within every limit.
 
     ``candidates`` of one stream come oldest first; an account gets at most its allowance. An
     account's streams take turns across ticks too: the one served least recently goes first (a
     paced account may send one message a tick, and by age alone a campaign launched earlier would
-    keep every turn from a direct email written after it).
+    keep every turn from a direct email written after it). With ``pacer_of`` (account -> the
+    Google account pacing it), ``allowance`` is per Google account, shared by all its accounts.
     """
     served = last_served or {}
-    streams: dict[int, dict[int | None, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
+    group = pacer_of or {}
+    streams: dict[int, dict[Stream, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
     for candidate in candidates:
-        streams[candidate.account_id][candidate.campaign_id].append(candidate)
+        pacer = group.get(candidate.account_id, candidate.account_id)
+        streams[pacer][(candidate.account_id, candidate.campaign_id)].append(candidate)
     ranked: list[tuple[int, datetime, Candidate]] = []
-    for account_id, by_stream in streams.items():
-        queues = sorted(
-            by_stream.values(),
-            key=lambda q: (served.get((account_id, q[0].campaign_id), _NEVER), q[0].send_at, q[0].id),
-        )
+    for pacer, by_stream in streams.items():
+        queues = [
+            queue
+            for _, queue in sorted(
+                by_stream.items(),
+                key=lambda item: (served.get(item[0], _NEVER), item[1][0].send_at, item[1][0].id),
+            )
+        ]
+        limit = allowance.get(pacer, 0)
         taken = 0
         depth = 0
-        while taken < allowance.get(account_id, 0) and any(depth < len(q) for q in queues):
+        while taken < limit and any(depth < len(q) for q in queues):
             for queue in queues:
-                if depth < len(queue) and taken < allowance[account_id]:
+                if depth < len(queue) and taken < limit:
                     ranked.append((taken, queue[depth].send_at, queue[depth]))
                     taken += 1
             depth += 1

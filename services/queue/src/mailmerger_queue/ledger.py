@@ -103,7 +103,8 @@ class Sent:
 
 # ``move`` for many messages, each with its own values, as one statement (the SQL text is fixed, so
 # nothing is compiled per call). Same rules: lock, check the ``from`` state, record the transition;
-# and the attempt that sent it is closed as sent. One statement is atomic alone: callers may run it
+# and the attempt that sent it is closed as sent, and its campaign's run of failures ends (only a
+# campaign that had failures is written). One statement is atomic alone: callers may run it
 # without a transaction around it.
 _MOVE_TO_SENT = text(
     """
@@ -122,10 +123,13 @@ _MOVE_TO_SENT = text(
             sent_at = sent.sent_at, outcome_reason = NULL, outcome_detail = NULL
         FROM old JOIN sent ON sent.id = old.id
         WHERE m.id = old.id
-        RETURNING m.id, old.state AS from_state, m.attempt, sent.reason
+        RETURNING m.id, old.state AS from_state, m.attempt, m.campaign_id, sent.reason
     ), attempt_closed AS (
         UPDATE queue.attempts a SET outcome = 'sent', outcome_at = :now, reason = NULL, detail = NULL
         FROM moved WHERE a.message_id = moved.id AND a.attempt = moved.attempt
+    ), failures_ended AS (
+        UPDATE queue.campaigns c SET consecutive_failures = 0
+        WHERE c.id IN (SELECT campaign_id FROM moved) AND c.consecutive_failures > 0
     )
     INSERT INTO queue.transitions (message_id, at, from_state, to_state, reason, attempt)
     SELECT id, :now, from_state, 'sent', reason, attempt FROM moved

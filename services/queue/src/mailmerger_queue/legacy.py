@@ -5,6 +5,12 @@ A legacy Email is a ledger message that belongs to no campaign: ``eid`` is its i
 client can add is the resume). "The queue" is the user's unsent emails they can still act on:
 scheduled (including held ones, waiting for "send queued emails"), failed and unconfirmed.
 The old client names no Gmail account; the user's first connected one sends.
+
+The old client lets a user queue email before connecting Gmail. Such an email is written with no
+account (``account_id`` NULL), which no dispatch ever claims; the first account the user connects
+is given every such email when its ``GmailConnected`` is applied (``assign_waiting``), and only
+then can it be sent. A per-user advisory lock orders the two: an email queued while the account
+is being connected is either seen by the assignment or sees the account itself, never neither.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue import emails, schemas
@@ -21,6 +27,7 @@ from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.domain import LEGACY_QUEUE, SenderState, State
 from mailmerger_queue.models import Record, messages, senders
 from mailmerger_queue.settings import ComposeSettings
+from mailmerger_queue.wakeup import announce_due
 from mailmerger_shared.web.problems import NotFound, Unprocessable
 
 m = messages
@@ -52,16 +59,52 @@ class LegacyEmail(msgspec.Struct, frozen=True, kw_only=True):
     include_resume: bool
 
 
+# Built once: add-to-queue runs both on every call, and building a statement (and its cache key)
+# cost more CPU than running it (profiled: bench_legacy.py --profile add-to-queue).
+_FIRST_CONNECTED = (
+    select(senders.c.account_id)
+    .where(senders.c.user_id == bindparam("user_id"), senders.c.state == SenderState.CONNECTED)
+    .order_by(senders.c.connected_at, senders.c.account_id)
+    .limit(1)
+)
+_QUEUE_LENGTH = select(func.count()).where(m.c.user_id == bindparam("user_id"), _IN_QUEUE)
+
+
 async def first_connected_account(session: AsyncSession, user_id: int) -> int | None:
-    account: int | None = (
-        await session.execute(
-            select(senders.c.account_id)
-            .where(senders.c.user_id == user_id, senders.c.state == SenderState.CONNECTED)
-            .order_by(senders.c.connected_at, senders.c.account_id)
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    account: int | None = (await session.execute(_FIRST_CONNECTED, {"user_id": user_id})).scalar_one_or_none()
     return account
+
+
+_LOCK_USER = text("SELECT pg_advisory_xact_lock(hashtextextended('mailmerger.queue.unassigned', :user_id))")
+
+
+async def queueing_account(session: AsyncSession, user_id: int) -> int | None:
+    """The account a newly queued email is sent from: the user's first connected one, or None
+    while they have none (the email then waits for ``assign_waiting``)."""
+    account = await first_connected_account(session, user_id)
+    if account is None:
+        await session.execute(_LOCK_USER, {"user_id": user_id})
+        # Read again under the lock: an account connected meanwhile has committed by now.
+        account = await first_connected_account(session, user_id)
+    return account
+
+
+async def assign_waiting(session: AsyncSession, user_id: int, now: datetime) -> None:
+    """Give the user's emails queued without an account to their first connected account."""
+    await session.execute(_LOCK_USER, {"user_id": user_id})
+    account = await first_connected_account(session, user_id)
+    if account is None:
+        return
+    assigned = await session.execute(
+        update(m)
+        .where(m.c.user_id == user_id, m.c.account_id.is_(None))
+        .values(account_id=account, updated_at=now)
+        .returning(m.c.state, m.c.send_at)
+    )
+    if any(
+        state == State.SCHEDULED and send_at is not None and send_at <= now for state, send_at in assigned
+    ):
+        await announce_due(session)
 
 
 def _addresses(value: str | None) -> list[str]:
@@ -73,7 +116,7 @@ async def submit(
     session: AsyncSession,
     *,
     user_id: int,
-    account_id: int,
+    account_id: int | None,
     email: LegacyEmailIn,
     send_now: bool,
     templates: TemplatesClient,
@@ -91,8 +134,7 @@ async def submit(
     send_at = email.send_at
     if send_at is not None and send_at.tzinfo is None:
         send_at = send_at.replace(tzinfo=UTC)  # the old client's times without an offset are UTC
-    data = schemas.ComposeEmail(
-        account_id=account_id,
+    data = schemas.EmailContent(
         to=_addresses(email.to_email),
         cc=_addresses(email.cc_email),
         bcc=_addresses(email.bcc_email),
@@ -104,6 +146,7 @@ async def submit(
     return await emails.compose(
         session,
         user_id=user_id,
+        account_id=account_id,
         data=data,
         templates=templates,
         storage=storage,
@@ -114,7 +157,7 @@ async def submit(
 
 
 async def queue_length(session: AsyncSession, user_id: int) -> int:
-    count = await session.execute(select(func.count()).where(m.c.user_id == user_id, _IN_QUEUE))
+    count = await session.execute(_QUEUE_LENGTH, {"user_id": user_id})
     return int(count.scalar_one())
 
 

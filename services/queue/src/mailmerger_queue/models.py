@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -68,7 +69,12 @@ senders = Table(
     _when("connected_at"),
     # occurred-at of the account event that set ``state``: an older event never overrides it.
     _when("state_changed_at"),
+    # The Google account behind the row: Gmail's quotas are per Google user, so every row with the
+    # same key (the same Gmail account connected by several users) is paced and parked as one.
+    # The pacing state that counts is the one of the key's oldest row (``pacing.pacing_rows``).
+    Column("google_key", String(320), Computed("lower(email)", persisted=True), nullable=False),
     CheckConstraint(f"state IN ({_SENDER_STATES})", name="state"),
+    Index("ix_senders_google_key", "google_key"),
 )
 
 # Attachment metadata resolved from storage when a message or campaign referenced it.
@@ -110,6 +116,10 @@ campaigns = Table(
     _when("created_at"),
     _when("launched_at", nullable=True),
     _when("finished_at", nullable=True),
+    # Failures since the campaign's last sent message; at MM_DISPATCH_CAMPAIGN_FAILURE_LIMIT the
+    # campaign pauses itself, saying why in ``paused_reason`` (both cleared on resume).
+    Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
+    Column("paused_reason", Text),
     CheckConstraint(f"state IN ({_CAMPAIGN_STATES})", name="state"),
 )
 
@@ -139,13 +149,19 @@ messages = Table(
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("user_id", BigInteger, nullable=False),
-    Column("account_id", BigInteger, ForeignKey("senders.account_id"), nullable=False),
+    # NULL: a legacy email queued before the user connected any Gmail account; the first account
+    # the user connects is given it (``legacy.assign_waiting``), and no dispatch sees it before.
+    Column("account_id", BigInteger, ForeignKey("senders.account_id")),
     Column("campaign_id", BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE")),
     Column("recipient_id", BigInteger, ForeignKey("recipients.id", ondelete="CASCADE"), unique=True),
     Column("state", String(16), nullable=False),
     # NULL while held: the legacy queue keeps an email until the user asks to send it.
     _when("send_at", nullable=True),
     Column("attempt", Integer, nullable=False),  # dispatches so far; SendEmail.attempt of the last one
+    # The user's resends so far (of a failed or unconfirmed message): SendEmail.generation. The
+    # sender's ledger takes a newer generation as new work, and an outcome of an older one changes
+    # nothing here.
+    Column("generation", Integer, nullable=False, server_default=text("0")),
     Column("rfc_message_id", String(255), nullable=False, unique=True),
     Column("to_addrs", ARRAY(Text), nullable=False),
     Column("cc_addrs", ARRAY(Text), nullable=False),
@@ -163,7 +179,9 @@ messages = Table(
     _when("created_at"),
     _when("updated_at"),
     CheckConstraint(f"state IN ({_MESSAGE_STATES})", name="state"),
+    CheckConstraint("account_id IS NOT NULL OR campaign_id IS NULL", name="unassigned_is_direct"),
     Index("ix_messages_user_id_id", "user_id", "id"),
+    Index("ix_messages_unassigned", "user_id", postgresql_where=text("account_id IS NULL")),
     Index("ix_messages_campaign_id_state", "campaign_id", "state"),
     # The dispatcher's claim: the next due time, then each account's direct stream and each
     # campaign's stream in send_at order. Partial, so sent history never weighs on them.

@@ -8,8 +8,12 @@ Rules (each enforced by the ``from`` states of a ledger move):
   so a late ``EmailDeferred`` or ``EmailFailed`` after it changes nothing, and a sent message
   found after a dispatcher crash (state still ``scheduled``) is recorded as sent;
 * ``EmailFailed``, ``EmailDeferred`` and ``EmailUnconfirmed`` apply only to a message in flight
-  (``dispatched``, or ``scheduled`` when the dispatcher published and died before marking it);
-* ``SenderThrottled`` only ever moves ``parked_until`` later.
+  (``dispatched``, or ``scheduled`` when the dispatcher published and died before marking it, or
+  ``unconfirmed`` when the sweep guessed so for want of any outcome), and only to the generation
+  they answer: once the user sent a message again, an outcome of the earlier one changes nothing;
+* ``SenderThrottled`` only ever moves ``parked_until`` later, for every row of the Google account;
+* a campaign counts its failures since its last sent message, and pauses itself, saying why, when
+  they reach ``campaign_failure_limit``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from sqlalchemy import case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_queue import ledger
-from mailmerger_queue.domain import OUTCOME_APPLIES, SENT_APPLIES, State
+from mailmerger_queue.domain import NO_OUTCOME, OUTCOME_APPLIES, SENT_APPLIES, State
 from mailmerger_queue.models import attempts, messages, senders
 from mailmerger_shared import contracts as c
 from mailmerger_shared.db import autocommit, transaction
@@ -52,8 +56,11 @@ class OutcomeWriter:
         *,
         clock: Callable[[], datetime] = _now,
         max_batch: int = MAX_BATCH,
+        campaign_failure_limit: int = 0,
     ) -> None:
+        """``campaign_failure_limit``: consecutive failures that pause a campaign (0: never)."""
         self._sessions = sessions
+        self._failure_limit = campaign_failure_limit
         self._clock = clock
         self._max_batch = max_batch
         self._waiting: list[tuple[c.Message, c.Envelope, asyncio.Future[None]]] = []
@@ -112,7 +119,7 @@ class OutcomeWriter:
                 fresh.discard(envelope.id)  # the same envelope twice in one batch: once
                 await record_sent(session, run, now)
                 run = []
-                await apply_outcome(session, message, now)
+                await apply_outcome(session, message, now, campaign_failure_limit=self._failure_limit)
             await record_sent(session, run, now)
 
 
@@ -158,38 +165,30 @@ _SENT_BY_GMAIL = "sent by Gmail"
 _SENT_FOUND = "found in the mailbox after an ambiguous outcome"
 
 
-async def apply_outcome(session: AsyncSession, event: c.Message, now: datetime) -> None:
+async def apply_outcome(
+    session: AsyncSession, event: c.Message, now: datetime, *, campaign_failure_limit: int = 0
+) -> None:
     if isinstance(event, c.SenderThrottled):
-        await session.execute(
-            update(senders)
-            .where(senders.c.account_id == event.account_id)
-            .values(
-                parked_until=func.greatest(senders.c.parked_until, event.until),
-                parked_reason=case(
-                    (func.coalesce(senders.c.parked_until, event.until) <= event.until, event.reason),
-                    else_=senders.c.parked_reason,
-                ),
-            )
-        )
+        await _park(session, event)
         return
     if isinstance(event, c.EmailSent):
         await record_sent(session, [event], now)
     elif isinstance(event, c.EmailFailed):
-        await _record(
+        failed = await _record(
             session,
-            event.message_id,
-            sources=OUTCOME_APPLIES,
+            event,
             target=State.FAILED,
             reason=f"failed: {event.reason}",
             outcome=("failed", event.reason, event.detail),
             now=now,
             values={"outcome_reason": event.reason, "outcome_detail": event.detail},
         )
+        if failed and campaign_failure_limit:
+            await _count_campaign_failure(session, event, campaign_failure_limit)
     elif isinstance(event, c.EmailDeferred):
         await _record(
             session,
-            event.message_id,
-            sources=OUTCOME_APPLIES,
+            event,
             target=State.SCHEDULED,
             reason=f"deferred until {event.retry_at.isoformat()}: {event.reason}",
             outcome=("deferred", event.reason, event.detail),
@@ -203,36 +202,100 @@ async def apply_outcome(session: AsyncSession, event: c.Message, now: datetime) 
     elif isinstance(event, c.EmailUnconfirmed):
         await _record(
             session,
-            event.message_id,
-            sources=OUTCOME_APPLIES,
+            event,
             target=State.UNCONFIRMED,
-            reason="unconfirmed: Gmail may have sent it; send it again or dismiss it",
+            reason=UNCONFIRMED_REASON,
             outcome=("unconfirmed", "unconfirmed", event.detail),
             now=now,
             values={"outcome_reason": "unconfirmed", "outcome_detail": event.detail},
         )
 
 
+UNCONFIRMED_REASON = (
+    "unconfirmed: Gmail may have sent it and its mailbox could not tell; resolve it: resend anyway "
+    "(the recipient may get it twice) or mark as sent"
+)
+
+
+async def _park(session: AsyncSession, event: c.SenderThrottled) -> None:
+    """Park every row of the throttled Google account (Gmail's limits are per Google user)."""
+    same_google_account = senders.c.google_key == (
+        select(senders.c.google_key).where(senders.c.account_id == event.account_id).scalar_subquery()
+    )
+    # Locked oldest first, the order a dispatcher takes them in (its pacing row, then the others'
+    # clocks): the two wait for each other instead of deadlocking.
+    await session.execute(
+        select(senders.c.account_id)
+        .where(same_google_account)
+        .order_by(senders.c.account_id)
+        .with_for_update()
+    )
+    await session.execute(
+        update(senders)
+        .where(same_google_account)
+        .values(
+            parked_until=func.greatest(senders.c.parked_until, event.until),
+            parked_reason=case(
+                (func.coalesce(senders.c.parked_until, event.until) <= event.until, event.reason),
+                else_=senders.c.parked_reason,
+            ),
+        )
+    )
+
+
 async def _record(
     session: AsyncSession,
-    message_id: int,
+    event: c.EmailFailed | c.EmailDeferred | c.EmailUnconfirmed,
     *,
-    sources: frozenset[State],
     target: State,
     reason: str,
     outcome: tuple[str, str | None, str | None],
     now: datetime,
     values: dict[str, object],
-) -> None:
+) -> bool:
+    """Apply the outcome to the message if it is in flight in the event's generation; whether it was."""
+    in_flight = (m.c.state != State.UNCONFIRMED) | (m.c.outcome_reason == NO_OUTCOME)
     moved = await ledger.move(
-        session, m.c.id == message_id, sources=sources, target=target, reason=reason, now=now, values=values
+        session,
+        (m.c.id == event.message_id) & (m.c.generation <= event.generation) & in_flight,
+        sources=OUTCOME_APPLIES | {State.UNCONFIRMED},
+        target=target,
+        reason=reason,
+        now=now,
+        values=values,
     )
     if not moved:
-        return
+        return False
     kind, why, detail = outcome
-    current_attempt = select(m.c.attempt).where(m.c.id == message_id).scalar_subquery()
+    current_attempt = select(m.c.attempt).where(m.c.id == event.message_id).scalar_subquery()
     await session.execute(
         update(attempts)
-        .where(attempts.c.message_id == message_id, attempts.c.attempt == current_attempt)
+        .where(attempts.c.message_id == event.message_id, attempts.c.attempt == current_attempt)
         .values(outcome=kind, outcome_at=now, reason=why, detail=detail)
+    )
+    return True
+
+
+# One more failure for the message's campaign; a running campaign at the limit pauses, saying why.
+_CAMPAIGN_FAILED = text(
+    """
+    UPDATE queue.campaigns c
+    SET consecutive_failures = c.consecutive_failures + 1,
+        state = CASE WHEN c.state = 'running' AND c.consecutive_failures + 1 >= :limit
+                     THEN 'paused' ELSE c.state END,
+        paused_reason = CASE WHEN c.state = 'running' AND c.consecutive_failures + 1 >= :limit
+                             THEN 'paused itself after ' || (c.consecutive_failures + 1)
+                                  || ' consecutive failures (the last: ' || :last || '); '
+                                  || 'fix the cause, then resume it'
+                             ELSE c.paused_reason END
+    FROM queue.messages m
+    WHERE m.id = :message_id AND c.id = m.campaign_id
+    """
+)
+
+
+async def _count_campaign_failure(session: AsyncSession, event: c.EmailFailed, limit: int) -> None:
+    last = f"{event.reason}: {event.detail}" if event.detail else event.reason
+    await session.execute(
+        _CAMPAIGN_FAILED, {"message_id": event.message_id, "limit": limit, "last": last[:500]}
     )

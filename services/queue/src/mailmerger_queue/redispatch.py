@@ -6,11 +6,12 @@ delivery limit), but a message dead-lettered after its delivery limit, or an out
 same way, would leave it ``dispatched`` for ever and its campaign never complete.
 
 So a message still ``dispatched`` ``redispatch_after_seconds`` after its last dispatch is
-published again, with the same attempt number and Message-ID. That is safe by the sender's
-design: it claims every message in its ledger before calling Gmail, so a message it already
-settled is answered from the ledger (its outcome is published again), and an unsettled one is
-reconciled by its Message-ID before any resend. Each re-dispatch is recorded as a transition, so
-the message's history shows it.
+published again, with the same attempt number, generation and Message-ID. That is safe by the
+sender's design: it claims every message in its ledger before calling Gmail, so a message it
+already settled is answered from the ledger (its outcome is published again), and an unsettled
+one is reconciled by its Message-ID before any resend. Each re-dispatch is recorded as a
+transition, so the message's history shows it. One still without an outcome after
+``no_outcome_after_seconds`` is given up to its user (``lifecycle.sweep``).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from mailmerger_queue.domain import Resolution
 from mailmerger_shared.web.deps import MAX_RESOURCE_ID
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -24,13 +25,12 @@ class TemplateFill(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     fields: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class ComposeEmail(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class EmailContent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One email: either ``subject`` with ``html`` and/or ``text``, or a ``template`` to render.
 
     ``send_at`` in the past or absent means now.
     """
 
-    account_id: Id
     to: list[str]
     cc: list[str] = msgspec.field(default_factory=list)
     bcc: list[str] = msgspec.field(default_factory=list)
@@ -40,6 +40,12 @@ class ComposeEmail(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     template: TemplateFill | None = None
     attachment_ids: list[Id] = msgspec.field(default_factory=list)
     send_at: AwareDatetime | None = None
+
+
+class ComposeEmail(EmailContent, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An email and the user's Gmail account that sends it."""
+
+    account_id: Id
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,7 +69,9 @@ class Email(msgspec.Struct, frozen=True, kw_only=True):
     """A message of the ledger as listed (without bodies and history)."""
 
     id: int
-    account_id: int
+    # None: queued through the legacy client before any Gmail account was connected; the first
+    # account the user connects sends it.
+    account_id: int | None
     campaign_id: int | None
     state: str
     send_at: datetime | None
@@ -164,6 +172,8 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     launched_at: datetime | None
     finished_at: datetime | None
+    # Why a paused campaign paused itself (a run of failures); None when the user paused it.
+    paused_reason: str | None = None
 
 
 class RecipientRows(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -210,7 +220,17 @@ class Launch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
-    """Messages per state; ``skipped`` rows had problems and were left out at launch."""
+    """Messages per state; ``skipped`` rows had problems and were left out at launch.
+
+    ``sent_per_minute`` is the rate over the last minute (or since sending began, if later).
+    ``eta_seconds``/``eta_at``: when the last pending message should go, from that rate held to
+    the account's pace, its 24-hour limit, the campaign's daily cap and sending window; None when
+    that cannot be told (a draft, a paused campaign, an account to reconnect). ``held_by`` and
+    ``held_until`` name the run's first wait, if it has one (``start_at``, ``account_parked``,
+    ``window``, ``daily_cap``, ``account_daily_limit``; ``paused``, ``account``), and
+    ``eta_detail`` says it in words, e.g. "40 go first; the other 60 wait until Tue 2024-05-07
+    09:00 (Europe/Paris), waiting for the sending window".
+    """
 
     campaign_id: int
     state: str
@@ -219,7 +239,26 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     skipped: int
     sent_per_minute: float
     eta_seconds: float | None
+    eta_at: datetime | None = None
+    held_by: str | None = None
+    held_until: datetime | None = None
+    eta_detail: str | None = None
 
 
 class Retried(msgspec.Struct, frozen=True, kw_only=True):
     retried: int
+
+
+class Resolve(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``resend_anyway``: send it again, although Gmail may already have delivered it (the recipient
+    may then get it twice); ``mark_as_sent``: take it as sent, nothing more is sent."""
+
+    resolution: Resolution
+
+
+class Resolved(msgspec.Struct, frozen=True, kw_only=True):
+    """How many unconfirmed messages were settled, and what that means for their recipients."""
+
+    resolution: Resolution
+    resolved: int
+    note: str

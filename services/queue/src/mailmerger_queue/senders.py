@@ -8,7 +8,7 @@ counting: see ``pacing.Pace``.)
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 from sqlalchemy import func, select, update
@@ -33,6 +33,22 @@ async def sent_last_day(session: AsyncSession, account_ids: list[int], now: date
         .group_by(a.c.account_id)
     )
     return {account: int(count) for account, count in rows}
+
+
+async def sends_leaving_the_day(
+    session: AsyncSession, account_id: int, now: datetime
+) -> list[tuple[datetime, int]]:
+    """When the account's counted sends of the last 24 hours leave its rolling window, a minute at a
+    time (the end of their minute, a day later), oldest first: when its daily cap frees up again."""
+    a = attempts
+    minute = func.date_trunc("minute", a.c.dispatched_at)
+    rows = await session.execute(
+        select(minute, func.count())
+        .where(a.c.account_id == account_id, a.c.dispatched_at > now - DAY, _COUNTS_AS_SENT)
+        .group_by(minute)
+        .order_by(minute)
+    )
+    return [(at + DAY + timedelta(minutes=1), int(count)) for at, count in rows]
 
 
 async def list_senders(session: AsyncSession, user_id: int, now: datetime) -> list[schemas.Sender]:

@@ -15,6 +15,7 @@ from mailmerger_shared.settings import (
     JwtSettings,
     LogSettings,
     QueueCredential,
+    RedisSettings,
     Settings,
     StorageServiceUrl,
     TemplatesServiceUrl,
@@ -32,6 +33,9 @@ class ComposeSettings(Settings, frozen=True, kw_only=True):
     message_id_domain: str = "mailmerger.local"
     # Gmail API: at most 100 recipients per message (GMAIL_FACTS.md 2.3).
     max_recipients: Positive = 100
+    # Gmail's size limit for an uploaded message (35 MB, GMAIL_FACTS.md 2.1): larger messages are
+    # refused at compose. Keep it equal to the sender's MM_SENDER_MAX_MESSAGE_BYTES.
+    max_message_bytes: Positive = 35 * 1024 * 1024
     # Rows rendered and inserted together while a recipient list is built.
     build_batch_rows: Positive = 1000
     max_campaign_rows: Positive = 200_000
@@ -64,6 +68,13 @@ class DispatchSettings(Settings, frozen=True, kw_only=True):
     # A message still dispatched this long after its dispatch is published again (redispatch.py):
     # longer than a sender takes to settle a claim (prepare + request + settle margin, 4 min).
     redispatch_after_seconds: PositiveSeconds = 900.0
+    # A message dispatched this long ago with no outcome yet (re-dispatched meanwhile) is given up
+    # as unconfirmed (``no_outcome``): the user decides, and the sender's outcome still wins if it
+    # comes. Several times the re-dispatch wait.
+    no_outcome_after_seconds: PositiveSeconds = 3600.0
+    # A campaign pauses itself after this many failures in a row (listmonk does the same), saying
+    # why; resuming it starts the count again. 0: never.
+    campaign_failure_limit: Annotated[int, msgspec.Meta(ge=0)] = 10
     # Envelope ids of consumed events are kept this long to drop redeliveries.
     processed_events_retention_hours: Positive = 72
 
@@ -73,6 +84,7 @@ class QueueSettings(msgspec.Struct, frozen=True, kw_only=True):
     http: HttpSettings
     database: DatabaseSettings
     broker: BrokerSettings
+    redis: RedisSettings  # ended sessions (shared web.auth.EndedSessions)
     jwt: JwtSettings
     log: LogSettings
     credential: QueueCredential

@@ -63,11 +63,16 @@ async def open_dispatcher(infra: Infrastructure, settings: QueueSettings, clock:
     return Dispatcher(infra.sessions, infra.publisher, settings.dispatch, clock, random.Random())  # noqa: S311 (jitter, not secrecy)
 
 
-def delivery_outcomes(infra: Infrastructure) -> Handler:
+def delivery_outcomes(settings: QueueSettings) -> HandlerFactory:
     """Consumer of ``queue.delivery-outcomes``: events in flight share a transaction, redeliveries skipped."""
-    sessions = infra.sessions
-    assert sessions is not None
-    return OutcomeWriter(sessions).apply
+
+    def factory(infra: Infrastructure) -> Handler:
+        sessions = infra.sessions
+        assert sessions is not None
+        limit = settings.dispatch.campaign_failure_limit
+        return OutcomeWriter(sessions, campaign_failure_limit=limit).apply
+
+    return factory
 
 
 def account_events(settings: QueueSettings) -> HandlerFactory:

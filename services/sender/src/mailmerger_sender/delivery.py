@@ -7,7 +7,9 @@ Invariants:
   other deliveries' by ``LedgerWriter``), and only by the command that still holds the claim: no
   event is lost, none claims a send Gmail did not answer (or that the mailbox does not show).
 - An unanswered send is resent only once its claim settled *and* the mailbox was read and does
-  not hold it; without a scope to read the mailbox the user decides (``EmailUnconfirmed``).
+  not hold it; without a scope to read the mailbox the user decides (``EmailUnconfirmed``). When
+  the user resends an unconfirmed message (a newer generation), the mailbox is still looked up
+  first where a scope allows: a copy found there is recorded as sent, not sent twice.
 - A message that cannot be built (``build_message`` raises only ``InvalidMessage``) fails at once
   with reason ``invalid_message`` and the builder's words, before Gmail is called: it never
   crashes the consumer, lingers ``scheduled`` or ends ``unconfirmed``.
@@ -50,7 +52,7 @@ from mailmerger_sender.classify import (
     classify_answer,
 )
 from mailmerger_sender.classify import ReconnectRequired as GrantCannotSend
-from mailmerger_sender.limiter import AccountLimiter
+from mailmerger_sender.limiter import AccountLimiter, google_account
 from mailmerger_sender.mime import AttachmentBody, InvalidMessage, build_message, minimum_size
 from mailmerger_sender.reconcile import Absent, Found, Inconclusive, Lookup, Mailbox, look_up, read_access
 from mailmerger_sender.settings import DeliverySettings
@@ -108,6 +110,15 @@ async def deliver(command: c.SendEmail, envelope: c.Envelope, ports: Ports) -> N
         if resolved is None:
             return
         held = resolved
+    if held.uncertain_since is not None and ports.settings.reconcile:
+        lookup = await _look_up(command, held, ports, since=held.uncertain_since)
+        if isinstance(lookup, Found):
+            found = settlement.sent(
+                command, lookup.gmail_id, lookup.thread_id, ports.clock(), reconciled=True
+            )
+            await ports.ledger.record(held, found)
+            metrics.record_delivery(found.state, "found_before_resend")
+            return
     settled = await _attempt(command, held, ports)
     await ports.ledger.record(held, settled)
     metrics.record_delivery(settled.state, settled.fields.get("reason"))
@@ -134,10 +145,14 @@ async def _attempt(command: c.SendEmail, held: ledger.Delivery, ports: Ports) ->
         )
         if len(raw) > s.max_message_bytes:
             raise settlement.too_large(command, len(raw), s.max_message_bytes)
-        wait = await ports.limiter.acquire(command.account_id)
-        if wait is not None:
+        hold = await ports.limiter.acquire(google_account(command.from_address))
+        if hold is not None and hold.paused:
             raise settlement.deferred(
-                command, ports.clock() + wait, "rate_limited", "the account's send rate is spent"
+                command, ports.clock() + hold.wait, "account_paused", "Gmail throttled the account"
+            )
+        if hold is not None:
+            raise settlement.deferred(
+                command, ports.clock() + hold.wait, "rate_limited", "the account's send rate is spent"
             )
         outcome = await _send(command, held, token, raw, ports)
     except settlement.Settlement as stop:
@@ -196,6 +211,9 @@ async def _outcome(
         case Transient(reason, detail, not_before):
             return settlement.deferred(command, _retry_at(command, ports, not_before), reason, detail)
         case AccountThrottled(reason, detail, until):
+            # The account's other sends would be refused too: hold them here (those on their way
+            # now), and park the account in the queue (those not dispatched yet).
+            await ports.limiter.pause(google_account(command.from_address), until - now)
             stop = settlement.deferred(command, until, reason, detail)
             stop.events.insert(
                 0, c.SenderThrottled(account_id=command.account_id, until=until, reason=reason)
@@ -274,8 +292,10 @@ async def _resolve(
     )
 
 
-async def _look_up(command: c.SendEmail, held: ledger.Delivery, ports: Ports) -> Lookup:
-    """Is the message in the account's mailbox (sent since its claim)?"""
+async def _look_up(
+    command: c.SendEmail, held: ledger.Delivery, ports: Ports, *, since: datetime | None = None
+) -> Lookup:
+    """Is the message in the account's mailbox (sent since its claim, or since ``since``)?"""
     try:
         token = await ports.tokens.get(command.account_id)
     except (TokenUnavailable, ReconnectRequired) as exc:
@@ -287,7 +307,7 @@ async def _look_up(command: c.SendEmail, held: ledger.Delivery, ports: Ports) ->
         token.access_token,
         read_access(token.scopes),
         command.rfc_message_id,
-        since=held.claimed_at,
+        since=since or held.claimed_at,
         scan_limit=ports.settings.reconcile_scan_limit,
     )
 
@@ -315,6 +335,7 @@ def _policy(settings: DeliverySettings) -> ClassifyPolicy:
     return ClassifyPolicy(
         mail_sending_pause=timedelta(seconds=settings.mail_sending_pause_seconds),
         daily_limit_pause=timedelta(seconds=settings.daily_limit_pause_seconds),
+        rate_limit_pause=timedelta(seconds=settings.rate_limit_pause_seconds),
     )
 
 

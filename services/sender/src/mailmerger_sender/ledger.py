@@ -11,8 +11,10 @@ Invariants:
   behind, never silence.
 - Every later change is a compare-and-set on (``command_id``, state): a command that lost its claim
   (another replica reconciled or took it over) changes nothing.
-- A final row (``sent``, ``failed``, ``unconfirmed``) never changes again, and its outcome event can
-  be rebuilt from it.
+- A final row (``sent``, ``failed``, ``unconfirmed``) never changes again within its generation,
+  and its outcome event can be rebuilt from it. A ``failed`` or ``unconfirmed`` row is claimed
+  again only by a command of a newer generation: the user's explicit resend, never a redelivery,
+  a re-dispatch or a new attempt. A ``sent`` row is never claimed again.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class Delivery:
     reconciled: bool
     reason: str | None
     detail: str | None
+    generation: int
+    uncertain_since: datetime | None
 
 
 def _delivery(row: Any) -> Delivery:
@@ -75,7 +79,8 @@ async def claim_all(session: AsyncSession, requests: Sequence[ClaimRequest]) -> 
     """Claim each request's message for its command: whether it was claimed, and the row.
 
     A new message is claimed; a ``deferred`` one is claimed by a newer command (another envelope, an
-    attempt at least as high). Anything else is returned as it stands, for the caller to resolve.
+    attempt and a generation at least as high); a ``failed`` or ``unconfirmed`` one by a command of
+    a newer generation. Anything else is returned as it stands, for the caller to resolve.
     Requests for the same message are decided one after the other, in order.
     """
     results: dict[int, tuple[bool, Delivery]] = {}
@@ -102,24 +107,32 @@ async def claim_all(session: AsyncSession, requests: Sequence[ClaimRequest]) -> 
 
 # A claim for many messages as one statement. Arrays, not a VALUES list: the SQL text is the same
 # for any batch size, so PostgreSQL and asyncpg prepare it once (a VALUES list of each new length
-# was a new statement to parse and plan).
+# was a new statement to parse and plan). A row claimed again from ``unconfirmed`` remembers when
+# its uncertain attempt was claimed (``uncertain_since``), so the resend can look it up first.
 _CLAIM = text(
-    """
+    f"""
         INSERT INTO sender.deliveries AS d
-            (message_id, rfc_message_id, account_id, attempt, command_id, state, claimed_at, settles_at)
-        SELECT r.message_id, r.rfc_message_id, r.account_id, r.attempt, r.command_id, 'sending',
-               r.claimed_at, r.settles_at
+            (message_id, rfc_message_id, account_id, attempt, generation, command_id, state, claimed_at,
+             settles_at)
+        SELECT r.message_id, r.rfc_message_id, r.account_id, r.attempt, r.generation, r.command_id,
+               'sending', r.claimed_at, r.settles_at
         FROM unnest(
             CAST(:message_id AS bigint[]), CAST(:rfc_message_id AS text[]), CAST(:account_id AS bigint[]),
-            CAST(:attempt AS integer[]), CAST(:command_id AS uuid[]), CAST(:claimed_at AS timestamptz[]),
-            CAST(:settles_at AS timestamptz[])
-        ) AS r(message_id, rfc_message_id, account_id, attempt, command_id, claimed_at, settles_at)
+            CAST(:attempt AS integer[]), CAST(:generation AS integer[]), CAST(:command_id AS uuid[]),
+            CAST(:claimed_at AS timestamptz[]), CAST(:settles_at AS timestamptz[])
+        ) AS r(message_id, rfc_message_id, account_id, attempt, generation, command_id, claimed_at,
+               settles_at)
         ON CONFLICT (message_id) DO UPDATE
-        SET attempt = excluded.attempt, command_id = excluded.command_id, state = 'sending',
-            claimed_at = excluded.claimed_at, settles_at = excluded.settles_at, reason = NULL, detail = NULL
-        WHERE d.state = 'deferred' AND d.command_id <> excluded.command_id AND d.attempt <= excluded.attempt
-        RETURNING d.*
-        """
+        SET attempt = excluded.attempt, generation = excluded.generation, command_id = excluded.command_id,
+            state = 'sending', claimed_at = excluded.claimed_at, settles_at = excluded.settles_at,
+            reason = NULL, detail = NULL,
+            uncertain_since = CASE WHEN d.state = 'unconfirmed' THEN coalesce(d.uncertain_since, d.claimed_at)
+                                   ELSE d.uncertain_since END
+        WHERE (d.state = 'deferred' AND d.command_id <> excluded.command_id
+               AND d.attempt <= excluded.attempt AND d.generation <= excluded.generation)
+           OR (d.state IN ('failed', 'unconfirmed') AND d.generation < excluded.generation)
+        RETURNING {", ".join(f"d.{column.name}" for column in deliveries.c)}
+        """  # noqa: S608 (the column names are the table's own)
 ).columns(*deliveries.c)
 
 
@@ -131,6 +144,7 @@ async def _insert_or_reclaim(session: AsyncSession, requests: Sequence[ClaimRequ
             "rfc_message_id": [r.command.rfc_message_id for r in requests],
             "account_id": [r.command.account_id for r in requests],
             "attempt": [r.command.attempt for r in requests],
+            "generation": [r.command.generation for r in requests],
             "command_id": [r.command_id for r in requests],
             "claimed_at": [r.now for r in requests],
             "settles_at": [r.settles_at for r in requests],
@@ -161,6 +175,7 @@ async def take_over(
         .where(_t.message_id == held.message_id, _t.command_id == held.command_id, _t.state == held.state)
         .values(
             attempt=max(command.attempt, held.attempt),
+            generation=max(command.generation, held.generation),
             command_id=command_id,
             state=SENDING,
             claimed_at=now,
@@ -267,6 +282,7 @@ def final_event(row: Delivery) -> c.Event:
             account_id=row.account_id,
             reason=row.reason or "failed",
             detail=row.detail or "",
+            generation=row.generation,
         )
     if row.state == UNCONFIRMED:
         return c.EmailUnconfirmed(
@@ -274,5 +290,6 @@ def final_event(row: Delivery) -> c.Event:
             account_id=row.account_id,
             rfc_message_id=row.rfc_message_id,
             detail=row.detail or "",
+            generation=row.generation,
         )
     raise ValueError(f"delivery {row.message_id} ({row.state}) has no final outcome")

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     false,
+    text,
 )
 
 from mailmerger_shared.db import service_metadata
@@ -31,10 +32,14 @@ STATES = ("sending", "ambiguous", "sent", "failed", "unconfirmed", "deferred")
 # - ``sending``: claimed by the command ``command_id``; its Gmail call may be in progress.
 # - ``ambiguous``: the call went out and its answer was lost; reconcile before any resend.
 # - ``deferred``: the last attempt certainly did not send; a later command may claim it again.
-# - ``sent`` / ``failed`` / ``unconfirmed``: final; a later command only re-publishes the outcome.
+# - ``sent`` / ``failed`` / ``unconfirmed``: final; a later command only re-publishes the outcome,
+#   unless it is of a newer ``generation`` (the user asked to send a failed or unconfirmed message
+#   again): then it claims the row as new work. ``sent`` is final for every generation.
 #
 # ``settles_at`` bounds the claim: after it, no call made under the claim can still be acted on by
-# Gmail, so "not in the mailbox" is conclusive.
+# Gmail, so "not in the mailbox" is conclusive. ``uncertain_since`` is the claim time of the first
+# attempt that ended ``unconfirmed``: a resend looks the message up in the mailbox from then on,
+# where a read scope allows, before sending it again.
 deliveries = Table(
     "deliveries",
     metadata,
@@ -52,5 +57,7 @@ deliveries = Table(
     Column("reconciled", Boolean, nullable=False, server_default=false()),
     Column("reason", String(100)),
     Column("detail", Text),
+    Column("generation", Integer, nullable=False, server_default=text("0")),
+    Column("uncertain_since", DateTime(timezone=True)),
     CheckConstraint(f"state IN {STATES!r}", name="state"),
 )

@@ -64,6 +64,9 @@ class DeliverySettings(Settings, frozen=True, kw_only=True):
     # How long to park an account when Gmail names no time to retry.
     mail_sending_pause_seconds: Positive = 3600.0
     daily_limit_pause_seconds: Positive = 3600.0
+    # ...and after a per-minute quota refusal (userRateLimitExceeded, rateLimitExceeded): the whole
+    # account pauses this long, so its other sends are not refused too.
+    rate_limit_pause_seconds: Positive = 30.0
     reconnect_retry_seconds: Positive = 3600.0
     shutdown_grace_seconds: Positive = 30.0
 

@@ -37,7 +37,11 @@ def sent(
 
 def failed(command: c.SendEmail, reason: str, detail: str) -> Settlement:
     event = c.EmailFailed(
-        message_id=command.message_id, account_id=command.account_id, reason=reason, detail=detail
+        message_id=command.message_id,
+        account_id=command.account_id,
+        reason=reason,
+        detail=detail,
+        generation=command.generation,
     )
     return Settlement(ledger.FAILED, [event], reason=reason, detail=detail)
 
@@ -48,6 +52,7 @@ def unconfirmed(command: c.SendEmail, detail: str) -> Settlement:
         account_id=command.account_id,
         rfc_message_id=command.rfc_message_id,
         detail=detail,
+        generation=command.generation,
     )
     return Settlement(ledger.UNCONFIRMED, [event], reason="unconfirmed", detail=detail)
 
@@ -59,6 +64,7 @@ def deferral(command: c.SendEmail, retry_at: datetime, reason: str, detail: str)
         retry_at=retry_at,
         reason=reason,
         detail=detail,
+        generation=command.generation,
     )
 
 

@@ -17,6 +17,7 @@ from mailmerger_storage import models
 from mailmerger_storage.adapters.s3 import open_blob_store
 from mailmerger_storage.api import route_handlers
 from mailmerger_storage.api.deps import provide_blobs, provide_sessions
+from mailmerger_storage.api.early_answers import ReadBodyBeforeAnswering
 from mailmerger_storage.settings import S3Settings, StorageSettings
 from mailmerger_storage.worker import USER_DELETED_QUEUE, user_deleted_handler
 
@@ -54,13 +55,15 @@ def purge_lifespan(settings: StorageSettings) -> Lifespan:
 
 
 def create_app(settings: StorageSettings, *, jwks: JwksFetcher | None = None) -> Litestar:
-    return service_app(
+    app = service_app(
         name=NAME,
         route_handlers=route_handlers(settings),
         http=settings.http,
         verifier=token_verifier(settings.jwt, jwks),
         lifespan=[
-            infrastructure_lifespan(NAME, database=settings.database, broker=settings.broker),
+            infrastructure_lifespan(
+                NAME, database=settings.database, redis=settings.redis, broker=settings.broker
+            ),
             blob_store_lifespan(settings.s3),
             outbox_lifespan(models.outbox),
             purge_lifespan(settings),
@@ -71,6 +74,9 @@ def create_app(settings: StorageSettings, *, jwks: JwksFetcher | None = None) ->
             "s3": Provide(lambda: settings.s3, sync_to_thread=False, use_cache=True),
         },
     )
+    # Outside everything that may answer early (authentication first), as Litestar adds CORS.
+    app.asgi_handler = ReadBodyBeforeAnswering(app.asgi_handler)
+    return app
 
 
 SERVICE = ServiceRegistration(

@@ -15,6 +15,7 @@ from mailmerger_shared.settings import (
     LogSettings,
     ObjectStoreSettings,
     QueueCredential,
+    RedisSettings,
 )
 
 MiB = 1024 * 1024
@@ -42,6 +43,7 @@ class StorageSettings(msgspec.Struct, frozen=True, kw_only=True):
     http: HttpSettings
     database: DatabaseSettings
     broker: BrokerSettings
+    redis: RedisSettings  # ended sessions (shared web.auth.EndedSessions)
     jwt: JwtSettings
     queue_credential: QueueCredential  # the only caller of its internal routes
     s3: S3Settings

@@ -74,6 +74,8 @@ class IncomingBody:
     chunks: AsyncIterator[bytes]
     content_type: str | None
     content_length: int | None
+    # The gateway refused the body as over its size limit and sent the request on without it.
+    refused_by_gateway: bool = False
 
 
 class ReceivedFile:
@@ -131,6 +133,8 @@ async def upload_attachment(
 
     On any refusal or failure nothing remains: no row, no object, no unfinished upload.
     """
+    if incoming.refused_by_gateway:
+        raise too_large(policy.max_bytes)
     boundary = boundary_of(incoming.content_type)
     body_limit = policy.max_bytes + FORM_OVERHEAD
     if incoming.content_length is not None and incoming.content_length > body_limit:

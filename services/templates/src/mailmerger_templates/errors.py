@@ -73,7 +73,8 @@ class MissingFields(RenderError):
         if detail:
             reason += f" ({detail})"
         super().__init__(
-            reason + "; add them to the row, or write e.g. {{ name | default('…') }} for optional ones"
+            reason + "; add them to the row (a blank value counts as missing), or write e.g."
+            " {{ name | default('…') }} for optional ones"
         )
 
 

@@ -82,15 +82,30 @@ def optional_fields(template: nodes.Template) -> set[str]:
     }
 
 
+def tested_fields(template: nodes.Template) -> set[str]:
+    """Names the template reads in the test of an ``{% if %}``/``{% elif %}`` or an inline ``… if … else …``.
+
+    The template decides there what a blank value means (``{% if referrer %}…{% endif %}``), so a
+    row may leave them blank; it must still have them.
+    """
+    tests = [node.test for node, _ in _walk(template) if isinstance(node, nodes.If | nodes.CondExpr)]
+    return {
+        node.name
+        for test in tests
+        for node, _ in _walk(test)
+        if isinstance(node, nodes.Name) and node.ctx == "load"
+    }
+
+
 def _too_deep(max_nesting: int) -> str:
     return (
         f"the template nests more than {max_nesting} levels deep here; flatten its conditions or expressions"
     )
 
 
-def _walk(template: nodes.Template) -> Iterator[tuple[nodes.Node, int]]:
-    """Every node with its depth (the template is depth 0), iteratively: trees may be very deep."""
-    stack: list[tuple[nodes.Node, int]] = [(template, 0)]
+def _walk(root: nodes.Node) -> Iterator[tuple[nodes.Node, int]]:
+    """Every node with its depth (``root`` is depth 0), iteratively: trees may be very deep."""
+    stack: list[tuple[nodes.Node, int]] = [(root, 0)]
     while stack:
         node, depth = stack.pop()
         yield node, depth

@@ -1,4 +1,5 @@
-"""The hot reads — a user's list of templates and one template — answered from the cache.
+"""The hot reads — a user's list of templates, one template, and the legacy client's list of them
+all (which it loads on every page) — answered from the cache.
 
 A hit is one Redis round trip whose bytes are the response body; only a miss opens a database
 transaction (see cache.py for why a miss can never cache content older than the last write).
@@ -6,6 +7,7 @@ transaction (see cache.py for why a miss can never cache content older than the 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 import msgspec
@@ -42,23 +44,36 @@ async def template_page_json(
         except InvalidCursor:
             raise Problem("the cursor is not one this API returned; pass next_cursor unchanged") from None
 
-    async def produce() -> bytes:
-        async with transaction(reads.sessions) as session:
-            page = await service.list_templates(
-                session, reads.user_id, limit=limit, after=after, search=search
-            )
-            return _encoder.encode(page)
+    async def produce(session: AsyncSession) -> bytes:
+        page = await service.list_templates(session, reads.user_id, limit=limit, after=after, search=search)
+        return _encoder.encode(page)
 
     if search:
-        return await produce()
-    return await reads.cache.read(reads.user_id, f"page:{limit}:{after or ''}", produce)
+        async with transaction(reads.sessions) as session:
+            return await produce(session)
+    return await cached_json(reads, f"page:{limit}:{after or ''}", produce)
 
 
 async def template_json(reads: UserReads, template_id: int) -> bytes:
     """:func:`service.get_template` as JSON, through the cache."""
 
-    async def produce() -> bytes:
-        async with transaction(reads.sessions) as session:
-            return _encoder.encode(await service.get_template(session, reads.user_id, template_id))
+    async def produce(session: AsyncSession) -> bytes:
+        return _encoder.encode(await service.get_template(session, reads.user_id, template_id))
 
-    return await reads.cache.read(reads.user_id, f"template:{template_id}", produce)
+    return await cached_json(reads, f"template:{template_id}", produce)
+
+
+async def cached_json(
+    reads: UserReads, field: str, produce: Callable[[AsyncSession], Awaitable[bytes]]
+) -> bytes:
+    """The body ``field`` of the user's cache, or ``produce`` run in a read transaction (then cached).
+
+    For reads of the user's own templates that any write invalidates (the whole hash goes); the
+    bytes must not depend on anything but the user's committed templates.
+    """
+
+    async def from_database() -> bytes:
+        async with transaction(reads.sessions) as session:
+            return await produce(session)
+
+    return await reads.cache.read(reads.user_id, field, from_database)

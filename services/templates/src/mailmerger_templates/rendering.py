@@ -11,8 +11,14 @@ Rules a caller can rely on:
   from JSON or a spreadsheet; the sandbox lets templates read them, never change them;
 * values are HTML-escaped in the HTML body only; the subject and text body get them verbatim;
 * a value is always inserted literally: ``{{ … }}`` inside a value is never evaluated;
-* a row must contain every field the template uses (it may be empty), except fields the template
-  guards itself with ``| default(…)`` or ``is defined``; ``None`` prints as nothing;
+* a row must contain every field the template uses, except fields the template guards itself with
+  ``| default(…)`` or ``is defined``;
+* a blank value (``None``, or text of nothing but whitespace: an empty spreadsheet cell) counts as
+  missing, so "Hello Bob at " never goes out for an empty company; except where the template shows
+  it expects blanks. A guard treats a blank as absent (``| default(…)`` gives the default, ``is
+  defined`` is false; any unguarded use then fails the row, naming the field); a field the
+  template tests in an ``{% if %}`` may be blank, and is then empty (false, printing nothing).
+  ``None`` prints as nothing;
 * the subject is one line: every line break (as ``str.splitlines`` knows them), with the spaces and
   tabs around it, becomes a single space, then the subject is stripped. Values come from spreadsheets
   where stray line breaks are common; folding them keeps the mail sendable and rules out header
@@ -43,7 +49,13 @@ from mailmerger_templates.errors import (
     TemplateInvalid,
 )
 from mailmerger_templates.limits import RenderBudget, RenderLimits
-from mailmerger_templates.sandbox import BudgetedContext, MailMergeSandbox, UndefinedField, meter
+from mailmerger_templates.sandbox import (
+    BudgetedContext,
+    FieldUndefined,
+    MailMergeSandbox,
+    UndefinedField,
+    meter,
+)
 from mailmerger_templates.syntax import syntax_problem
 
 __all__ = [
@@ -101,7 +113,9 @@ class CompiledTemplate(msgspec.Struct, frozen=True):
     """A checked, compiled template: immutable, cacheable, renderable from many threads at once.
 
     ``variables`` are the top-level field names the template reads (loop and ``set`` variables
-    excluded), sorted; ``required_fields`` are those a row must contain. Render it only with the
+    excluded), sorted; ``required_fields`` are those a row must contain; ``guarded_fields``
+    those it guards (``| default``, ``is defined``), and ``may_be_blank`` those plus the ones it
+    tests (``{% if %}``): a blank value is theirs to handle. Render it only with the
     :class:`Renderer` that compiled it.
     """
 
@@ -111,12 +125,26 @@ class CompiledTemplate(msgspec.Struct, frozen=True):
     subject_template: Template
     html_template: Template
     text_template: Template | None
+    guarded_fields: frozenset[str]
+    may_be_blank: frozenset[str]
 
 
 class _CompiledPart(NamedTuple):
     template: Template
     variables: set[str]
     optional: set[str]
+    tested: set[str]
+
+
+class _BlankField(FieldUndefined):
+    """The blank value of a guarded field: absent for ``| default`` and ``is defined``, false for
+    an ``{% if %}``, and missing (the row fails, naming it) wherever its value is used."""
+
+    __slots__ = ()
+
+    # StrictUndefined fails here; a blank value is simply false, so ``{% if %}`` can test it.
+    def __bool__(self) -> bool:  # type: ignore[override]
+        return False
 
 
 class Renderer:
@@ -143,6 +171,7 @@ class Renderer:
             raise TemplateInvalid(problems)
         variables = sorted(set().union(*(each.variables for each in compiled.values())))
         optional = set().union(*(each.optional for each in compiled.values()))
+        tested = set().union(*(each.tested for each in compiled.values()))
         text_part = compiled.get("text")
         return CompiledTemplate(
             source=source,
@@ -151,6 +180,8 @@ class Renderer:
             subject_template=compiled["subject"].template,
             html_template=compiled["html"].template,
             text_template=text_part.template if text_part else None,
+            guarded_fields=frozenset(optional & set(variables)),
+            may_be_blank=frozenset((optional | tested) & set(variables)),
         )
 
     def validate(self, source: TemplateSource) -> list[SyntaxProblem]:
@@ -200,6 +231,7 @@ class Renderer:
         try:
             variables = meta.find_undeclared_variables(tree)
             optional = policy.optional_fields(tree)
+            tested = policy.tested_fields(tree)
             meter(tree, environment)
             code = environment.compile(tree, name=part)
         except TemplateSyntaxError as error:  # the compiler's own checks, e.g. assigning to `loop`
@@ -208,16 +240,22 @@ class Renderer:
         except (SyntaxError, RecursionError):  # Python's limits on nested blocks and brackets
             raise TemplateInvalid([SyntaxProblem(part, None, None, _TOO_DEEP)]) from None
         template = environment.template_class.from_code(environment, code, environment.globals)
-        return _CompiledPart(template, variables, optional)
+        return _CompiledPart(template, variables, optional, tested)
 
     def _check_compiled_here(self, compiled: CompiledTemplate) -> None:
         if compiled.html_template.environment is not self._environment:
             raise ValueError("this template was compiled by another Renderer; render it with that one")
 
     def _render_row(self, compiled: CompiledTemplate, fields: Mapping[str, object]) -> Rendered:
-        missing = [name for name in compiled.required_fields if name not in fields]
+        missing = [
+            name
+            for name in compiled.required_fields
+            if name not in fields or (_is_blank(fields[name]) and name not in compiled.may_be_blank)
+        ]
         if missing:
             raise MissingFields(missing)
+        if any(_is_blank(value) for value in fields.values()):
+            fields = {name: _blank_as(compiled, name, value) for name, value in fields.items()}
         limits = self.limits
         budget = RenderBudget(limits)
         raw_subject = _render_part(
@@ -238,6 +276,21 @@ class Renderer:
             else _render_part(text_template, "text", fields, budget, limits.max_body_chars)
         )
         return Rendered(subject, html, text)
+
+
+def _is_blank(value: object) -> bool:
+    """An empty cell: nothing, or text of nothing but whitespace."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _blank_as(compiled: CompiledTemplate, name: object, value: object) -> object:
+    """What the template sees of a field's value: a blank one is absent to the field's guards, and
+    empty (false, printing nothing) to its tests."""
+    if not _is_blank(value):
+        return value
+    if isinstance(name, str) and name in compiled.guarded_fields:
+        return _BlankField(name=name)
+    return None if value is None else ""
 
 
 def _render_part(

@@ -1,5 +1,6 @@
-"""``/v1/campaigns``: create, upload the list, report, preview, launch, pause, resume, cancel,
-retry the failed, progress (JSON and Server-Sent Events) and the per-recipient results (CSV)."""
+"""``/v1/campaigns``: create, upload the list, report, preview, send a test of a row to yourself,
+launch, pause, resume, cancel, retry the failed, progress (JSON and Server-Sent Events) and the
+per-recipient results (CSV)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 
-from mailmerger_queue import campaign_reports, campaigns
+from mailmerger_queue import campaign_reports, campaigns, email_reads, send_to_self
 from mailmerger_queue.api.deps import Settings, Storage, Templates
 from mailmerger_queue.campaign_build import Builder, RowAttachments, RowIn, csv_rows, json_rows
 from mailmerger_queue.campaign_streams import progress_events, results_csv
@@ -23,9 +24,12 @@ from mailmerger_queue.schemas import (
     BuildSummary,
     Campaign,
     CreateCampaign,
+    EmailDetail,
     Launch,
     Progress,
     RecipientRows,
+    Resolve,
+    Resolved,
     Retried,
     RowPreview,
     ValidationReport,
@@ -67,10 +71,17 @@ class CampaignsController(Controller):
         tx: Transaction,
         templates: Templates,
         storage: Storage,
+        settings: Settings,
     ) -> Campaign:
         """A draft campaign: template version, sending account, attachments and schedule."""
         return await campaigns.create(
-            tx, user_id=principal.user_id, data=data, templates=templates, storage=storage, now=_now()
+            tx,
+            user_id=principal.user_id,
+            data=data,
+            templates=templates,
+            storage=storage,
+            now=_now(),
+            max_message_bytes=settings.compose.max_message_bytes,
         )
 
     @get("/")
@@ -154,6 +165,23 @@ class CampaignsController(Controller):
         """One row as it will be sent (or why it will not)."""
         return await campaign_reports.preview(tx, principal.user_id, campaign_id, row)
 
+    @post("/{campaign_id:int}/rows/{row:int}/test", status_code=201, responses=problems(404, 409, 422))
+    async def send_row_to_self(
+        self,
+        campaign_id: CampaignId,
+        row: RowNumber,
+        principal: CurrentUser,
+        tx: Transaction,
+        settings: Settings,
+    ) -> EmailDetail:
+        """Send a test of this row to yourself: rendered as it will go, to the campaign's own Gmail
+        address instead of the recipient, now, with ``[Test]`` before its subject. The test is an
+        email of its own (``campaign_id`` null): it never counts in the campaign's progress."""
+        message_id = await send_to_self.send_row_to_self(
+            tx, principal.user_id, campaign_id, row, settings=settings.compose, now=_now()
+        )
+        return await email_reads.get_email(tx, principal.user_id, message_id)
+
     @post("/{campaign_id:int}/launch", status_code=200, responses=problems(409, 422))
     async def launch(
         self,
@@ -183,12 +211,29 @@ class CampaignsController(Controller):
 
     @post("/{campaign_id:int}/retry-failed", status_code=200, responses=problems(409))
     async def retry_failed(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Retried:
+        """Send the failed messages again: a new attempt each, which really reaches Gmail."""
         return await campaigns.retry_failed(tx, principal.user_id, campaign_id, now=_now())
 
+    @post("/{campaign_id:int}/resolve-unconfirmed", status_code=200, responses=problems(409))
+    async def resolve_unconfirmed(
+        self, campaign_id: CampaignId, data: JSONBody[Resolve], principal: CurrentUser, tx: Transaction
+    ) -> Resolved:
+        """Settle every unconfirmed message (Gmail may or may not have sent it): ``resend_anyway``
+        sends them again, and **their recipients may get them twice**; ``mark_as_sent`` records
+        them as sent and sends nothing. The answer's ``note`` says which."""
+        return await campaigns.resolve_unconfirmed(
+            tx, principal.user_id, campaign_id, data.resolution, now=_now()
+        )
+
     @get("/{campaign_id:int}/progress")
-    async def progress(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Progress:
-        """Messages per state, sends per minute over the last 10 minutes, and the ETA at that rate."""
-        return await campaign_reports.progress(tx, principal.user_id, campaign_id, now=_now())
+    async def progress(
+        self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction, settings: Settings
+    ) -> Progress:
+        """Messages per state, sends per minute now, and the ETA from that rate, the account's
+        pace and daily limit, the daily cap and the sending window (saying what the rest waits for)."""
+        return await campaign_reports.progress(
+            tx, principal.user_id, campaign_id, now=_now(), pacing=settings.dispatch
+        )
 
     @get("/{campaign_id:int}/progress/stream", media_type="text/event-stream")
     async def progress_stream(
@@ -207,6 +252,7 @@ class CampaignsController(Controller):
                 principal.user_id,
                 campaign_id,
                 interval=settings.compose.progress_interval_seconds,
+                pacing=settings.dispatch,
             )
         )
 

@@ -11,7 +11,7 @@ from litestar.params import JSONBody, QueryParameter
 from mailmerger_queue import email_reads, emails
 from mailmerger_queue.api.deps import Settings, Storage, Templates
 from mailmerger_queue.domain import State
-from mailmerger_queue.schemas import ComposeEmail, EmailDetail, EmailPage
+from mailmerger_queue.schemas import ComposeEmail, EmailDetail, EmailPage, Resolve
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, ResourceIdFilter, Transaction
 from mailmerger_shared.web.openapi import problems
 from mailmerger_shared.web.problems import Problem
@@ -58,6 +58,7 @@ class EmailsController(Controller):
         message_id = await emails.compose(
             tx,
             user_id=principal.user_id,
+            account_id=data.account_id,
             data=data,
             templates=templates,
             storage=storage,
@@ -102,6 +103,18 @@ class EmailsController(Controller):
 
     @post("/{email_id:int}/send-now", status_code=200, responses=problems(409))
     async def send_now(self, email_id: ResourceId, principal: CurrentUser, tx: Transaction) -> EmailDetail:
-        """Make an email due now (also retries a failed or unconfirmed one)."""
+        """Make an email due now. A failed or unconfirmed one is sent again: a new attempt that
+        really reaches Gmail. An unconfirmed one may then arrive twice (Gmail may already have
+        delivered it), as with ``resolve`` ``resend_anyway``."""
         await emails.send_now(tx, principal.user_id, email_id, now=datetime.now(UTC))
+        return await email_reads.get_email(tx, principal.user_id, email_id)
+
+    @post("/{email_id:int}/resolve", status_code=200, responses=problems(409))
+    async def resolve(
+        self, email_id: ResourceId, data: JSONBody[Resolve], principal: CurrentUser, tx: Transaction
+    ) -> EmailDetail:
+        """Settle an unconfirmed email (Gmail may or may not have sent it; no granted scope can
+        check): ``resend_anyway`` sends it again, and **the recipient may get it twice**;
+        ``mark_as_sent`` records it as sent and sends nothing. 409 unless the email is unconfirmed."""
+        await emails.resolve(tx, principal.user_id, email_id, data.resolution, now=datetime.now(UTC))
         return await email_reads.get_email(tx, principal.user_id, email_id)

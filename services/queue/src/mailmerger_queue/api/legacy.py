@@ -15,16 +15,25 @@ from litestar import Controller, Response, delete, get, post
 from litestar.params import JSONBody
 
 from mailmerger_queue import emails, legacy
+from mailmerger_queue.adapters.auth import AuthClient
 from mailmerger_queue.api.deps import Auth, Settings, Storage, Templates
 from mailmerger_shared.web.deps import MAX_RESOURCE_ID, CurrentUser, Transaction
 from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
 from mailmerger_shared.web.openapi import documented_body, id_list, problems
-from mailmerger_shared.web.problems import Problem
 
 # Ids past a bigint name no email (and the driver would refuse them): a 400, like v1's. Zero and
 # negative ids stay what they were for the old client: ids not in your queue (404).
-EmailIds = JSONBody[list[Annotated[int, msgspec.Meta(le=MAX_RESOURCE_ID)]]]
-EMAIL_IDS = documented_body({"application/json": id_list(minimum=None, maximum=MAX_RESOURCE_ID)})
+# No id is negative, but the old client's contract answers an unknown id with 404, not 422; the
+# lower bound keeps any value a number PostgreSQL can compare (a bigint).
+EmailIds = JSONBody[list[Annotated[int, msgspec.Meta(ge=-MAX_RESOURCE_ID, le=MAX_RESOURCE_ID)]]]
+EMAIL_IDS = documented_body({"application/json": id_list(minimum=-MAX_RESOURCE_ID, maximum=MAX_RESOURCE_ID)})
+
+
+async def _connect_first(auth: AuthClient, user_id: int) -> Response[Any]:
+    """HTTP 200, ``success: false`` and the URL the browser follows to connect Gmail: the old
+    client alerts, then navigates there (with a single-use ticket, as it carries no token)."""
+    ticket = await auth.connect_ticket(user_id)
+    return envelope({"redirect_url": ticket.url}, "connect a Gmail account to send email", success=False)
 
 
 class LegacyController(Controller):
@@ -46,10 +55,7 @@ class LegacyController(Controller):
         """Send one email now from the user's first connected Gmail, or say where to connect one."""
         account_id = await legacy.first_connected_account(tx, principal.user_id)
         if account_id is None:
-            ticket = await auth.connect_ticket(principal.user_id)
-            return envelope(
-                {"redirect_url": ticket.url}, "connect a Gmail account to send email", success=False
-            )
+            return await _connect_first(auth, principal.user_id)
         email_id = await legacy.submit(
             tx,
             user_id=principal.user_id,
@@ -73,10 +79,12 @@ class LegacyController(Controller):
         storage: Storage,
         settings: Settings,
     ) -> Response[Any]:
-        """Queue an email: sent at its ``send_at``, or held until "send queued emails"."""
-        account_id = await legacy.first_connected_account(tx, principal.user_id)
-        if account_id is None:
-            raise Problem("connect a Gmail account before queueing email", status=409, title="Conflict")
+        """Queue an email: sent at its ``send_at``, or held until "send queued emails".
+
+        Without a connected Gmail account it is queued all the same, for the first account the
+        user connects (sending the queue says where to connect one).
+        """
+        account_id = await legacy.queueing_account(tx, principal.user_id)
         await legacy.submit(
             tx,
             user_id=principal.user_id,
@@ -105,10 +113,13 @@ class LegacyController(Controller):
         operation_class=EMAIL_IDS,
     )
     async def send_queued_emails(
-        self, data: EmailIds, principal: CurrentUser, tx: Transaction
+        self, data: EmailIds, principal: CurrentUser, tx: Transaction, auth: Auth
     ) -> Response[Any]:
-        """Send the given queued emails now (in the background); 404 if any id is not the user's."""
+        """Send the given queued emails now (in the background); 404 if any id is not the user's;
+        without a connected Gmail, where to connect one (as send-email-now answers)."""
         await legacy.require_owned(tx, principal.user_id, data)
+        if await legacy.first_connected_account(tx, principal.user_id) is None:
+            return await _connect_first(auth, principal.user_id)
         sent = await emails.send_now_many(tx, principal.user_id, data, now=datetime.now(UTC))
         return envelope({"sent_emails": sent}, "emails are being sent")
 

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_storage.adapters.blobs import BlobStore
+from mailmerger_storage.api.early_answers import GATEWAY_REFUSED_HEADER
 from mailmerger_storage.settings import S3Settings
 from mailmerger_storage.uploads import IncomingBody
 
@@ -36,4 +37,5 @@ def incoming_body(request: Request[Any, Any, Any]) -> IncomingBody:
         chunks=request.stream(),
         content_type=request.headers.get("content-type"),
         content_length=request.content_length,
+        refused_by_gateway=GATEWAY_REFUSED_HEADER in request.headers,
     )

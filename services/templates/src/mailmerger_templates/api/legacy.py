@@ -16,14 +16,18 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post
+from litestar.enums import MediaType
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_shared.web.deps import MAX_RESOURCE_ID, CurrentUser, Transaction
+from mailmerger_shared.web.deps import MAX_RESOURCE_ID, CurrentUser
 from mailmerger_shared.web.openapi import documented_body, id_list, problems
 from mailmerger_shared.web.problems import EXCEPTION_HANDLERS
 from mailmerger_templates import service
-from mailmerger_templates.api.deps import Engine, Write
+from mailmerger_templates.api.deps import Engine, Reads, Write
 from mailmerger_templates.domain import legacy_keys
+from mailmerger_templates.reads import cached_json
 from mailmerger_templates.schemas import TemplateId, TemplateRead
 
 
@@ -64,10 +68,20 @@ def _legacy(template: TemplateRead, user_id: int) -> LegacyTemplate:
     )
 
 
-@get("/get-all-templates")
-async def get_all_templates(principal: CurrentUser, tx: Transaction) -> Response[Envelope]:
-    templates = await service.all_templates(tx, principal.user_id)
-    return _ok("templates", {"templates": [_legacy(template, principal.user_id) for template in templates]})
+_encoder = msgspec.json.Encoder()
+
+
+# The client loads this on every page: served like v1's list, as cached bytes of the whole answer.
+@get("/get-all-templates", responses={200: ResponseSpec(Envelope, description="Every template")})
+async def get_all_templates(reads: Reads) -> Response[bytes]:
+    async def produce(session: AsyncSession) -> bytes:
+        templates = await service.all_templates(session, reads.user_id)
+        listed = [_legacy(template, reads.user_id) for template in templates]
+        return _encoder.encode(
+            Envelope(success=True, status_code=200, message="templates", data={"templates": listed})
+        )
+
+    return Response(await cached_json(reads, "legacy:all", produce), media_type=MediaType.JSON)
 
 
 @post("/add-template", responses=problems(413, 422))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -11,9 +12,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import aio_pika
+import httpx
 from aio_pika.abc import AbstractRobustConnection
 
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
+from mailmerger_shared.settings import DEV_SYSTEM_MAIL_ADDRESS
 
 T = TypeVar("T")
 
@@ -69,3 +72,23 @@ def start_worker_process(module: str, worker: str, env: Mapping[str, str]) -> su
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+async def mailed_letters(emulator: httpx.AsyncClient, recipient: str) -> list[dict[str, object]]:
+    """The system's letters to ``recipient`` so far (the Google emulator's system account sent them)."""
+    response = await emulator.get("/_emulator/messages", params={"user": DEV_SYSTEM_MAIL_ADDRESS})
+    response.raise_for_status()
+    return [m for m in response.json()["messages"] if recipient.lower() in [to.lower() for to in m["to"]]]
+
+
+async def mailed_token(emulator: httpx.AsyncClient, recipient: str, path: str, *, after: int = 0) -> str:
+    """The token of the newest link to ``path`` mailed to ``recipient`` (waiting for the letter)."""
+    link = re.compile(re.escape(path) + r"\?token=([A-Za-z0-9_-]+)")
+
+    async def newest() -> str | None:
+        letters = await mailed_letters(emulator, recipient)
+        found = [link.search(str(letter["text"])) for letter in letters[after:]]
+        tokens = [match.group(1) for match in found if match]
+        return tokens[-1] if tokens else None
+
+    return await eventually(newest)

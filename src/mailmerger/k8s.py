@@ -32,11 +32,18 @@ SECRET_VARIABLES = (
     "MM_S3_ACCESS_KEY_ID",
     "MM_S3_SECRET_ACCESS_KEY",
     "MM_S3_BUCKET",
+    # The system's own mail (address confirmations, password resets): one of the two transports.
+    "MM_SYSTEM_MAIL_GMAIL_REFRESH_TOKEN",
+    "MM_SYSTEM_MAIL_SMTP_PASSWORD",
 )
 # In-cluster addresses (the Services below), public settings an operator edits in the ConfigMap.
 ENVIRONMENT = {
     **{name: value for name, value in IN_CLUSTER.items() if name not in SECRET_VARIABLES},
     "MM_HTTP_PUBLIC_URL": "https://mailmerger.example.org",
+    # The Gmail account connected for the system (its refresh token is in the Secret), or "smtp"
+    # with MM_SYSTEM_MAIL_SMTP_* added here.
+    "MM_SYSTEM_MAIL_TRANSPORT": "gmail",
+    "MM_SYSTEM_MAIL_FROM_ADDRESS": "mailmerger@example.org",
     # A real deployment: start-up refuses the published development secrets.
     "MM_ENVIRONMENT": "production",
 }

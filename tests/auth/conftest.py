@@ -45,6 +45,7 @@ TEST_ENV = {
     "MM_GOOGLE_CLIENT_SECRET": "mailmerger-dev-secret",
     "MM_GOOGLE_DISCOVERY_URL": f"{GOOGLE_URL}/.well-known/openid-configuration",
     "MM_GOOGLE_METADATA_TIER": "true",
+    "MM_SYSTEM_MAIL_GMAIL_API_URL": GOOGLE_URL,
 }
 ACCOUNT_EVENTS = (c.UserDeleted, c.GmailConnected, c.GmailDisconnected, c.GmailReconnectRequired)
 

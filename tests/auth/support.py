@@ -17,11 +17,12 @@ import httpx
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mailmerger_auth.letters import CONFIRM_PATH
 from mailmerger_auth.settings import AuthSettings
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import messages_of
 from mailmerger_shared.web.internal import caller_headers
-from tests.support import eventually
+from tests.support import eventually, mailed_token
 
 M = TypeVar("M", bound=c.Message)
 Sessions = async_sessionmaker[AsyncSession]
@@ -120,14 +121,17 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def sign_up(
-    client: httpx.AsyncClient, email: str | None = None, *, name: str = "Ada"
-) -> dict[str, Any]:
-    response = await client.post(
-        "/v1/auth/signup", json={"email": email or unique_email(), "password": PASSWORD, "name": name}
+async def sign_up(auth: Harness, email: str | None = None, *, name: str = "Ada") -> dict[str, Any]:
+    """Sign up and confirm the address with the mailed link: the session that link starts."""
+    email = email or unique_email()
+    response = await auth.client.post(
+        "/v1/auth/signup", json={"email": email, "password": PASSWORD, "name": name}
     )
-    assert response.status_code == 201, response.text
-    session: dict[str, Any] = response.json()
+    assert response.status_code == 202, response.text
+    token = await mailed_token(auth.emulator, email.strip().lower(), CONFIRM_PATH)
+    confirmed = await auth.client.post("/v1/auth/email-confirmations/confirm", json={"token": token})
+    assert confirmed.status_code == 200, confirmed.text
+    session: dict[str, Any] = confirmed.json()
     return session
 
 

@@ -88,7 +88,7 @@ async def test_the_google_profile_name_is_cleaned_before_it_names_the_sender(
     account = google_account()
     created = await auth.emulator.post("/_emulator/users", json={"email": account, "name": profile_name})
     assert created.status_code == 201, created.text
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     await _connect(auth, session["access_token"], account)
     [gmail] = (
         await auth.client.get("/v1/auth/gmail-accounts", headers=bearer(session["access_token"]))
@@ -152,7 +152,7 @@ async def test_sign_in_with_an_unknown_google_account_creates_nothing(auth: Harn
 async def test_google_sign_in_reaches_the_password_account_of_the_same_email(auth: Harness) -> None:
     """Google vouches for the email: signing in with it opens the account registered with it."""
     account = google_account()
-    registered = await sign_up(auth.client, account)
+    registered = await sign_up(auth, account)
     trip = await google_round_trip(auth, "/v1/auth/google/authorize?purpose=signin", google_account=account)
     me = (await auth.client.get("/v1/auth/me", headers=bearer(trip.fragment["at"]))).json()
     assert me["id"] == registered["user_id"]
@@ -161,7 +161,7 @@ async def test_google_sign_in_reaches_the_password_account_of_the_same_email(aut
 
 async def test_a_user_connects_several_gmail_accounts_with_tickets(auth: Harness) -> None:
     """Each connect ticket adds the Google account picked to the ticket's user; their session stays theirs."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     first, second = google_account(), google_account()
     finished = await _connect(auth, session["access_token"], first)
     await _connect(auth, session["access_token"], second)
@@ -174,7 +174,7 @@ async def test_a_user_connects_several_gmail_accounts_with_tickets(auth: Harness
 
 async def test_reconnecting_the_same_google_account_keeps_its_account_id(auth: Harness) -> None:
     """Connecting a Google account again renews its row: other services' state keyed by its id stays valid."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     account = google_account()
     await _connect(auth, session["access_token"], account)
     await _connect(auth, session["access_token"], account)
@@ -184,7 +184,7 @@ async def test_reconnecting_the_same_google_account_keeps_its_account_id(auth: H
 
 async def test_a_connect_ticket_works_once(auth: Harness) -> None:
     """Opening a connect link a second time is refused."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     ticket = (
         await auth.client.post("/v1/auth/google/connect-tickets", headers=bearer(session["access_token"]))
     ).json()
@@ -202,7 +202,7 @@ async def test_connecting_without_a_ticket_is_refused(auth: Harness) -> None:
 
 async def test_metadata_scope_is_requested_only_when_the_user_opts_in(auth: Harness) -> None:
     """``metadata=true`` adds gmail.metadata to the consent and to the connected account's scopes."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     account = google_account()
     await _connect(auth, session["access_token"], account, metadata=True)
     gmail = (await auth.client.get("/v1/auth/gmail-accounts", headers=bearer(session["access_token"]))).json()
@@ -287,7 +287,7 @@ async def test_consent_denied_ends_on_the_frontend_with_the_error(auth: Harness)
 
 async def test_disconnecting_revokes_at_google(auth: Harness, events: aio_pika.abc.AbstractQueue) -> None:
     """DELETE revokes the grant at Google, forgets the tokens and publishes GmailDisconnected."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     account = google_account()
     await _connect(auth, session["access_token"], account)
     gmail = (await auth.client.get("/v1/auth/gmail-accounts", headers=bearer(session["access_token"]))).json()
@@ -322,7 +322,7 @@ async def test_disconnecting_revokes_at_google(auth: Harness, events: aio_pika.a
 
 async def test_another_users_gmail_account_cannot_be_disconnected(auth: Harness) -> None:
     """Someone else's account is a 404, and stays connected."""
-    owner, intruder = await sign_up(auth.client), await sign_up(auth.client)
+    owner, intruder = await sign_up(auth), await sign_up(auth)
     await _connect(auth, owner["access_token"], google_account())
     account_id = (
         await auth.client.get("/v1/auth/gmail-accounts", headers=bearer(owner["access_token"]))

@@ -34,7 +34,7 @@ NEAR_EXPIRY = timedelta(minutes=56)
 
 async def _connected_account(auth: Harness, *, google_account: str | None = None) -> tuple[int, int]:
     """A new user with one connected Gmail account: (user id, account id)."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     ticket = await auth.client.post(
         f"/internal/auth/users/{session['user_id']}/connect-tickets", headers=auth.caller_headers("queue")
     )
@@ -53,7 +53,7 @@ def _token_route(account_id: int) -> str:
 
 async def test_internal_routes_need_their_callers_credential(auth: Harness) -> None:
     """No credential, a wrong one, or a user's access token: 401 on every internal route."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     routes: list[tuple[str, str, str]] = [
         ("POST", _token_route(1), "sender"),
         ("POST", f"/internal/auth/users/{session['user_id']}/connect-tickets", "queue"),
@@ -79,7 +79,7 @@ async def test_only_the_sender_obtains_gmail_access_tokens(auth: Harness) -> Non
 
 async def test_connect_ticket_points_the_legacy_browser_at_gmail_authorize(auth: Harness) -> None:
     """The ticket's URL is the public legacy authorize route with purpose=authorize and the ticket."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     response = await auth.client.post(
         f"/internal/auth/users/{session['user_id']}/connect-tickets", headers=auth.caller_headers("queue")
     )

@@ -42,7 +42,7 @@ def _b64(data: dict[str, Any]) -> str:
 
 
 async def _negative_tokens(auth: Harness) -> dict[str, str]:
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     valid = session["access_token"]
     kid, key = await _current_key(auth)
     good = claims(valid)
@@ -112,7 +112,7 @@ async def test_bad_tokens_are_refused_by_auths_own_routes(auth: Harness, case: s
 
 async def test_forged_claims_signed_with_auths_key_are_accepted(auth: Harness) -> None:
     """The negative suite's forgeries fail for their flaw alone: the same key with sound claims works."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     kid, key = await _current_key(auth)
     fresh = {**claims(session["access_token"]), "jti": uuid.uuid4().hex}  # a token auth never issued
     token = jwt.encode(fresh, key, algorithm="EdDSA", headers={"kid": kid})
@@ -121,7 +121,7 @@ async def test_forged_claims_signed_with_auths_key_are_accepted(auth: Harness) -
 
 async def test_access_token_carries_the_required_claims(auth: Harness) -> None:
     """EdDSA with kid; iss, aud, sub, iat, exp within 15 minutes, jti and typ=access."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     access = session["access_token"]
     assert header(access)["alg"] == "EdDSA"
     assert header(access)["kid"]
@@ -136,7 +136,7 @@ async def test_access_token_carries_the_required_claims(auth: Harness) -> None:
 
 async def test_refresh_token_is_a_jwt_addressed_to_auth_alone(auth: Harness) -> None:
     """The refresh token has typ=refresh, a numeric exp the client can read, and auth as audience."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     payload = claims(session["refresh_token"])
     assert payload["typ"] == "refresh"
     assert isinstance(payload["exp"], int)
@@ -146,7 +146,7 @@ async def test_refresh_token_is_a_jwt_addressed_to_auth_alone(auth: Harness) -> 
 
 async def test_jwks_publishes_the_key_that_verifies_access_tokens(auth: Harness) -> None:
     """The public JWKS needs no token and verifies an issued access token with PyJWT."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     document = (await auth.client.get("/v1/auth/.well-known/jwks.json")).json()
     keys = {entry["kid"]: entry for entry in document["keys"]}
     entry = keys[header(session["access_token"])["kid"]]
@@ -160,7 +160,7 @@ async def test_jwks_publishes_the_key_that_verifies_access_tokens(auth: Harness)
 
 async def test_refresh_rotates_the_refresh_token(auth: Harness) -> None:
     """A refresh answers a new pair; the new refresh token works."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     first = await auth.client.post("/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
     assert first.status_code == 200
     renewed = first.json()
@@ -173,7 +173,7 @@ async def test_refresh_rotates_the_refresh_token(auth: Harness) -> None:
 async def test_reusing_a_rotated_refresh_token_revokes_the_family_for_good(auth: Harness) -> None:
     """A spent token replayed after the reuse grace is 401, the family's current token dies too, and
     the DB keeps the revocation."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     renewed = (
         await auth.client.post("/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
     ).json()
@@ -198,7 +198,7 @@ async def test_reusing_a_rotated_refresh_token_revokes_the_family_for_good(auth:
 async def test_two_tabs_refreshing_at_once_both_keep_the_session(auth: Harness) -> None:
     """Two refreshes racing with the same token: one rotates, the other (within the reuse grace) gets
     the current token again; both tokens then work once, as one: the first use rotates."""
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     answers = await asyncio.gather(
         *(
             auth.client.post("/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
@@ -220,7 +220,7 @@ async def test_two_tabs_refreshing_at_once_both_keep_the_session(auth: Harness) 
 async def test_an_expired_refresh_token_does_not_refresh(auth: Harness) -> None:
     """/v1/auth/refresh refuses a refresh token past its exp (only the legacy renewal accepts one)."""
     auth.clock.shift(-timedelta(days=8))
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     auth.clock.reset()
     response = await auth.client.post("/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
     assert response.status_code == 401
@@ -231,7 +231,7 @@ async def test_no_renewal_outlives_the_absolute_session_lifetime(auth: Harness) 
     """Renewals never reach past 30 days after sign-in: the last refresh token ends with the session,
     and after that even the current token is refused."""
     auth.clock.shift(-timedelta(days=31))
-    session = await sign_up(auth.client)
+    session = await sign_up(auth)
     started = claims(session["refresh_token"])["iat"]
     auth.clock.shift(timedelta(days=27))
     renewed = await auth.client.get(

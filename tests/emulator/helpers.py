@@ -14,7 +14,7 @@ import httpx
 import msgspec
 
 from mailmerger_emulator.google.settings import GoogleEmulatorSettings
-from mailmerger_shared.settings import load
+from mailmerger_shared.settings import DEV_SYSTEM_MAIL_ADDRESS, load
 
 PUBLIC_URL = "http://127.0.0.1:8090"
 CLIENT_ID = "mailmerger-dev"
@@ -159,3 +159,9 @@ async def send(
     if thread_id is not None:
         body["threadId"] = thread_id
     return await client.post(f"/gmail/v1/users/{user_id}/messages/send", json=body, headers=bearer(token))
+
+
+async def people(emulator: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """The emulator's users, without the system's own mail account it holds from the start."""
+    users: list[dict[str, Any]] = (await emulator.get("/_emulator/users")).json()["users"]
+    return [user for user in users if user["email"] != DEV_SYSTEM_MAIL_ADDRESS]

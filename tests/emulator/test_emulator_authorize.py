@@ -12,6 +12,7 @@ from tests.emulator.helpers import (
     REDIRECT_URI,
     MakeEmulator,
     authorize_params,
+    people,
     redirect_query,
 )
 
@@ -126,7 +127,7 @@ async def test_approving_with_a_new_account_creates_the_user(make_emulator: Make
         },
     )
     assert answer.status_code == 302
-    users = (await client.get("/_emulator/users")).json()["users"]
+    users = await people(client)
     assert [(u["email"], u["name"]) for u in users] == [("dave@gmail.local", "Dave D")]
 
 
@@ -155,7 +156,7 @@ async def test_auto_approve_signs_in_the_login_hint(emulator: httpx.AsyncClient)
     answer = await emulator.get("/o/oauth2/v2/auth", params=authorize_params(login_hint="hinted@gmail.local"))
     assert answer.status_code == 302
     assert "code" in redirect_query(answer)
-    users = (await emulator.get("/_emulator/users")).json()["users"]
+    users = await people(emulator)
     assert [u["email"] for u in users] == ["hinted@gmail.local"]
 
 
@@ -163,7 +164,7 @@ async def test_auto_approve_without_hint_uses_the_default_user(emulator: httpx.A
     """Without a login_hint the default test user signs in."""
     answer = await emulator.get("/o/oauth2/v2/auth", params=authorize_params())
     assert answer.status_code == 302
-    users = (await emulator.get("/_emulator/users")).json()["users"]
+    users = await people(emulator)
     assert [u["email"] for u in users] == ["tester@gmail.local"]
 
 

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from tests.emulator.helpers import bearer, build_message, mint_token, send
+from tests.emulator.helpers import bearer, build_message, mint_token, people, send
 
 BACKEND_ERROR = {
     "error": {
@@ -131,7 +131,7 @@ async def test_reset_clears_everything(emulator: httpx.AsyncClient) -> None:
     await send(emulator, token, build_message())
     await add_fault(emulator, {"kind": "error", "methods": ["messages.list"]})
     assert (await emulator.post("/_emulator/reset")).status_code == 200
-    assert (await emulator.get("/_emulator/users")).json() == {"users": []}
+    assert await people(emulator) == []
     assert (await emulator.get("/_emulator/messages")).json() == {"messages": []}
     assert (await emulator.get("/_emulator/faults")).json() == {"faults": []}
     assert await profile_status(emulator, token) == 401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.emulator.helpers import GMAIL_SEND, bearer, build_message, mint_token, send
+from tests.emulator.helpers import GMAIL_SEND, bearer, build_message, mint_token, people, send
 
 
 async def test_messages_show_decoded_content(emulator: httpx.AsyncClient) -> None:
@@ -118,7 +118,7 @@ async def test_users_can_be_created_and_listed(emulator: httpx.AsyncClient) -> N
     assert created.status_code == 201
     assert created.json()["email"] == "new.user@gmail.local"
     assert len(created.json()["sub"]) == 21
-    users = (await emulator.get("/_emulator/users")).json()["users"]
+    users = await people(emulator)
     assert [user["email"] for user in users] == ["new.user@gmail.local"]
 
 

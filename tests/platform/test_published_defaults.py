@@ -16,6 +16,7 @@ from mailmerger_shared.settings import (
     DEV_GOOGLE_CLIENT_SECRET,
     DEV_QUEUE_TOKEN,
     DEV_SENDER_TOKEN,
+    DEV_SYSTEM_MAIL_REFRESH_TOKEN,
     SettingsError,
     load,
     load_service,
@@ -57,3 +58,14 @@ def test_a_copy_of_env_example_does_not_start_in_production(service: str) -> Non
     with pytest.raises(SettingsError) as caught:
         load_service(registry()[service].settings_type, {**example, "MM_ENVIRONMENT": "production"})
     assert any(problem.startswith("MM_INTERNAL_") for problem in caught.value.problems)
+
+
+def test_the_emulators_system_mail_account_is_refused_in_production() -> None:
+    """The emulator seeds the system's mail account with the published refresh token that auth
+    uses by default; production refuses that token, naming its variable."""
+    emulator = load(GoogleEmulatorSettings, {})
+    assert emulator.system_mail_refresh_token == DEV_SYSTEM_MAIL_REFRESH_TOKEN
+    example = {k: v for k, v in dotenv_values(ROOT / ".env.example").items() if v is not None}
+    with pytest.raises(SettingsError) as caught:
+        load_service(registry()["auth"].settings_type, {**example, "MM_ENVIRONMENT": "production"})
+    assert any(problem.startswith("MM_SYSTEM_MAIL_GMAIL_REFRESH_TOKEN") for problem in caught.value.problems)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from mailmerger_shared.web.internal import caller_headers
+from tests.support import mailed_token
 from tests.system.harness import SystemUnderTest, User, unique_email
 
 pytestmark = pytest.mark.system
@@ -30,12 +31,19 @@ async def browser(system: SystemUnderTest) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def test_v1_sign_up_sign_in_and_refresh_are_not_stored(browser: httpx.AsyncClient) -> None:
-    """POST /v1/auth/signup, /login and /refresh answer their tokens with no-store."""
+async def test_v1_sign_up_sign_in_and_refresh_are_not_stored(
+    browser: httpx.AsyncClient, system: SystemUnderTest
+) -> None:
+    """POST /v1/auth/signup, the confirmation, /login and /refresh answer with no-store."""
     email = unique_email("nostore")
     signup = await browser.post("/v1/auth/signup", json={"email": email, "password": PASSWORD, "name": "N"})
-    assert signup.status_code == 201, signup.text
+    assert signup.status_code == 202, signup.text
     assert_not_stored(signup)
+    async with httpx.AsyncClient(base_url=system.emulator_url) as emulator:
+        token = await mailed_token(emulator, email, "/v1/auth/email/confirm")
+    confirmed = await browser.post("/v1/auth/email-confirmations/confirm", json={"token": token})
+    assert confirmed.status_code == 200, confirmed.text
+    assert_not_stored(confirmed)
     login = await browser.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert login.status_code == 200, login.text
     assert_not_stored(login)

@@ -17,6 +17,7 @@ from mailmerger_shared.settings import (
     DEV_GOOGLE_CLIENT_SECRET,
     DEV_QUEUE_TOKEN,
     DEV_SENDER_TOKEN,
+    DEV_SYSTEM_MAIL_REFRESH_TOKEN,
     SettingsError,
     load_service,
 )
@@ -29,6 +30,7 @@ REAL = {
     "MM_GOOGLE_CLIENT_SECRET": "a-real-google-secret",
     "MM_AUTH_ENCRYPTION_KEYS": f'{{"k1": "{REAL_KEY}"}}',
     "MM_AUTH_ENCRYPTION_ACTIVE_KEY": "k1",
+    "MM_SYSTEM_MAIL_GMAIL_REFRESH_TOKEN": "1//0a-real-system-refresh-token",
 }
 # What .env.example, docker-compose.yml and the all-in-one's emulator give a development run
 # (the encryption key is the built-in default when its variables are unset).
@@ -72,8 +74,9 @@ def test_production_refuses_every_published_value_in_one_message() -> None:
         "MM_GOOGLE_CLIENT_SECRET",
         "MM_AUTH_ENCRYPTION_KEYS",
         "MM_AUTH_ENCRYPTION_ACTIVE_KEY",
+        "MM_SYSTEM_MAIL_GMAIL_REFRESH_TOKEN",
     }
-    assert len(problems) == 5
+    assert len(problems) == 6
     assert all("MM_ENVIRONMENT=production" in problem for problem in problems)
     message = str(caught.value)
     assert "set a secret of your own" in message
@@ -87,6 +90,7 @@ def test_production_refuses_every_published_value_in_one_message() -> None:
         ("MM_INTERNAL_QUEUE_TOKEN", DEV_QUEUE_TOKEN),
         ("MM_INTERNAL_SENDER_TOKEN", DEV_SENDER_TOKEN),
         ("MM_GOOGLE_CLIENT_SECRET", DEV_GOOGLE_CLIENT_SECRET),
+        ("MM_SYSTEM_MAIL_GMAIL_REFRESH_TOKEN", DEV_SYSTEM_MAIL_REFRESH_TOKEN),
     ],
 )
 def test_production_refuses_each_published_credential_alone(variable: str, value: str) -> None:
@@ -118,6 +122,7 @@ REFUSED_BY_SERVICE = {
         "MM_GOOGLE_CLIENT_SECRET",
         "MM_AUTH_ENCRYPTION_KEYS",
         "MM_AUTH_ENCRYPTION_ACTIVE_KEY",
+        "MM_SYSTEM_MAIL_GMAIL_REFRESH_TOKEN",
     },
     "templates": {"MM_INTERNAL_QUEUE_TOKEN"},
     "queue": {"MM_INTERNAL_QUEUE_TOKEN"},

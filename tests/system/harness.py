@@ -34,7 +34,7 @@ from mailmerger.allinone import PrefixRouter
 from mailmerger.serve import build_all_in_one
 from mailmerger.standins import StandIns
 from mailmerger_shared.serving import server_config
-from tests.support import eventually
+from tests.support import eventually, mailed_token
 
 # Lines of run-split's log worth showing whatever the tail holds: its own, and errors.
 _NOTABLE = re.compile(r"^run-split |failed with|exited with|starting it again|Traceback|ERROR|CRITICAL")
@@ -264,14 +264,20 @@ def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}@example.org"
 
 
-async def sign_up(base_url: str, prefix: str = "user") -> User:
+async def sign_up(system: RunningSystem, prefix: str = "user") -> User:
+    """Sign up through the gateway and confirm the address with the link mailed through the
+    emulator's system account: the session that link starts."""
     email, password = unique_email(prefix), "correct horse battery staple"
-    client = httpx.AsyncClient(base_url=base_url, timeout=30.0)
+    client = httpx.AsyncClient(base_url=system.base_url, timeout=30.0)
     response = await client.post(
         "/v1/auth/signup", json={"email": email, "password": password, "name": prefix.title()}
     )
-    assert response.status_code == 201, response.text
-    session = response.json()
+    assert response.status_code == 202, response.text
+    async with httpx.AsyncClient(base_url=system.emulator_url, timeout=30.0) as emulator:
+        token = await mailed_token(emulator, email, "/v1/auth/email/confirm")
+    confirmed = await client.post("/v1/auth/email-confirmations/confirm", json={"token": token})
+    assert confirmed.status_code == 200, confirmed.text
+    session = confirmed.json()
     client.headers["Authorization"] = f"Bearer {session['access_token']}"
     return User(
         email=email,

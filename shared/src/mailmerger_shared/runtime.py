@@ -24,6 +24,7 @@ from mailmerger_shared.broker.publisher import Publisher
 from mailmerger_shared.db import create_engine, create_sessionmaker, ping
 from mailmerger_shared.outbox import OutboxRelay
 from mailmerger_shared.settings import BrokerSettings, DatabaseSettings, RedisSettings
+from mailmerger_shared.web.auth import EndedSessions
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,8 @@ def infrastructure_lifespan(
         async with open_infrastructure(name, database=database, redis=redis, broker=broker) as infra:
             app.state.infra = infra
             app.state.readiness = infra.readiness
+            if infra.redis is not None and redis is not None:
+                app.state.ended_sessions = EndedSessions(infra.redis, key_prefix=redis.key_prefix)
             yield
 
     return lifespan

@@ -12,7 +12,13 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
-from mailmerger_shared.settings import DEV_GOOGLE_CLIENT_SECRET, Deployment, Settings
+from mailmerger_shared.settings import (
+    DEV_GOOGLE_CLIENT_SECRET,
+    DEV_SYSTEM_MAIL_ADDRESS,
+    DEV_SYSTEM_MAIL_REFRESH_TOKEN,
+    Deployment,
+    Settings,
+)
 
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
@@ -54,6 +60,10 @@ class GoogleEmulatorSettings(Settings, frozen=True, kw_only=True):
     # and scripted demos that cannot click through the consent page.
     auto_approve: bool = False
     default_user_email: str = "tester@gmail.local"
+    # MailMerger's own mail account (confirmations, password resets): it exists from the start with
+    # a published refresh token for the first client, so the auth service can send through it.
+    system_mail_address: str = DEV_SYSTEM_MAIL_ADDRESS
+    system_mail_refresh_token: str = DEV_SYSTEM_MAIL_REFRESH_TOKEN
     access_token_ttl_seconds: PositiveInt = 3600
     # Per-user Gmail quota (15,000 units/user/minute for projects older than May 2026) and the
     # account's rolling-24-hour sending cap (Workspace: 2,000; consumer Gmail: 500).

@@ -8,6 +8,7 @@ from mailmerger_emulator.google.accounts import Directory
 from mailmerger_emulator.google.faults import FaultPlan
 from mailmerger_emulator.google.mailbox import PostOffice
 from mailmerger_emulator.google.quota import QuotaLedger
+from mailmerger_emulator.google.scopes import GMAIL_SEND
 from mailmerger_emulator.google.settings import GoogleEmulatorSettings, OAuthClient
 from mailmerger_emulator.google.signing import IdTokenSigner
 from mailmerger_emulator.google.tokens import TokenStore
@@ -32,6 +33,7 @@ class EmulatorState:
         self.post_office = PostOffice(clock)
         self.quota = QuotaLedger(clock)
         self.faults = FaultPlan()
+        self._seed_system_account()
 
     def reset(self) -> None:
         self.directory = Directory()
@@ -39,3 +41,16 @@ class EmulatorState:
         self.post_office.clear()
         self.quota.clear()
         self.faults.clear()
+        self._seed_system_account()
+
+    def _seed_system_account(self) -> None:
+        if not self.settings.clients:
+            return
+        email = self.settings.system_mail_address
+        self.directory.get_or_create(email, "MailMerger")
+        self.tokens.seed_refresh(
+            self.settings.system_mail_refresh_token,
+            client_id=self.settings.clients[0].client_id,
+            user_email=email,
+            scopes=(GMAIL_SEND,),
+        )

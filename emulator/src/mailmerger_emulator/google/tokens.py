@@ -227,8 +227,23 @@ class TokenStore:
         grant.access_tokens.add(access.token)
         return access
 
-    def _issue_refresh(self, grant: Grant, client_id: str, user_email: str, scopes: tuple[str, ...]) -> str:
-        token = "1//0" + secrets.token_urlsafe(72)
+    def seed_refresh(self, token: str, *, client_id: str, user_email: str, scopes: tuple[str, ...]) -> None:
+        """A grant that exists from the start, with a refresh token known in advance (the system's
+        own mail account in development, which nobody could click a consent page for)."""
+        grant = self._grants.setdefault((user_email, client_id), Grant())
+        grant.scopes.extend(scope for scope in scopes if scope not in grant.scopes)
+        self._issue_refresh(grant, client_id, user_email, scopes, token=token)
+
+    def _issue_refresh(
+        self,
+        grant: Grant,
+        client_id: str,
+        user_email: str,
+        scopes: tuple[str, ...],
+        *,
+        token: str | None = None,
+    ) -> str:
+        token = token or "1//0" + secrets.token_urlsafe(72)
         self._refresh[token] = RefreshToken(
             token=token, client_id=client_id, user_email=user_email, scopes=scopes
         )

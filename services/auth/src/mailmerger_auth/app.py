@@ -16,14 +16,18 @@ from litestar.di import Provide
 
 from mailmerger_auth import models
 from mailmerger_auth.adapters.google import GoogleOAuth
+from mailmerger_auth.adapters.system_mail import GmailMailer, SmtpMailer
 from mailmerger_auth.api import routes
 from mailmerger_auth.api.deps import client_address
 from mailmerger_auth.crypto import Sealer
 from mailmerger_auth.domain import Clock, utc_now
 from mailmerger_auth.gmail_tokens import GmailTokens
+from mailmerger_auth.letters import Mailroom
+from mailmerger_auth.ownership import AccountGuard
 from mailmerger_auth.passwords import Passwords
 from mailmerger_auth.settings import DEV_ENCRYPTION_KEY_ID, AuthSettings
 from mailmerger_auth.signing_keys import KeyPolicy, SigningKeys
+from mailmerger_auth.system_mail import Letter, SystemMailer, SystemPost
 from mailmerger_auth.throttle import LoginThrottle
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_auth.worker import keep_up, run_upkeep
@@ -42,8 +46,8 @@ def create_app(
     google_transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock = utc_now,
 ) -> Litestar:
-    """``google_transport`` carries the calls to Google (tests give the emulator's); ``clock`` is
-    the time every rule reads (tests move it)."""
+    """``google_transport`` carries the calls to Google, the system's Gmail account's included
+    (tests give the emulator's); ``clock`` is the time every rule reads (tests move it)."""
     account = settings.auth
     sealer = Sealer.from_settings(settings.encryption)
     if sealer.active_key_id == DEV_ENCRYPTION_KEY_ID:
@@ -69,6 +73,13 @@ def create_app(
         session_lifetime=session_lifetime,
     )
 
+    mailroom = Mailroom(
+        sealer,
+        settings.http.public_url,
+        confirmation_ttl=timedelta(seconds=account.email_confirmation_ttl_seconds),
+        reset_ttl=timedelta(seconds=account.password_reset_ttl_seconds),
+    )
+
     @contextlib.asynccontextmanager
     async def auth_lifespan(app: Litestar) -> AsyncIterator[None]:
         infra: Infrastructure = app.state.infra
@@ -83,6 +94,14 @@ def create_app(
             per_address=account.login_attempts_per_address,
             window=timedelta(seconds=account.login_window_seconds),
         )
+        app.state.mail_throttle = LoginThrottle(
+            infra.redis,
+            key_prefix=settings.redis.key_prefix,
+            per_account=account.mail_requests_per_account,
+            per_address=account.login_attempts_per_address,
+            window=timedelta(seconds=account.login_window_seconds),
+            scope="mail",
+        )
         async with contextlib.AsyncExitStack() as stack:
             google = None
             if settings.google.client_id:
@@ -90,6 +109,16 @@ def create_app(
                     GoogleOAuth.open(settings.google, clock, transport=google_transport)
                 )
             app.state.google = google
+            system_post = SystemPost(
+                infra.sessions,
+                sealer,
+                await stack.enter_async_context(_system_mailer(settings, google, clock, google_transport)),
+                clock,
+            )
+            app.state.system_post = system_post
+            app.state.account_guard = AccountGuard(
+                google, sealer, mailroom, app.state.ended_sessions, access_token_lifetime=access_ttl
+            )
             app.state.gmail_tokens = GmailTokens(
                 infra.sessions,
                 google,
@@ -97,13 +126,18 @@ def create_app(
                 clock,
                 margin=timedelta(seconds=settings.google.refresh_margin_seconds),
             )
-            upkeep = asyncio.create_task(run_upkeep(infra.sessions, keys, clock), name="auth-upkeep")
+            tasks = [
+                asyncio.create_task(run_upkeep(infra.sessions, keys, clock), name="auth-upkeep"),
+                asyncio.create_task(system_post.run(), name="auth-system-post"),
+            ]
             try:
                 yield
             finally:
-                upkeep.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await upkeep
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     def provide_now() -> datetime:
         return clock()
@@ -129,14 +163,46 @@ def create_app(
             "issuer": _constant(issuer),
             "keys": _constant(keys),
             "sealer": _constant(sealer),
+            "mailroom": _constant(mailroom),
+            "guard": _from_state(lambda state: state.account_guard),
             "now": Provide(provide_now, sync_to_thread=False),
             "client_address": Provide(provide_client_address, sync_to_thread=False),
             "sessions": _from_state(lambda state: state.infra.sessions),
             "throttle": _from_state(lambda state: state.throttle),
+            "mail_throttle": _from_state(lambda state: state.mail_throttle),
             "google": _from_state(lambda state: state.google),
             "gmail_tokens": _from_state(lambda state: state.gmail_tokens),
         },
     )
+
+
+@contextlib.asynccontextmanager
+async def _system_mailer(
+    settings: AuthSettings,
+    google: GoogleOAuth | None,
+    clock: Clock,
+    transport: httpx.AsyncBaseTransport | None,
+) -> AsyncIterator[SystemMailer]:
+    """The transport of the system's letters (MM_SYSTEM_MAIL_TRANSPORT)."""
+    mail = settings.system_mail
+    if mail.transport == "smtp":
+        yield SmtpMailer(mail, clock)
+        return
+    if google is None:
+        log.error("system mail goes through Gmail, which needs MM_GOOGLE_CLIENT_ID; letters wait unsent")
+        yield _Unsendable()
+        return
+    async with httpx.AsyncClient(transport=transport) as http:
+        yield GmailMailer(mail, google, http, clock)
+
+
+class _Unsendable:
+    """Without a transport, letters stay queued (and are sent once one is configured)."""
+
+    async def send(self, letter: Letter) -> None:
+        raise RuntimeError(
+            "no system mail transport: set MM_GOOGLE_CLIENT_ID or MM_SYSTEM_MAIL_TRANSPORT=smtp"
+        )
 
 
 def _constant(value: object) -> Provide:

@@ -43,6 +43,15 @@ def normalise_email(raw: str) -> str:
     return email
 
 
+# An address every mail transport takes as it is: ASCII, no quoting, no comments, no blanks. The
+# system's letters are sent only to and from such addresses (adapters/system_mail.py).
+_PLAIN_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def is_plain_address(address: str) -> bool:
+    return len(address) <= 254 and _PLAIN_ADDRESS.fullmatch(address) is not None
+
+
 def check_password_policy(password: str) -> None:
     """NIST SP 800-63B: a length floor and a generous ceiling, no composition rules."""
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -84,6 +93,19 @@ class InvalidCredentials(Unauthorized):
         super().__init__("the email or the password is incorrect")
 
 
+class AddressUnconfirmed(Problem):
+    """The password is right, but v1 lets an account in only once its address is proven."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "confirm your email address first: open the link we mailed you, or ask for a new one "
+            "(POST /v1/auth/email-confirmations)",
+            status=403,
+            title="Forbidden",
+            extra={"reason": "email_unconfirmed"},
+        )
+
+
 class InvalidRefreshToken(Unauthorized):
     """A refresh token that is malformed, forged, expired, rotated, revoked or past its session."""
 
@@ -110,6 +132,8 @@ class FamilyRevocation(enum.StrEnum):
     LOGOUT = "logout"
     REUSE = "refresh_token_reused"
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a reason, not a password)
+    PASSWORD_RESET = "password_reset"  # noqa: S105 (a reason, not a password)
+    TAKEN_OVER = "taken_over_by_address_owner"
 
 
 class GmailAccountState(enum.StrEnum):

@@ -170,6 +170,19 @@ async def disconnect(
     await stage(session, models.outbox, c.GmailDisconnected(user_id=user_id, account_id=account_id))
 
 
+async def disconnect_all(
+    session: AsyncSession, google: GoogleOAuth | None, sealer: Sealer, *, user_id: int, now: datetime
+) -> None:
+    """Disconnect every connected Gmail account of the user (an account changing hands)."""
+    account_ids = (
+        await session.execute(
+            select(a.c.id).where(a.c.user_id == user_id, a.c.state != GmailAccountState.DISCONNECTED.value)
+        )
+    ).scalars()
+    for account_id in list(account_ids):
+        await disconnect(session, google, sealer, user_id=user_id, account_id=account_id, now=now)
+
+
 async def revoke_all(
     session: AsyncSession, google: GoogleOAuth | None, sealer: Sealer, *, user_id: int
 ) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Integer,
     LargeBinary,
     String,
     Table,
@@ -36,6 +37,37 @@ users = Table(
     Column("name", String(200), nullable=False),
     Column("password_hash", String(255)),  # NULL: the account signs in with Google only
     Column("google_sub", String(255), unique=True),  # the Google identity that signs in as this user
+    # When the address was proven to be the user's (a mailed link, or Google vouching for it); NULL:
+    # never. An unproven account may be taken over by the address's owner (see ownership.py).
+    Column("email_verified_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Links mailed to an address (confirm it, reset the password), stored by the SHA-256 of their
+# token: single-use (deleted when used), expiring, and only the latest reset link of a user works.
+email_links = Table(
+    "email_links",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True),
+    Column("user_id", BigInteger, ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False, index=True),
+    Column("purpose", String(20), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("purpose IN ('confirm_email', 'reset_password')", name="purpose"),
+)
+
+# The system's own letters, written in the transaction that makes them necessary and delivered by
+# the system post (system_mail.py); the body is sealed, as it carries a link's secret.
+system_mail = Table(
+    "system_mail",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("recipient", String(254), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("encryption_key_id", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 

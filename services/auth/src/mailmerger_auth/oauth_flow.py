@@ -27,6 +27,7 @@ from mailmerger_auth.adapters.google import GoogleOAuth, GoogleRefused, GoogleUn
 from mailmerger_auth.crypto import Sealer
 from mailmerger_auth.domain import GoogleIdentity, Purpose, TokenPair, clean_name, digest, normalise_email
 from mailmerger_auth.gmail_accounts import save_connection
+from mailmerger_auth.ownership import AccountGuard, take_over_unconfirmed
 from mailmerger_auth.sessions import start_session
 from mailmerger_auth.settings import GMAIL_SEND
 from mailmerger_auth.tokens import TokenIssuer
@@ -184,6 +185,7 @@ async def complete_authorization(
     issuer: TokenIssuer,
     sealer: Sealer,
     pending: PendingAuthorization,
+    guard: AccountGuard,
     *,
     code: str | None,
     error: str | None,
@@ -217,16 +219,25 @@ async def complete_authorization(
         )
     if sends and grant.refresh_token is None:
         raise AuthorizationFailed("no_refresh_token", "Google granted no offline access; try again")
-    user_id, name = await _user_for(session, pending, identity, now=now)
+    user_id, name = await _user_for(session, guard, pending, identity, now=now)
     if sends:
         await save_connection(session, sealer, user_id=user_id, identity=identity, grant=grant, now=now)
     return await start_session(session, issuer, user_id=user_id, user_name=name, now=now)
 
 
 async def _user_for(
-    session: AsyncSession, pending: PendingAuthorization, identity: GoogleIdentity, *, now: datetime
+    session: AsyncSession,
+    guard: AccountGuard,
+    pending: PendingAuthorization,
+    identity: GoogleIdentity,
+    *,
+    now: datetime,
 ) -> tuple[int, str]:
-    """The MailMerger user this authorization is for, by purpose (see domain.Purpose)."""
+    """The MailMerger user this authorization is for, by purpose (see domain.Purpose).
+
+    Google vouches for the address, so its owner may sign in to the account registered with it;
+    an account whose address was never proven is secured first (ownership.take_over_unconfirmed).
+    """
     if pending.purpose is Purpose.CONNECT:
         assert pending.user_id is not None, "a connect authorization always names its user"
         name: str = (
@@ -243,7 +254,7 @@ async def _user_for(
     email = normalise_email(identity.email)
     by_email = (
         await session.execute(
-            select(users.c.id, users.c.name, users.c.google_sub)
+            select(users.c.id, users.c.name, users.c.google_sub, users.c.email_verified_at)
             .where(users.c.email == email)
             .with_for_update()
         )
@@ -253,8 +264,20 @@ async def _user_for(
             raise AuthorizationFailed(
                 "account_conflict", "this email's account signs in with another Google account"
             )
-        # Google vouches for the address, so its owner may sign in to the account registered with it.
-        await session.execute(update(users).where(users.c.id == by_email.id).values(google_sub=identity.sub))
+        if by_email.email_verified_at is None:
+            await take_over_unconfirmed(
+                session,
+                guard,
+                user_id=by_email.id,
+                google_sub=identity.sub,
+                email=email,
+                name=by_email.name,
+                now=now,
+            )
+        else:
+            await session.execute(
+                update(users).where(users.c.id == by_email.id).values(google_sub=identity.sub)
+            )
         return by_email.id, by_email.name
     if pending.purpose is Purpose.SIGNIN:
         raise AuthorizationFailed(
@@ -264,7 +287,14 @@ async def _user_for(
     user_id: int = (
         await session.execute(
             users.insert()
-            .values(email=email, name=name, password_hash=None, google_sub=identity.sub, created_at=now)
+            .values(
+                email=email,
+                name=name,
+                password_hash=None,
+                google_sub=identity.sub,
+                email_verified_at=now,
+                created_at=now,
+            )
             .returning(users.c.id)
         )
     ).scalar_one()

@@ -1,5 +1,7 @@
 """Use cases of accounts: sign-up, login, the signed-in user, password change, deletion.
 
+Sign-up and everything about proving an address lives in ``ownership``.
+
 Invariants:
 - Emails are stored normalised and unique; passwords only as argon2id hashes.
 - A login answers a wrong email and a wrong password alike, after the same work (one argon2
@@ -16,17 +18,16 @@ from datetime import datetime, timedelta
 
 import msgspec
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_auth import gmail_accounts, models
 from mailmerger_auth.adapters.google import GoogleOAuth
 from mailmerger_auth.crypto import Sealer
 from mailmerger_auth.domain import (
+    AddressUnconfirmed,
     InvalidCredentials,
     TokenPair,
     check_password_policy,
-    clean_name,
     normalise_email,
 )
 from mailmerger_auth.passwords import Passwords
@@ -49,33 +50,6 @@ class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
-async def sign_up(
-    session: AsyncSession,
-    passwords: Passwords,
-    issuer: TokenIssuer,
-    *,
-    email: str,
-    password: str,
-    name: str,
-    now: datetime,
-) -> TokenPair:
-    email = normalise_email(email)
-    check_password_policy(password)
-    name = clean_name(name, fallback=email.split("@", 1)[0])
-    password_hash = await passwords.hash(password)
-    user_id = (
-        await session.execute(
-            insert(users)
-            .values(email=email, name=name, password_hash=password_hash, created_at=now)
-            .on_conflict_do_nothing(index_elements=[users.c.email])
-            .returning(users.c.id)
-        )
-    ).scalar_one_or_none()
-    if user_id is None:
-        raise Conflict("an account with this email already exists; sign in instead", extra={"field": "email"})
-    return await start_session(session, issuer, user_id=user_id, user_name=name, now=now)
-
-
 async def log_in(
     session: AsyncSession,
     passwords: Passwords,
@@ -86,7 +60,10 @@ async def log_in(
     password: str,
     client_address: str,
     now: datetime,
+    require_confirmed: bool,
 ) -> TokenPair:
+    """Sign in with a password; ``require_confirmed`` (v1) admits only a proven address (the
+    legacy client signs in right after its sign-up, before any mail could be read)."""
     # A malformed email cannot match an account, but must cost and answer the same as one that does.
     try:
         email = normalise_email(email)
@@ -95,7 +72,9 @@ async def log_in(
     await throttle.attempt(email, client_address)
     user = (
         await session.execute(
-            select(users.c.id, users.c.name, users.c.password_hash).where(users.c.email == email)
+            select(users.c.id, users.c.name, users.c.password_hash, users.c.email_verified_at).where(
+                users.c.email == email
+            )
         )
     ).one_or_none()
     stored_hash = user.password_hash if user is not None else None
@@ -103,6 +82,8 @@ async def log_in(
     if user is None or stored_hash is None or not verified:
         raise InvalidCredentials()
     await throttle.succeeded(email)
+    if require_confirmed and user.email_verified_at is None:
+        raise AddressUnconfirmed()
     if passwords.needs_rehash(stored_hash):
         await session.execute(
             update(users).where(users.c.id == user.id).values(password_hash=await passwords.hash(password))

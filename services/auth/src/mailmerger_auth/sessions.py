@@ -134,6 +134,19 @@ async def end_other_sessions(
     await _revoke(session, condition, now, FamilyRevocation.PASSWORD_CHANGED)
 
 
+async def end_all_sessions(
+    session: AsyncSession, *, user_id: int, now: datetime, reason: FamilyRevocation
+) -> list[str]:
+    """End every session of the user; the ids of those that were still open."""
+    ended = await session.execute(
+        update(f)
+        .where(f.c.user_id == user_id, f.c.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason.value)
+        .returning(f.c.id)
+    )
+    return [str(family_id) for family_id in ended.scalars()]
+
+
 class _Reused(Exception):
     def __init__(self, family_id: uuid.UUID) -> None:
         self.family_id = family_id

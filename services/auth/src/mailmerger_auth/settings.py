@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
+from mailmerger_auth.domain import is_plain_address
 from mailmerger_shared.settings import (
     DEV_GOOGLE_CLIENT_SECRET,
+    DEV_SYSTEM_MAIL_ADDRESS,
+    DEV_SYSTEM_MAIL_REFRESH_TOKEN,
     BrokerSettings,
     DatabaseSettings,
     Deployment,
@@ -64,6 +67,8 @@ class AccountSettings(Settings, frozen=True, kw_only=True):
     login_attempts_per_account: Positive = 10
     login_attempts_per_address: Positive = 100
     login_window_seconds: Positive = 15 * 60
+    # Sign-ups and link requests mail an address: at most this many per address per login window.
+    mail_requests_per_account: Positive = 5
     # How many reverse proxies append to X-Forwarded-For in front of this service (nginx: 1).
     # 0 means the socket's peer address is the client's.
     trusted_proxy_hops: NonNegative = 0
@@ -71,6 +76,9 @@ class AccountSettings(Settings, frozen=True, kw_only=True):
     frontend_url: str = "http://localhost:5173"
     connect_ticket_ttl_seconds: Annotated[int, msgspec.Meta(gt=0, le=600)] = 300
     oauth_state_ttl_seconds: Annotated[int, msgspec.Meta(gt=0, le=600)] = 600
+    # Links mailed to prove an address is its owner's: single-use, stored hashed, and short-lived.
+    email_confirmation_ttl_seconds: Annotated[int, msgspec.Meta(gt=0, le=7 * 24 * 3600)] = 24 * 3600
+    password_reset_ttl_seconds: Annotated[int, msgspec.Meta(gt=0, le=24 * 3600)] = 3600
 
 
 class EncryptionSettings(Settings, frozen=True, kw_only=True):
@@ -151,6 +159,44 @@ class GoogleSettings(Settings, frozen=True, kw_only=True):
         ]
 
 
+class SystemMailSettings(Settings, frozen=True, kw_only=True):
+    """The system's own mail channel: address confirmations and password resets.
+
+    ``gmail`` sends through one Gmail account connected for the system (its refresh token, for the
+    deployment's Google OAuth client) with the Gmail API at ``MM_GMAIL_API_URL``; in development
+    that is the Google emulator's seeded system account, whose mailbox page shows every letter.
+    ``smtp`` sends through an operator's SMTP relay instead.
+    """
+
+    prefix: ClassVar[str] = "MM_SYSTEM_MAIL_"
+
+    transport: Literal["gmail", "smtp"] = "gmail"
+    from_address: str = DEV_SYSTEM_MAIL_ADDRESS
+    gmail_refresh_token: str = DEV_SYSTEM_MAIL_REFRESH_TOKEN
+    gmail_api_url: str = "https://gmail.googleapis.com"
+    smtp_host: str | None = None
+    smtp_port: Annotated[int, msgspec.Meta(gt=0, lt=65536)] = 587
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+
+    def __post_init__(self) -> None:
+        if not is_plain_address(self.from_address):
+            raise ValueError(f"from_address {self.from_address!r} must be a plain ASCII email address")
+        if self.transport == "smtp" and not self.smtp_host:
+            raise ValueError("the smtp transport needs smtp_host (MM_SYSTEM_MAIL_SMTP_HOST)")
+
+    def published_defaults(self) -> list[str]:
+        if self.transport != "gmail" or self.gmail_refresh_token != DEV_SYSTEM_MAIL_REFRESH_TOKEN:
+            return []
+        return [
+            f"{self.variable('gmail_refresh_token')} is the Google emulator's published system-mail token; "
+            "connect a Gmail account for the system and set its refresh token (or set "
+            f"{self.variable('transport')}=smtp and the MM_SYSTEM_MAIL_SMTP_* settings)"
+        ]
+
+
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
     http: HttpSettings
@@ -165,3 +211,4 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     auth: AccountSettings
     encryption: EncryptionSettings
     google: GoogleSettings
+    system_mail: SystemMailSettings

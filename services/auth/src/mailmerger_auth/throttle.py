@@ -1,4 +1,5 @@
-"""Login throttling per account and per client address, in Redis.
+"""Throttling per account and per client address, in Redis: sign-in attempts, and requests that
+mail an address (sign-ups, confirmation and reset links), each in its own key space.
 
 Invariants:
 - Every attempt is counted *before* the password is checked, so parallel guesses cannot slip past
@@ -36,9 +37,9 @@ class TooManyAttempts(Problem):
     status = 429
     title = "Too many requests"
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, what: str) -> None:
         super().__init__(
-            f"too many sign-in attempts; retry in {retry_after} seconds",
+            f"too many {what}; retry in {retry_after} seconds",
             headers={"Retry-After": str(retry_after)},
         )
 
@@ -52,9 +53,11 @@ class LoginThrottle:
         per_account: int,
         per_address: int,
         window: timedelta,
+        scope: str = "login",
     ) -> None:
         self._redis = redis
-        self._prefix = f"{key_prefix}auth:login:"
+        self._prefix = f"{key_prefix}auth:{scope}:"
+        self._what = "sign-in attempts" if scope == "login" else "requests for mail to this address"
         self._per_account = per_account
         self._per_address = per_address
         self._window = int(window.total_seconds())
@@ -76,7 +79,7 @@ class LoginThrottle:
             if count > limit
         ]
         if waits:
-            raise TooManyAttempts(max(waits))
+            raise TooManyAttempts(max(waits), self._what)
 
     async def succeeded(self, email: str) -> None:
         await self._redis.delete(self._account_key(email))

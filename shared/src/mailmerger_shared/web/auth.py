@@ -3,6 +3,10 @@
 Every service verifies EdDSA JWTs against auth's JWKS, fetched once and cached; an unknown ``kid``
 triggers at most one refetch per ``min_refresh_interval`` (a key rotation is picked up at once,
 while a flood of forged kids cannot turn into a flood of JWKS requests).
+
+A session auth ends for security (an address's owner taking an account back, a password reset)
+must not live on in its access tokens for their last minutes: auth records the session's id in
+Redis (``EndedSessions``) and every service refuses the access tokens of a recorded session.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import httpx
 import jwt
 import msgspec
+import redis.asyncio as aioredis
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -167,8 +172,47 @@ def token_verifier(settings: JwtSettings, fetch: JwksFetcher | None = None) -> T
     return TokenVerifier(JwksCache(fetch or http_jwks_fetcher(settings.jwks_url)), settings)
 
 
+class EndedSessions:
+    """Session ids whose access tokens no longer count, per user, in Redis.
+
+    Auth records an id for as long as an access token of it can still verify; every service
+    looks a user's set up at most once per ``refresh_interval`` per process, so an ended session's
+    tokens stop working everywhere within that long, at one Redis read per user per interval.
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, key_prefix: str, refresh_interval: float = 1.0) -> None:
+        self._redis = redis
+        self._prefix = f"{key_prefix}auth:ended-sessions:"
+        self._refresh_interval = refresh_interval
+        self._known: dict[int, tuple[float, frozenset[str]]] = {}
+
+    async def record(self, user_id: int, session_ids: list[str], *, lifetime_seconds: int) -> None:
+        if not session_ids:
+            return
+        key = f"{self._prefix}{user_id}"
+        await self._redis.sadd(key, *session_ids)
+        await self._redis.expire(key, lifetime_seconds)  # every record extends it: the newest tokens decide
+        self._known.pop(user_id, None)
+
+    async def ended(self, user_id: int, session_id: str) -> bool:
+        now = time.monotonic()
+        known = self._known.get(user_id)
+        if known is None or known[0] <= now:
+            members = await self._redis.smembers(f"{self._prefix}{user_id}")
+            ids = frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+            if len(self._known) > 100_000:  # bounded: forget everyone rather than grow without end
+                self._known.clear()
+            known = self._known[user_id] = (now + self._refresh_interval, ids)
+        return session_id in known[1]
+
+
 class JwtAuthMiddleware(AbstractAuthenticationMiddleware):
-    """Authenticates every route unless its handler sets ``opt={"exclude_from_auth": True}``."""
+    """Authenticates every route unless its handler sets ``opt={"exclude_from_auth": True}``.
+
+    The app's ``state.ended_sessions`` (set by the infrastructure lifespan, from Redis) is asked
+    whether the token's session was ended; every service's app has it (an app built without
+    infrastructure, in the kit's own tests, checks signatures only).
+    """
 
     def __init__(self, app: Any, verifier: TokenVerifier, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
@@ -178,6 +222,20 @@ class JwtAuthMiddleware(AbstractAuthenticationMiddleware):
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         principal = await self._verifier.verify(bearer_token(connection))
+        state = connection.app.state
+        ended: EndedSessions | None = getattr(state, "ended_sessions", None)
+        if ended is None and getattr(state, "infra", None) is not None:
+            # A service's app (it opened its infrastructure) must be able to refuse ended sessions.
+            raise RuntimeError(
+                "this app authenticates users but opened no Redis (MM_REDIS_URL) to check sessions"
+            )
+        session_id = principal.claims.get("sid")
+        if (
+            ended is not None
+            and session_id is not None
+            and await ended.ended(principal.user_id, str(session_id))
+        ):
+            raise Unauthorized("this session was ended; sign in again")
         return AuthenticationResult(user=principal, auth=principal.claims)
 
 

@@ -31,6 +31,13 @@ def client_address(request: Request[Any, Any, Any], trusted_proxy_hops: int) -> 
     return forwarded[-trusted_proxy_hops] if len(forwarded) >= trusted_proxy_hops else peer
 
 
+async def wake_post(request: Request[Any, Any, Any]) -> None:
+    """After a response whose transaction queued a letter: deliver it now, not at the next poll."""
+    post = getattr(request.app.state, "system_post", None)
+    if post is not None:
+        post.wake()
+
+
 def session_id(principal: Principal) -> uuid.UUID | None:
     """The session (refresh-token family) the caller's access token was issued for."""
     try:

@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_auth import gmail_accounts, oauth_flow
 from mailmerger_auth.adapters.google import GoogleOAuth
-from mailmerger_auth.api.deps import PUBLIC, require_google
+from mailmerger_auth.api.deps import PUBLIC, require_google, wake_post
 from mailmerger_auth.crypto import Sealer
 from mailmerger_auth.domain import Purpose
+from mailmerger_auth.ownership import AccountGuard
 from mailmerger_auth.settings import AuthSettings
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.internal_api import ConnectTicket
@@ -116,6 +117,7 @@ async def callback_redirect(
     google: GoogleOAuth | None,
     issuer: TokenIssuer,
     sealer: Sealer,
+    guard: AccountGuard,
     settings: AuthSettings,
     *,
     state: str | None,
@@ -138,7 +140,7 @@ async def callback_redirect(
     )
     try:
         pair = await oauth_flow.complete_authorization(
-            tx, require_google(google), issuer, sealer, pending, code=code, error=error, now=now
+            tx, require_google(google), issuer, sealer, pending, guard, code=code, error=error, now=now
         )
     except oauth_flow.AuthorizationFailed as failure:
         fragment = {"error": failure.error, "error_description": failure.description}
@@ -187,13 +189,14 @@ async def authorize(
     )
 
 
-@get("/google/callback", opt=PUBLIC, status_code=302)
+@get("/google/callback", opt=PUBLIC, status_code=302, after_response=wake_post)
 async def callback(
     tx: Transaction,
     sessions: NamedDependency[async_sessionmaker[AsyncSession]],
     google: NamedDependency[GoogleOAuth | None],
     issuer: NamedDependency[TokenIssuer],
     sealer: NamedDependency[Sealer],
+    guard: NamedDependency[AccountGuard],
     config: NamedDependency[AuthSettings],
     now: NamedDependency[datetime],
     browser_secret: BrowserSecret = None,
@@ -207,6 +210,7 @@ async def callback(
         google,
         issuer,
         sealer,
+        guard,
         config,
         state=oauth_state,
         code=code,

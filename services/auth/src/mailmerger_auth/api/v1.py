@@ -11,12 +11,14 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailmerger_auth import service
+from mailmerger_auth import ownership, service
 from mailmerger_auth import sessions as session_rules
 from mailmerger_auth.adapters.google import GoogleOAuth
-from mailmerger_auth.api.deps import PUBLIC, session_id
+from mailmerger_auth.api.deps import PUBLIC, session_id, wake_post
 from mailmerger_auth.crypto import Sealer
 from mailmerger_auth.domain import TokenPair
+from mailmerger_auth.letters import Mailroom
+from mailmerger_auth.ownership import AccountGuard, Acknowledged, Registration
 from mailmerger_auth.passwords import Passwords
 from mailmerger_auth.service import UserRecord
 from mailmerger_auth.settings import AuthSettings
@@ -77,21 +79,100 @@ class SessionRead(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-@post("/signup", opt=PUBLIC, status_code=201, responses=problems(409, 422))
+class AddressOnly(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    email: Email
+
+
+class LinkToken(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(max_length=128)]
+
+
+class NewPassword(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(max_length=128)]
+    new_password: Secret
+
+
+@post("/signup", opt=PUBLIC, status_code=202, responses=problems(422, 429), after_response=wake_post)
 async def sign_up(
     data: JSONBody[SignUp],
     tx: Transaction,
     passwords: NamedDependency[Passwords],
+    mailroom: NamedDependency[Mailroom],
+    mail_throttle: NamedDependency[LoginThrottle],
+    client_address: NamedDependency[str],
+    now: NamedDependency[datetime],
+) -> Registration:
+    """The same answer for a new and a known address: a confirmation link goes to a new one, a
+    note to the owner of a known one. The link signs the new account in (``email-confirmations/confirm``)."""
+    return await ownership.register(
+        tx,
+        passwords,
+        mailroom,
+        mail_throttle,
+        email=data.email,
+        password=data.password,
+        name=data.name,
+        client_address=client_address,
+        now=now,
+    )
+
+
+@post("/email-confirmations", opt=PUBLIC, status_code=202, responses=problems(429), after_response=wake_post)
+async def resend_confirmation(
+    data: JSONBody[AddressOnly],
+    tx: Transaction,
+    mailroom: NamedDependency[Mailroom],
+    mail_throttle: NamedDependency[LoginThrottle],
+    client_address: NamedDependency[str],
+    now: NamedDependency[datetime],
+) -> Acknowledged:
+    return await ownership.resend_confirmation(
+        tx, mailroom, mail_throttle, email=data.email, client_address=client_address, now=now
+    )
+
+
+@post("/email-confirmations/confirm", opt=PUBLIC, status_code=200, responses=problems(422))
+async def confirm_address(
+    data: JSONBody[LinkToken],
+    tx: Transaction,
     issuer: NamedDependency[TokenIssuer],
     now: NamedDependency[datetime],
 ) -> SessionRead:
-    pair = await service.sign_up(
-        tx, passwords, issuer, email=data.email, password=data.password, name=data.name, now=now
+    """The mailed link's token: the address is confirmed, and the answer is a new session."""
+    return SessionRead.of(await ownership.confirm_address(tx, issuer, token=data.token, now=now))
+
+
+@post("/password-resets", opt=PUBLIC, status_code=202, responses=problems(429), after_response=wake_post)
+async def request_password_reset(
+    data: JSONBody[AddressOnly],
+    tx: Transaction,
+    mailroom: NamedDependency[Mailroom],
+    mail_throttle: NamedDependency[LoginThrottle],
+    client_address: NamedDependency[str],
+    now: NamedDependency[datetime],
+) -> Acknowledged:
+    return await ownership.request_password_reset(
+        tx, mailroom, mail_throttle, email=data.email, client_address=client_address, now=now
+    )
+
+
+@post("/password-resets/confirm", opt=PUBLIC, status_code=200, responses=problems(422))
+async def reset_password(
+    data: JSONBody[NewPassword],
+    tx: Transaction,
+    passwords: NamedDependency[Passwords],
+    issuer: NamedDependency[TokenIssuer],
+    guard: NamedDependency[AccountGuard],
+    now: NamedDependency[datetime],
+) -> SessionRead:
+    """The mailed link's token and a new password: every other session ends."""
+    pair = await ownership.reset_password(
+        tx, passwords, issuer, guard, token=data.token, new_password=data.new_password, now=now
     )
     return SessionRead.of(pair)
 
 
-@post("/login", opt=PUBLIC, status_code=200, responses=problems(401, 429))
+@post("/login", opt=PUBLIC, status_code=200, responses=problems(401, 403, 429))
 async def log_in(
     data: JSONBody[Credentials],
     tx: Transaction,
@@ -110,6 +191,7 @@ async def log_in(
         password=data.password,
         client_address=client_address,
         now=now,
+        require_confirmed=True,
     )
     return SessionRead.of(pair)
 
@@ -195,4 +277,17 @@ async def jwks(keys: NamedDependency[SigningKeys]) -> Response[dict[str, Any]]:
     return Response(await keys.published_jwks(), headers={"Cache-Control": "public, max-age=60"})
 
 
-ROUTES = [sign_up, log_in, refresh, log_out, me, delete_me, change_password, jwks]
+ROUTES = [
+    sign_up,
+    resend_confirmation,
+    confirm_address,
+    request_password_reset,
+    reset_password,
+    log_in,
+    refresh,
+    log_out,
+    me,
+    delete_me,
+    change_password,
+    jwks,
+]

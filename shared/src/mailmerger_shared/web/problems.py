@@ -1,8 +1,10 @@
 """RFC 9457 problem responses for every error a service returns.
 
-Domain code raises ``Problem`` (or a subclass) with a status and a detail that says what to fix;
-framework errors (validation, 404, 405…) are converted to the same shape. An infrastructure
-outage (database, Redis, broker unreachable) is a 503 naming the dependency, never a 500.
+Domain code raises the kit's plain errors (``mailmerger_shared.errors``), mapped here to a status
+by their kind (``DOMAIN_STATUS``); the HTTP edge (``api/`` modules, the kit's web layer) may raise
+``Problem`` with a status of its own. Framework errors (validation, 404, 405…) are converted to the
+same shape. An infrastructure outage (database, Redis, broker unreachable) is a 503 naming the
+dependency, never a 500.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 from litestar.utils.scope.state import ScopeState
 
+from mailmerger_shared import errors
 from mailmerger_shared.outages import error_chain, unavailable_dependency
 
 log = logging.getLogger(__name__)
@@ -100,6 +103,36 @@ def problem_response(
 def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[bytes]:
     return problem_response(
         request, status=exc.status, title=exc.title, detail=exc.detail, extra=exc.extra, headers=exc.headers
+    )
+
+
+# Each domain error kind's status and title: the one place the domain meets HTTP.
+DOMAIN_STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
+    errors.Malformed: (400, "Bad request"),
+    errors.Unauthenticated: (401, "Unauthorized"),
+    errors.Refused: (403, "Forbidden"),
+    errors.NotFound: (404, "Not found"),
+    errors.Conflict: (409, "Conflict"),
+    errors.TooLarge: (413, "Content too large"),
+    errors.Invalid: (422, "Unprocessable content"),
+    errors.TooManyRequests: (429, "Too many requests"),
+    errors.UpstreamFailed: (502, "Bad gateway"),
+    errors.Unavailable: (503, "Service unavailable"),
+    errors.DomainError: (400, "Bad request"),
+}
+
+
+def domain_status(exc: errors.DomainError) -> tuple[int, str]:
+    """The status and title of ``exc``: its kind's, the nearest one up its class tree."""
+    status, title = next(DOMAIN_STATUS[kind] for kind in type(exc).__mro__ if kind in DOMAIN_STATUS)
+    return status, exc.title or title
+
+
+def _on_domain_error(request: Request[Any, Any, Any], exc: errors.DomainError) -> Response[bytes]:
+    status, title = domain_status(exc)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return problem_response(
+        request, status=status, title=title, detail=exc.detail, extra=exc.extra, headers=headers
     )
 
 
@@ -207,6 +240,7 @@ def _title(status: int) -> str:
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     Problem: _on_problem,
+    errors.DomainError: _on_domain_error,
     ValidationException: _on_validation,
     HTTPException: _on_http,
     Exception: _on_unexpected,
@@ -221,5 +255,6 @@ __all__ = [
     "ServiceUnavailable",
     "Unauthorized",
     "Unprocessable",
+    "domain_status",
     "problem_response",
 ]

@@ -64,6 +64,9 @@ def system_environment(service_env: Mapping[str, str], port: int) -> dict[str, s
         "MM_AUTH_ARGON2_MEMORY_KIB": str(19 * 1024),
         "MM_AUTH_ARGON2_TIME_COST": "2",
         "MM_AUTH_ARGON2_PARALLELISM": "1",
+        # Every test user signs up (and mails a confirmation) from 127.0.0.1: the per-address limit
+        # is for one client guessing or mailing on a real network, not for the whole suite.
+        "MM_AUTH_LOGIN_ATTEMPTS_PER_ADDRESS": "1000000",
         # Accounts beyond Gmail's real quota (the emulator's is raised to match by the journey), so a
         # 1,000-recipient campaign takes seconds: the default pace of new accounts, and the sender's
         # guard.

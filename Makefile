@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help install run run-split test check lint typecheck imports unit fmt bench deploy-files clean
+.PHONY: help install run run-split test check lint typecheck imports unit unit-fast fmt bench deploy-files clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ imports: ## services import only the shared kit, never each other
 
 unit: ## the test suite against real PostgreSQL, Redis, RabbitMQ
 	$(UV) run pytest $(PYTEST_ARGS)
+
+unit-fast: ## the pure tests, in seconds: no database, Redis or broker needed (nor started)
+	$(UV) run pytest -m "pure and not slow" -q $(PYTEST_ARGS)
 
 fmt: ## format and autofix
 	$(UV) run ruff format .

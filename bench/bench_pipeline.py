@@ -45,7 +45,7 @@ import uvloop
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from mailmerger_queue.wakeup import CHANNEL as DUE_CHANNEL
+from mailmerger_queue.dispatch.wakeup import CHANNEL as DUE_CHANNEL
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
 from mailmerger_shared.db import drop_database, ensure_database
 from mailmerger_shared.settings import DatabaseSettings

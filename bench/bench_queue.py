@@ -41,7 +41,7 @@ from sqlalchemy import text
 
 from mailmerger.migrate import migrate
 from mailmerger_queue.app import create_app
-from mailmerger_queue.dispatcher import SystemClock
+from mailmerger_queue.dispatch.dispatcher import SystemClock
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_queue.worker import open_dispatcher
 from mailmerger_shared import contracts as c

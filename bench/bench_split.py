@@ -70,7 +70,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from mailmerger.apiclient import Api
-from mailmerger_queue.wakeup import CHANNEL as DUE_CHANNEL
+from mailmerger_queue.dispatch.wakeup import CHANNEL as DUE_CHANNEL
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
 from mailmerger_shared.db import asyncpg_dsn, drop_database, ensure_database
 

@@ -21,6 +21,31 @@ PG_BASE = os.environ.get("MM_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:
 AMQP_BASE = os.environ.get("MM_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
 REDIS_URL = os.environ.get("MM_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
+# The fixtures that reach PostgreSQL, Redis or RabbitMQ (or start a server of their own): every
+# other fixture that needs infrastructure builds on one of these. A fixture that opens
+# infrastructure without them belongs here, or `make unit-fast` (run with none up) fails on it.
+INFRASTRUCTURE_FIXTURES = frozenset(
+    {
+        "database_url",
+        "amqp_url",
+        "redis_prefix",
+        "operate_database",  # tests/operate: a database and a vhost of their own
+        "operate_amqp_url",
+        "first_run_infrastructure",
+        "sealed_under_old_key",  # tests/platform/test_rekey.py: a database of its own
+        "private_redis",  # tests/platform/test_all_in_one.py: a Redis server it stops and starts
+        "chaos_base",  # tests/fault: private PostgreSQL, Redis and RabbitMQ servers
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on the marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks ``pure`` every test none of whose fixtures reaches infrastructure (``make unit-fast``)."""
+    for item in items:
+        if INFRASTRUCTURE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pure)
+
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,6 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
 
 from mailmerger.listeners import PortUnavailable
 from mailmerger.preflight import StartupError
@@ -16,21 +15,12 @@ from mailmerger.services import SERVICES
 from mailmerger_shared.settings import (
     Deployment,
     LogSettings,
-    Settings,
     SettingsError,
     environment,
     load,
     unknown_variables,
 )
 from mailmerger_shared.tracing import TracingSettings, configure_tracing
-
-
-class RunSettings(Settings, frozen=True, kw_only=True):
-    """Only the all-in-one mode reads these; unset, each follows MM_HTTP_PORT (+ 1, + 2)."""
-
-    prefix: ClassVar[str] = "MM_RUN_"
-    internal_port: int | None = None  # /internal/... routes; never the public port (MM_HTTP_PORT + 1)
-    local_s3_port: int | None = None  # the local S3 stand-in, when no S3 is configured (MM_HTTP_PORT + 2)
 
 
 def _parser() -> argparse.ArgumentParser:

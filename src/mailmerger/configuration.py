@@ -12,6 +12,7 @@ from typing import Annotated, Any, NamedTuple, get_args, get_origin
 
 import msgspec
 
+from mailmerger.settings import RunSettings
 from mailmerger_shared.settings import Settings
 
 
@@ -24,7 +25,6 @@ class Variable(NamedTuple):
 
 
 def _groups() -> Iterator[tuple[str, type[Settings]]]:
-    from mailmerger.cli import RunSettings
     from mailmerger.services import registry
     from mailmerger_emulator.google.settings import GoogleEmulatorSettings
     from mailmerger_shared.metrics import MetricsSettings

@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import uvicorn
 
@@ -20,6 +20,7 @@ from mailmerger.allinone import PrefixRouter
 from mailmerger.listeners import PortUnavailable, describe_bind_error, listen_for
 from mailmerger.preflight import StartupError, check_infrastructure
 from mailmerger.services import registry
+from mailmerger.settings import RunSettings
 from mailmerger.standins import StandIns, start_stand_ins
 from mailmerger.startup import Console
 from mailmerger.topology import CREDENTIALS, internal_servers
@@ -41,9 +42,6 @@ from mailmerger_shared.settings import (
 )
 from mailmerger_shared.tracing import TracingSettings, configure_tracing
 from mailmerger_shared.web.probes import Probes, probe_app
-
-if TYPE_CHECKING:
-    from mailmerger.cli import RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +166,6 @@ def run_all_in_one(env: Mapping[str, str] | None = None) -> int:
     Raises ``SettingsError`` (every offending variable), ``StartupError`` or ``PortUnavailable``
     (one line naming the setting) for the caller to print.
     """
-    from mailmerger.cli import RunSettings
-
     env = with_derived_addresses(environment() if env is None else env)
     also = (RunSettings, Deployment, LogSettings, TracingSettings)
     load_every_service({**env, **_internal_wiring(env, 0)}, also=also)

@@ -11,10 +11,10 @@ import msgspec
 import pytest
 from sqlalchemy import text
 
-from mailmerger_auth.api.google import requested_scopes
+from mailmerger_auth.google_authorization import requested_scopes
 from mailmerger_auth.settings import GMAIL_METADATA, GMAIL_SEND
 from mailmerger_shared import contracts as c
-from mailmerger_shared.web.problems import Unprocessable
+from mailmerger_shared.errors import Invalid
 from tests.auth.support import (
     FRONTEND_URL,
     GOOGLE_URL,
@@ -215,7 +215,7 @@ def test_metadata_scope_is_refused_where_the_deployment_does_not_offer_it(auth: 
         auth.settings, google=msgspec.structs.replace(auth.settings.google, metadata_tier=False)
     )
     assert GMAIL_METADATA not in requested_scopes(closed, metadata=False)
-    with pytest.raises(Unprocessable):
+    with pytest.raises(Invalid):
         requested_scopes(closed, metadata=True)
 
 

@@ -109,6 +109,7 @@ async def test_resealing_moves_every_secret_to_the_active_key(private_sessions: 
     assert (await tokens.access_token(account_id)).access_token == "ya29.rekey"
 
 
+@pytest.mark.slow  # the production hash costs seconds by design
 async def test_the_production_password_parameters_hash_and_verify() -> None:
     """The default argon2id parameters (64 MiB, t=3, p=4) produce a hash that verifies."""
     passwords = Passwords.from_settings(AccountSettings())

@@ -15,6 +15,8 @@ import pytest
 from tests.emulator.helpers import build_message, mint_token, send
 from tests.support import eventually
 
+pytestmark = pytest.mark.slow  # an emulator process of its own
+
 _SERVE = """
 import sys, uvicorn
 from mailmerger_emulator.google.app import create_app

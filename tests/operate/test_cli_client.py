@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from mailmerger import account_cli, mailmerge_cli
 from tests.support import free_port
@@ -34,6 +35,7 @@ def mailmerger(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # a CLI process of its own
 def test_send_with_nothing_answering_says_so_in_one_line(tmp_path: Path) -> None:
     """--no-dry-run against a port nobody listens on: one line saying nothing answers there, no traceback."""
     url = f"http://127.0.0.1:{free_port()}"
@@ -47,6 +49,7 @@ def test_send_with_nothing_answering_says_so_in_one_line(tmp_path: Path) -> None
     ]
 
 
+@pytest.mark.slow
 def test_send_finds_the_system_at_the_public_url_the_dotenv_file_gives(tmp_path: Path) -> None:
     """Without --url, send goes to .env's MM_HTTP_PUBLIC_URL, as the system itself reads it."""
     url = f"http://127.0.0.1:{free_port()}"
@@ -55,6 +58,7 @@ def test_send_finds_the_system_at_the_public_url_the_dotenv_file_gives(tmp_path:
     assert f"nothing answers at {url} " in result.stdout
 
 
+@pytest.mark.slow
 def test_demo_finds_the_system_at_the_port_the_dotenv_file_gives(tmp_path: Path) -> None:
     """Without --url, the demo goes where .env's MM_HTTP_PORT puts the system."""
     port = free_port()

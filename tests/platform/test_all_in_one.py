@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from prometheus_client.parser import text_string_to_metric_families
 
 from mailmerger.allinone import PrefixRouter
 from mailmerger.gateway import routes
@@ -131,11 +132,41 @@ async def test_stopping_redis_makes_ready_503_naming_redis_and_restarting_recove
     await eventually(recovered, timeout=20, interval=0.3)
 
 
+def _answered(metrics: str, service: str, method: str, template: str) -> float:
+    """How many requests ``service``'s app has counted for the route (its own metric label)."""
+    wanted = {"app_name": service, "method": method, "path": template}
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "mailmerger_requests"
+        for sample in family.samples
+        if sample.name == "mailmerger_requests_total" and wanted.items() <= sample.labels.items()
+    )
+
+
 async def test_each_prefix_reaches_its_service(all_in_one: tuple[PrefixRouter, httpx.AsyncClient]) -> None:
-    """Every prefix of the table is served by the app of the service it names."""
-    router, _ = all_in_one
-    for route in routes():
-        assert router.apps[route.service] is not None
+    """A request under every prefix of the table is answered by the app of the service it names."""
+    _, client = all_in_one
+    for prefix, service in routes():
+        schema = (await client.get(f"/schema/{service}/openapi.json")).json()
+        assert schema["info"]["title"] == f"MailMerger {service}"
+        if prefix == f"/schema/{service}":
+            path, method = f"{prefix}/openapi.json", "GET"
+        else:
+            # A route the service documents under the prefix, without path parameters: its template
+            # is its path, and no other service has it (another app would count it as <unmatched>).
+            path, operations = next(
+                (path, operations)
+                for path, operations in sorted(schema["paths"].items())
+                if (path == prefix or path.startswith(prefix + "/")) and "{" not in path
+            )
+            method = "GET" if "get" in operations else next(iter(operations)).upper()
+        before = (await client.get("/metrics")).text
+        response = await client.request(method, path)
+        after = (await client.get("/metrics")).text
+        assert _answered(after, service, method, path) == _answered(before, service, method, path) + 1, (
+            f"{method} {path} (prefix {prefix}) was not answered by {service}: {response.status_code}"
+        )
 
 
 async def test_google_emulator_is_mounted_when_no_google_client_is_configured(

@@ -72,6 +72,7 @@ def test_prefixes_match_whole_segments() -> None:
     assert service_for("/v1/authority") is None
 
 
+@pytest.mark.slow  # docker-compose, a process of its own
 def test_compose_file_is_valid() -> None:
     """docker-compose validates the file offline (no engine needed)."""
     compose = _tool("docker-compose")
@@ -194,6 +195,7 @@ def test_k8s_manifests_are_generated_from_the_tables() -> None:
     assert (ROOT / "deploy" / "k8s" / "mailmerger.yaml").read_text() == k8s.render()
 
 
+@pytest.mark.slow
 def test_k8s_manifests_pass_strict_validation() -> None:
     """kubernetes-validate --strict accepts every built-in resource (the KEDA CRD has no bundled schema)."""
     result = subprocess.run(

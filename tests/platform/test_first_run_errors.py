@@ -57,6 +57,7 @@ def run_env(service_env: dict[str, str], **extra: str) -> dict[str, str]:
             "MM_RUN_LOCAL_S3_PORT": str(free_port()), **extra}  # fmt: skip
 
 
+@pytest.mark.slow  # a CLI process of its own
 def test_migrate_with_an_unreachable_database_says_so_in_one_line(tmp_path: Path) -> None:
     """A wrong MM_DB_URL: `mailmerger migrate` (`make run`'s first step) names PostgreSQL and the variable."""
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/mailmerger"

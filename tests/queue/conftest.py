@@ -1,7 +1,7 @@
 """The queue service over HTTP with real PostgreSQL and RabbitMQ; other services faked at the transport.
 
 The suite gets its own RabbitMQ vhost, so no other service's consumer can take the SendEmail
-commands the tests read back. One app serves the whole suite; every test starts from empty
+commands the tests read back. One app serves the whole suite; every test that reaches it starts from empty
 queue tables and an empty command queue.
 """
 
@@ -19,7 +19,7 @@ from litestar import Litestar
 from sqlalchemy import text
 
 from mailmerger_queue.app import create_app
-from mailmerger_queue.dispatcher import Dispatcher
+from mailmerger_queue.dispatch.dispatcher import Dispatcher
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_queue.worker import open_dispatcher
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
@@ -108,7 +108,15 @@ async def dispatcher(infra: Infrastructure, settings: QueueSettings, clock: Fake
 
 
 @pytest.fixture(autouse=True)
-async def _empty_ledger(infra: Infrastructure, fake: FakeServices) -> None:
+def _empty_ledger(request: pytest.FixtureRequest) -> None:
+    """Every test that reaches the queue's infrastructure starts from empty tables and an empty
+    command queue; a pure test (the domain's rules) reaches none, so it opens none."""
+    if request.node.get_closest_marker("pure") is None:
+        request.getfixturevalue("_emptied_ledger")
+
+
+@pytest.fixture
+async def _emptied_ledger(infra: Infrastructure, fake: FakeServices) -> None:
     assert infra.engine is not None
     async with infra.engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {', '.join(f'queue.{t}' for t in _TABLES.split(', '))}"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from mailmerger_queue.campaign_eta import Eta, Outlook, describe, estimate, sending_since
-from mailmerger_queue.pacing import DAY, Schedule
+from mailmerger_queue.campaigns.eta import Eta, Outlook, describe, estimate, sending_since
+from mailmerger_queue.dispatch.pacing import DAY, Schedule
 
 # A Wednesday.
 NOW = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from mailmerger_queue.dispatcher import Dispatcher
+from mailmerger_queue.dispatch.dispatcher import Dispatcher
 from mailmerger_queue.models import campaigns
 from mailmerger_shared import contracts as c
 from mailmerger_shared.db import transaction

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailmerger_queue.dispatcher import Dispatcher
+from mailmerger_queue.dispatch.dispatcher import Dispatcher
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_shared import contracts as c
 from tests.queue.world import FakeClock, World

@@ -13,10 +13,10 @@ import msgspec
 import pytest
 from sqlalchemy import text
 
-from mailmerger_queue.dispatcher import Dispatcher
-from mailmerger_queue.fairness import Candidate, fair_pick
+from mailmerger_queue.dispatch.dispatcher import Dispatcher
+from mailmerger_queue.dispatch.fairness import Candidate, fair_pick
+from mailmerger_queue.dispatch.wakeup import DueListener
 from mailmerger_queue.settings import QueueSettings
-from mailmerger_queue.wakeup import DueListener
 from mailmerger_queue.worker import open_dispatcher, run_dispatcher
 from mailmerger_shared import contracts as c
 from mailmerger_shared.db import transaction

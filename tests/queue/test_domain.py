@@ -9,8 +9,8 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
+from mailmerger_queue.dispatch.pacing import Pace, Schedule, account_allowance
 from mailmerger_queue.domain import InvalidAddress, parse_address
-from mailmerger_queue.pacing import Pace, Schedule, account_allowance
 
 ADDRESSES = [
     "ada@example.com",

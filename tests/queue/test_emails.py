@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailmerger_queue.dispatcher import Dispatcher
+from mailmerger_queue.dispatch.dispatcher import Dispatcher
 from tests.queue.world import World
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from mailmerger_queue.accounts import apply_account_event
-from mailmerger_queue.dispatcher import Dispatcher
+from mailmerger_queue.dispatch.dispatcher import Dispatcher
+from mailmerger_queue.outcomes.accounts import apply_account_event
 from mailmerger_queue.settings import DispatchSettings
 from mailmerger_shared import contracts as c
 from mailmerger_shared.db import transaction

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from mailmerger_queue.dispatcher import Dispatcher
+from mailmerger_queue.dispatch.dispatcher import Dispatcher
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_shared import contracts as c
 from mailmerger_shared.db import transaction

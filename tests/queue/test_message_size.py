@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mailmerger_queue.message_size import encoded_attachment_size
+from mailmerger_queue.emails.message_size import encoded_attachment_size
 from mailmerger_queue.models import messages
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_shared.db import transaction

@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mailmerger_queue.dispatcher import Dispatcher
-from mailmerger_queue.outcomes import OutcomeWriter
+from mailmerger_queue.dispatch.dispatcher import Dispatcher
+from mailmerger_queue.outcomes.delivery import OutcomeWriter
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_shared import contracts as c
 from tests.queue.world import FakeClock, World

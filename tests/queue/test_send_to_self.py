@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailmerger_queue.dispatcher import Dispatcher
+from mailmerger_queue.dispatch.dispatcher import Dispatcher
 from tests.queue.world import World
 
 LIST = "email,name,files\r\nada@example.com,Ada,\r\ngrace@example.com,Grace,{file}\r\nnot-an-address,Bob,\r\n"

@@ -18,16 +18,16 @@ import redis.asyncio as aioredis
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from mailmerger_sender import ledger
 from mailmerger_sender.adapters.aiohttp_transport import AiohttpTransport
 from mailmerger_sender.adapters.attachments import Attachments
 from mailmerger_sender.adapters.gmail import HttpGmail
 from mailmerger_sender.adapters.tokens import AccessTokens
 from mailmerger_sender.delivery import Ports, deliver
+from mailmerger_sender.ledger.states import Delivery
+from mailmerger_sender.ledger.writer import LedgerWriter
 from mailmerger_sender.limiter import AccountLimiter
 from mailmerger_sender.models import deliveries, outbox
 from mailmerger_sender.settings import DeliverySettings, GmailSettings
-from mailmerger_sender.writer import LedgerWriter
 from mailmerger_shared import contracts as c
 from mailmerger_shared.db import create_engine, create_sessionmaker, transaction
 from mailmerger_shared.settings import DatabaseSettings
@@ -203,12 +203,12 @@ class Harness:
             ).all()
         return [c.decode(tag, body) for tag, body in rows]
 
-    async def row(self, message_id: int) -> ledger.Delivery:
+    async def row(self, message_id: int) -> Delivery:
         async with transaction(self.sessions) as session:
             found = (
                 await session.execute(select(deliveries).where(deliveries.c.message_id == message_id))
             ).one()
-        return ledger.Delivery(**found._mapping)
+        return Delivery(**found._mapping)
 
     async def copies(self, command: c.SendEmail) -> int:
         answer = await self.emulator.get(

@@ -235,6 +235,7 @@ async def test_s3_missing_object_is_a_missing_attachment(s3_attachments: tuple[A
         await attachments.content(ref)
 
 
+@pytest.mark.slow  # the S3 client retries before it gives up
 async def test_unreachable_storage_is_transient() -> None:
     """Storage that cannot be reached is AttachmentUnavailable: the message is deferred, not failed."""
     settings = ObjectStoreSettings(

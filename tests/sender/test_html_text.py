@@ -212,6 +212,7 @@ def documents(draw: st.DrawFn) -> str:
     return draw(st.sampled_from(["", "<!DOCTYPE html>\n", '<?xml version="1.0"?>'])) + body
 
 
+@pytest.mark.slow
 @CORPUS
 @given(documents())
 def test_html_to_text_matches_the_reference_on_well_formed_html(html: str) -> None:

@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailmerger_sender import ledger, settlement
+from mailmerger_sender.ledger import settlement, statements, states
+from mailmerger_sender.ledger.statements import Outcome
+from mailmerger_sender.ledger.states import Delivery
+from mailmerger_sender.ledger.writer import LedgerWriter
 from mailmerger_sender.models import deliveries, outbox
-from mailmerger_sender.writer import LedgerWriter
 from mailmerger_shared import contracts as c
 from mailmerger_shared.db import transaction
 from tests.sender.support import SEND, Account, next_id, send_email
@@ -22,7 +24,7 @@ def _account() -> Account:
     return Account(account_id=next_id(), user_id=next_id(), email="me@example.com", scopes=(SEND,))
 
 
-async def _claim(writer: LedgerWriter, command: c.SendEmail) -> ledger.Delivery:
+async def _claim(writer: LedgerWriter, command: c.SendEmail) -> Delivery:
     claimed, held = await writer.claim(command, uuid.uuid4(), now=NOW, settles_at=NOW + timedelta(minutes=1))
     assert claimed
     return held
@@ -43,27 +45,25 @@ async def test_a_batch_writes_only_the_outcomes_whose_claim_holds_and_their_even
     # Another command took ``lost`` over meanwhile: its outcome must change nothing.
     stale = held_lost
     async with transaction(sessions) as session:
-        assert await ledger.take_over(
+        assert await statements.take_over(
             session, held_lost, lost, uuid.uuid4(), now=NOW, settles_at=NOW + timedelta(minutes=1)
         )
     sent_kept = settlement.sent(kept, "g-1", "t-1", NOW, reconciled=False)
     sent_lost = settlement.sent(lost, "g-2", "t-2", NOW, reconciled=False)
     outcomes = [
-        ledger.Outcome(
-            held=held_kept, state=sent_kept.state, fields=sent_kept.fields, events=_env(sent_kept)
-        ),
-        ledger.Outcome(held=stale, state=sent_lost.state, fields=sent_lost.fields, events=_env(sent_lost)),
-        ledger.Outcome(held=None, events=_env(settlement.failed(kept, "x", "an event of no row"))),
+        Outcome(held=held_kept, settlement=sent_kept, events=_env(sent_kept)),
+        Outcome(held=stale, settlement=sent_lost, events=_env(sent_lost)),
+        Outcome(held=None, events=_env(settlement.failed(kept, "x", "an event of no row"))),
     ]
 
     async with transaction(sessions) as session:
-        written = await ledger.record_all(session, outcomes)
+        written = await statements.record_all(session, outcomes)
 
     assert written == [True, False, True]
     staged = await _staged(sessions, [e.id for o in outcomes for e, _ in o.events])
     assert staged == {outcomes[0].events[0][0].id, outcomes[2].events[0][0].id}
     async with transaction(sessions) as session:
-        states = dict(
+        written_states = dict(
             (
                 await session.execute(
                     select(deliveries.c.message_id, deliveries.c.state).where(
@@ -72,7 +72,7 @@ async def test_a_batch_writes_only_the_outcomes_whose_claim_holds_and_their_even
                 )
             ).all()
         )
-    assert states == {kept.message_id: ledger.SENT, lost.message_id: ledger.SENDING}
+    assert written_states == {kept.message_id: states.SENT, lost.message_id: states.SENDING}
 
 
 async def test_two_outcomes_of_one_message_in_a_batch_stage_only_the_holders_events(
@@ -81,16 +81,16 @@ async def test_two_outcomes_of_one_message_in_a_batch_stage_only_the_holders_eve
     writer = LedgerWriter(sessions, wake_relay=lambda: None)
     command = send_email(_account())
     held = await _claim(writer, command)
-    impostor = ledger.Delivery(**{**_fields(held), "command_id": uuid.uuid4()})
+    impostor = Delivery(**{**_fields(held), "command_id": uuid.uuid4()})
     sent = settlement.sent(command, "g-1", "t-1", NOW, reconciled=False)
     failed = settlement.failed(command, "x", "from a command that holds no claim")
     outcomes = [
-        ledger.Outcome(held=impostor, state=failed.state, fields=failed.fields, events=_env(failed)),
-        ledger.Outcome(held=held, state=sent.state, fields=sent.fields, events=_env(sent)),
+        Outcome(held=impostor, settlement=failed, events=_env(failed)),
+        Outcome(held=held, settlement=sent, events=_env(sent)),
     ]
 
     async with transaction(sessions) as session:
-        written = await ledger.record_all(session, outcomes)
+        written = await statements.record_all(session, outcomes)
 
     assert written == [False, True]
     ids = [e.id for o in outcomes for e, _ in o.events]
@@ -101,5 +101,5 @@ def _env(outcome: settlement.Settlement) -> list[tuple[c.Envelope, c.Event]]:
     return [(c.Envelope.new(event.TAG), event) for event in outcome.events]
 
 
-def _fields(row: ledger.Delivery) -> dict[str, object]:
-    return {name: getattr(row, name) for name in ledger.Delivery.__slots__}
+def _fields(row: Delivery) -> dict[str, object]:
+    return {name: getattr(row, name) for name in Delivery.__slots__}

@@ -311,6 +311,7 @@ MAILBOX_TEXT = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, derandomize=True, deadline=None, database=None)
 @given(text=MAILBOX_TEXT)
 def test_the_common_mailbox_shortcut_agrees_with_the_grammar(text: str) -> None:

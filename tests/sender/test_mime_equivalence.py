@@ -241,6 +241,7 @@ def plain_corpus(size: int, seed: int) -> Iterator[Built]:
         yield plain_command(rng)
 
 
+@pytest.mark.slow
 def test_plain_messages_are_written_as_the_email_package_writes_them(randomness: ReplayedRandomness) -> None:
     """Over 3,000 generated plain commands whose fields the email package writes on one line each,
     build_message returns its bytes exactly."""
@@ -442,6 +443,7 @@ def test_text_breaking_the_header_rule_is_refused_naming_what(
         build(**values)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(subject=ALLOWED_TEXT, from_name=ALLOWED_TEXT, to_name=ALLOWED_TEXT, filename=ALLOWED_TEXT)
 def test_any_other_text_reads_back_exactly(subject: str, from_name: str, to_name: str, filename: str) -> None:

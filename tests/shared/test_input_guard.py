@@ -180,6 +180,7 @@ def test_nul_path_names_the_first_string_holding_a_nul(document: Any, path: str 
     assert nul_path(document) == path
 
 
+@pytest.mark.slow
 def test_nul_path_walks_deep_documents_without_recursion() -> None:
     """A document nested far deeper than Python recurses is walked iteratively."""
     document: Any = "\x00"

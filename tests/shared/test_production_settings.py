@@ -163,6 +163,7 @@ def test_an_unknown_environment_is_named_with_its_choices() -> None:
     ]
 
 
+@pytest.mark.slow  # a process of its own
 def test_a_service_started_in_production_with_a_published_credential_exits_naming_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`python -m mailmerger_templates` exits 2 with the message, without a traceback."""
     result = subprocess.run(

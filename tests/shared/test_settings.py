@@ -65,6 +65,7 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path, monkeypatch) -> Non
     assert (http.host, http.port) == ("0.0.0.0", 9200)
 
 
+@pytest.mark.slow  # a process of its own
 def test_bad_configuration_stops_start_up_with_a_message_not_a_traceback(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`mailmerger serve` with a malformed variable exits 2 naming it, without a traceback."""
     result = subprocess.run(

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailmerger_shared.header_text import header_text_problem
-from mailmerger_storage.domain import UnsupportedFile, content_disposition, sanitise_filename
+from mailmerger_storage.domain import content_disposition, sanitise_filename
+from mailmerger_storage.errors import UnsupportedFile
 from mailmerger_storage.filetypes import ALL_TYPES, DOCX, TXT, ContentInspector
 from tests.storage.forms import office_zip
 

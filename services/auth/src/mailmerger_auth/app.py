@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_auth import models
 from mailmerger_auth.adapters.google import GoogleOAuth
@@ -22,6 +25,7 @@ from mailmerger_auth.api.deps import client_address
 from mailmerger_auth.crypto import Sealer
 from mailmerger_auth.domain import Clock, utc_now
 from mailmerger_auth.gmail_tokens import GmailTokens
+from mailmerger_auth.google_authorization import GoogleAuthorization
 from mailmerger_auth.letters import Mailroom
 from mailmerger_auth.ownership import AccountGuard
 from mailmerger_auth.passwords import Passwords
@@ -79,6 +83,7 @@ def create_app(
         confirmation_ttl=timedelta(seconds=account.email_confirmation_ttl_seconds),
         reset_ttl=timedelta(seconds=account.password_reset_ttl_seconds),
     )
+    passwords = Passwords.from_settings(account)
 
     @contextlib.asynccontextmanager
     async def auth_lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -87,44 +92,50 @@ def create_app(
         assert infra.redis is not None, "auth needs Redis"
         keys.bind(infra.sessions)
         await keep_up(infra.sessions, keys, clock)  # a signing key exists before the first request
-        app.state.throttle = LoginThrottle(
-            infra.redis,
-            key_prefix=settings.redis.key_prefix,
-            per_account=account.login_attempts_per_account,
-            per_address=account.login_attempts_per_address,
-            window=timedelta(seconds=account.login_window_seconds),
-        )
-        app.state.mail_throttle = LoginThrottle(
-            infra.redis,
-            key_prefix=settings.redis.key_prefix,
-            per_account=account.mail_requests_per_account,
-            per_address=account.login_attempts_per_address,
-            window=timedelta(seconds=account.login_window_seconds),
-            scope="mail",
-        )
         async with contextlib.AsyncExitStack() as stack:
             google = None
             if settings.google.client_id:
                 google = await stack.enter_async_context(
                     GoogleOAuth.open(settings.google, clock, transport=google_transport)
                 )
-            app.state.google = google
             system_post = SystemPost(
                 infra.sessions,
                 sealer,
                 await stack.enter_async_context(_system_mailer(settings, google, clock, google_transport)),
                 clock,
             )
-            app.state.system_post = system_post
-            app.state.account_guard = AccountGuard(
+            guard = AccountGuard(
                 google, sealer, mailroom, app.state.ended_sessions, access_token_lifetime=access_ttl
             )
-            app.state.gmail_tokens = GmailTokens(
-                infra.sessions,
-                google,
-                sealer,
-                clock,
-                margin=timedelta(seconds=settings.google.refresh_margin_seconds),
+            app.state.resources = Resources(
+                settings=settings,
+                passwords=passwords,
+                issuer=issuer,
+                keys=keys,
+                sealer=sealer,
+                mailroom=mailroom,
+                sessions=infra.sessions,
+                throttle=_throttle(settings, infra.redis, scope="login"),
+                mail_throttle=_throttle(settings, infra.redis, scope="mail"),
+                google=google,
+                guard=guard,
+                gmail_tokens=GmailTokens(
+                    infra.sessions,
+                    google,
+                    sealer,
+                    clock,
+                    margin=timedelta(seconds=settings.google.refresh_margin_seconds),
+                ),
+                google_authorization=GoogleAuthorization(
+                    settings,
+                    google=google,
+                    issuer=issuer,
+                    sealer=sealer,
+                    guard=guard,
+                    sessions=infra.sessions,
+                    clock=clock,
+                ),
+                system_post=system_post,
             )
             tasks = [
                 asyncio.create_task(run_upkeep(infra.sessions, keys, clock), name="auth-upkeep"),
@@ -139,12 +150,6 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    def provide_now() -> datetime:
-        return clock()
-
-    def provide_client_address(request: Request[Any, Any, Any]) -> str:
-        return client_address(request, account.trusted_proxy_hops)
-
     return service_app(
         name=NAME,
         route_handlers=routes(settings),
@@ -157,22 +162,70 @@ def create_app(
             outbox_lifespan(models.outbox),
             auth_lifespan,
         ],
-        dependencies={
-            "config": _constant(settings),
-            "passwords": _constant(Passwords.from_settings(account)),
-            "issuer": _constant(issuer),
-            "keys": _constant(keys),
-            "sealer": _constant(sealer),
-            "mailroom": _constant(mailroom),
-            "guard": _from_state(lambda state: state.account_guard),
-            "now": Provide(provide_now, sync_to_thread=False),
-            "client_address": Provide(provide_client_address, sync_to_thread=False),
-            "sessions": _from_state(lambda state: state.infra.sessions),
-            "throttle": _from_state(lambda state: state.throttle),
-            "mail_throttle": _from_state(lambda state: state.mail_throttle),
-            "google": _from_state(lambda state: state.google),
-            "gmail_tokens": _from_state(lambda state: state.gmail_tokens),
-        },
+        dependencies=dependencies(clock, trusted_proxy_hops=account.trusted_proxy_hops),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resources:
+    """Everything auth's handlers use, built once by the app's lifespan (``app.state.resources``).
+
+    Each field is the dependency of its name: a handler declares ``throttle:
+    NamedDependency[LoginThrottle]`` and gets ``resources.throttle``.
+    """
+
+    settings: AuthSettings
+    passwords: Passwords
+    issuer: TokenIssuer
+    keys: SigningKeys
+    sealer: Sealer
+    mailroom: Mailroom
+    sessions: async_sessionmaker[AsyncSession]
+    throttle: LoginThrottle
+    mail_throttle: LoginThrottle  # requests that mail an address (sign-ups, links)
+    google: GoogleOAuth | None  # None: sign-in with Google is not configured
+    guard: AccountGuard
+    gmail_tokens: GmailTokens
+    google_authorization: GoogleAuthorization
+    system_post: SystemPost
+
+
+def dependencies(clock: Clock, *, trusted_proxy_hops: int) -> dict[str, Provide]:
+    """Every dependency auth's handlers may declare, by name: the fields of ``Resources``, the
+    time every rule reads (``now``), and the client's address (``client_address``)."""
+
+    def resource(name: str) -> Provide:
+        def provide(state: State) -> Any:
+            return getattr(state.resources, name)
+
+        return Provide(provide, sync_to_thread=False)
+
+    def provide_now() -> datetime:
+        return clock()
+
+    def provide_client_address(request: Request[Any, Any, Any]) -> str:
+        return client_address(request, trusted_proxy_hops)
+
+    return {
+        **{field.name: resource(field.name) for field in fields(Resources)},
+        "now": Provide(provide_now, sync_to_thread=False),
+        "client_address": Provide(provide_client_address, sync_to_thread=False),
+    }
+
+
+def _throttle(settings: AuthSettings, redis: Redis, *, scope: Literal["login", "mail"]) -> LoginThrottle:
+    """Sign-in attempts (``login``), or requests that mail an address (``mail``), per account and
+    per client address."""
+    account = settings.auth
+    return LoginThrottle(
+        redis,
+        key_prefix=settings.redis.key_prefix,
+        per_account=account.login_attempts_per_account
+        if scope == "login"
+        else account.mail_requests_per_account,
+        per_address=account.login_attempts_per_address,
+        window=timedelta(seconds=account.login_window_seconds),
+        scope=scope,
     )
 
 
@@ -203,22 +256,6 @@ class _Unsendable:
         raise RuntimeError(
             "no system mail transport: set MM_GOOGLE_CLIENT_ID or MM_SYSTEM_MAIL_TRANSPORT=smtp"
         )
-
-
-def _constant(value: object) -> Provide:
-    def provide() -> Any:
-        return value
-
-    return Provide(provide, use_cache=True, sync_to_thread=False)
-
-
-def _from_state(read: Callable[[State], Any]) -> Provide:
-    """A resource the lifespan put in the app's state."""
-
-    def provide(state: State) -> Any:
-        return read(state)
-
-    return Provide(provide, sync_to_thread=False)
 
 
 SERVICE = ServiceRegistration(

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from mailmerger_shared.errors import Invalid
 from mailmerger_shared.header_text import clean_header_text
-from mailmerger_shared.web.problems import Problem, Unauthorized, Unprocessable
 
 MIN_PASSWORD_LENGTH = 8
 # Long enough for any passphrase or password manager; short enough that hashing stays bounded.
@@ -39,7 +39,7 @@ def normalise_email(raw: str) -> str:
     """
     email = unicodedata.normalize("NFKC", raw).strip().lower()
     if len(email) > 254 or not _EMAIL.match(email):
-        raise Unprocessable("the email address is not valid", extra={"field": "email"})
+        raise Invalid("the email address is not valid", extra={"field": "email"})
     return email
 
 
@@ -55,11 +55,11 @@ def is_plain_address(address: str) -> bool:
 def check_password_policy(password: str) -> None:
     """NIST SP 800-63B: a length floor and a generous ceiling, no composition rules."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise Unprocessable(
+        raise Invalid(
             f"the password must have at least {MIN_PASSWORD_LENGTH} characters", extra={"field": "password"}
         )
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise Unprocessable(
+        raise Invalid(
             f"the password must have at most {MAX_PASSWORD_LENGTH} characters", extra={"field": "password"}
         )
 
@@ -84,46 +84,6 @@ def clean_display_name(raw: object) -> str | None:
 def digest(secret: str) -> bytes:
     """How single-use secrets (OAuth states, tickets, browser bindings) are stored and compared."""
     return hashlib.sha256(secret.encode()).digest()
-
-
-class InvalidCredentials(Unauthorized):
-    """The one answer to a wrong email *or* a wrong password, so neither can be told apart."""
-
-    def __init__(self) -> None:
-        super().__init__("the email or the password is incorrect")
-
-
-class AddressUnconfirmed(Problem):
-    """The password is right, but v1 lets an account in only once its address is proven."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "confirm your email address first: open the link we mailed you, or ask for a new one "
-            "(POST /v1/auth/email-confirmations)",
-            status=403,
-            title="Forbidden",
-            extra={"reason": "email_unconfirmed"},
-        )
-
-
-class InvalidRefreshToken(Unauthorized):
-    """A refresh token that is malformed, forged, expired, rotated, revoked or past its session."""
-
-    def __init__(self, detail: str = "the refresh token is invalid; sign in again") -> None:
-        super().__init__(detail)
-
-
-class ReconnectRequired(Problem):
-    """Google refused the account's refresh token: only the user can fix this, by reconnecting."""
-
-    status = 409
-    title = "Conflict"
-
-    def __init__(self, account_id: int) -> None:
-        super().__init__(
-            f"Gmail account {account_id} must be reconnected by its user",
-            extra={"reason": "reconnect_required", "account_id": account_id},
-        )
 
 
 class FamilyRevocation(enum.StrEnum):

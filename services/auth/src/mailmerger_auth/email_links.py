@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_auth import models
 from mailmerger_auth.domain import digest
-from mailmerger_shared.web.problems import Problem
+from mailmerger_auth.errors import InvalidLink
 
 links = models.email_links
 
@@ -28,21 +28,11 @@ class LinkPurpose(enum.StrEnum):
     RESET_PASSWORD = "reset_password"  # noqa: S105 (a purpose, not a password)
 
 
-class InvalidLink(Problem):
-    """The link is unknown, used, expired or for something else: one answer for all."""
-
-    def __init__(self, purpose: LinkPurpose) -> None:
-        again = (
-            "sign in (or ask for a new confirmation email) to get a new one"
-            if purpose is LinkPurpose.CONFIRM_EMAIL
-            else "ask for a new password reset email"
-        )
-        super().__init__(
-            f"this link has expired or was already used; {again}",
-            status=422,
-            title="Invalid link",
-            extra={"reason": "invalid_link", "field": "token"},
-        )
+# How to get a new link, told with the refusal of a spent one.
+_REMEDY = {
+    LinkPurpose.CONFIRM_EMAIL: "sign in (or ask for a new confirmation email) to get a new one",
+    LinkPurpose.RESET_PASSWORD: "ask for a new password reset email",
+}
 
 
 async def issue_link(
@@ -72,6 +62,6 @@ async def redeem_link(session: AsyncSession, token: str, *, purpose: LinkPurpose
         )
     ).one_or_none()
     if row is None or row.expires_at <= now:
-        raise InvalidLink(purpose)
+        raise InvalidLink(_REMEDY[purpose])
     user_id: int = row.user_id
     return user_id

@@ -23,9 +23,9 @@ from mailmerger_auth.adapters.google import GoogleError, GoogleOAuth
 from mailmerger_auth.crypto import Sealer, gmail_token_context
 from mailmerger_auth.domain import GmailAccountState, GoogleGrant, GoogleIdentity
 from mailmerger_shared import contracts as c
+from mailmerger_shared.errors import NotFound
 from mailmerger_shared.internal_api import GmailAccountInfo
 from mailmerger_shared.outbox import stage
-from mailmerger_shared.web.problems import NotFound
 
 log = logging.getLogger(__name__)
 

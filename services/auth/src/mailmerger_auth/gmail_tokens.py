@@ -25,13 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailmerger_auth import models
 from mailmerger_auth.adapters.google import GoogleOAuth, GoogleRefused, GoogleUnavailable
 from mailmerger_auth.crypto import Sealer
-from mailmerger_auth.domain import Clock, GmailAccountState, ReconnectRequired
+from mailmerger_auth.domain import Clock, GmailAccountState
+from mailmerger_auth.errors import ReconnectRequired
 from mailmerger_auth.gmail_accounts import ACCESS_FIELD, REFRESH_FIELD, open_token, seal_token
 from mailmerger_shared import contracts as c
 from mailmerger_shared.db import transaction
+from mailmerger_shared.errors import NotFound, Unavailable
 from mailmerger_shared.internal_api import GmailAccessToken
 from mailmerger_shared.outbox import stage
-from mailmerger_shared.web.problems import NotFound, ServiceUnavailable
 
 a = models.gmail_accounts
 AccountRow: TypeAlias = Row[*tuple[Any, ...]]
@@ -117,7 +118,7 @@ class GmailTokens:
         if fresh is not None:
             return fresh
         if self._google is None:
-            raise ServiceUnavailable("Google is not configured (MM_GOOGLE_CLIENT_ID)")
+            raise Unavailable("Google is not configured (MM_GOOGLE_CLIENT_ID)")
         refresh_token = open_token(
             self._sealer,
             row.refresh_token,
@@ -130,15 +131,13 @@ class GmailTokens:
             grant = await self._google.refresh(refresh_token)
         except GoogleRefused as exc:
             if exc.error != "invalid_grant":
-                raise ServiceUnavailable(f"Google refused to refresh the token: {exc}") from exc
+                raise Unavailable(f"Google refused to refresh the token: {exc}") from exc
             await self._mark_reconnect_required(
                 session, row.user_id, account_id, exc.description or exc.error
             )
             return ReconnectRequired(account_id)
         except GoogleUnavailable as exc:
-            raise ServiceUnavailable(
-                "Google did not answer; retry shortly", headers={"Retry-After": "5"}
-            ) from exc
+            raise Unavailable("Google did not answer; retry shortly", retry_after=5) from exc
         values: dict[str, Any] = {
             "encryption_key_id": self._sealer.active_key_id,
             "access_token": seal_token(

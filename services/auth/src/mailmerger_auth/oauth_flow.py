@@ -26,13 +26,14 @@ from mailmerger_auth import models
 from mailmerger_auth.adapters.google import GoogleOAuth, GoogleRefused, GoogleUnavailable, InvalidIdToken
 from mailmerger_auth.crypto import Sealer
 from mailmerger_auth.domain import GoogleIdentity, Purpose, TokenPair, clean_name, digest, normalise_email
+from mailmerger_auth.errors import ConnectTicketSpent, InvalidAuthorizationState
 from mailmerger_auth.gmail_accounts import save_connection
 from mailmerger_auth.ownership import AccountGuard, take_over_unconfirmed
 from mailmerger_auth.sessions import start_session
 from mailmerger_auth.settings import GMAIL_SEND
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.db import transaction
-from mailmerger_shared.web.problems import NotFound, Problem
+from mailmerger_shared.errors import NotFound
 
 states = models.oauth_states
 users = models.users
@@ -54,18 +55,6 @@ class PendingAuthorization(NamedTuple):
     nonce: str
     code_verifier: str
     redirect_uri: str
-
-
-class InvalidAuthorizationState(Problem):
-    """The callback is not the answer to an authorization this browser started (or it was used)."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "this sign-in with Google is unknown, expired, already used or was started in another "
-            "browser; start again from the app",
-            status=400,
-            title="Invalid authorization state",
-        )
 
 
 class AuthorizationFailed(Exception):
@@ -99,7 +88,7 @@ async def redeem_connect_ticket(session: AsyncSession, ticket: str, *, now: date
         )
     ).one_or_none()
     if row is None or row.expires_at <= now:
-        raise Problem("the connect link has expired or was already used; start again from the app")
+        raise ConnectTicketSpent()
     user_id: int = row.user_id
     return user_id
 

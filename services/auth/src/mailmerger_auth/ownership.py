@@ -41,8 +41,8 @@ from mailmerger_auth.passwords import Passwords
 from mailmerger_auth.sessions import end_all_sessions, start_session
 from mailmerger_auth.throttle import LoginThrottle
 from mailmerger_auth.tokens import TokenIssuer
+from mailmerger_shared.errors import Conflict, Invalid
 from mailmerger_shared.web.auth import EndedSessions
-from mailmerger_shared.web.problems import Conflict, Problem
 
 users = models.users
 
@@ -270,7 +270,7 @@ def _lookup_form(email: str) -> str:
     """A malformed address has no account; it is answered like any unknown one."""
     try:
         return normalise_email(email)
-    except Problem:
+    except Invalid:
         return email.strip().lower()[:254]
 
 

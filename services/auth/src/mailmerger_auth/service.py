@@ -23,20 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailmerger_auth import gmail_accounts, models
 from mailmerger_auth.adapters.google import GoogleOAuth
 from mailmerger_auth.crypto import Sealer
-from mailmerger_auth.domain import (
-    AddressUnconfirmed,
-    InvalidCredentials,
-    TokenPair,
-    check_password_policy,
-    normalise_email,
-)
+from mailmerger_auth.domain import TokenPair, check_password_policy, normalise_email
+from mailmerger_auth.errors import AddressUnconfirmed, InvalidCredentials
 from mailmerger_auth.passwords import Passwords
 from mailmerger_auth.sessions import end_other_sessions, end_session, start_session
 from mailmerger_auth.throttle import LoginThrottle
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared import contracts as c
+from mailmerger_shared.errors import Conflict, Invalid, NotFound, Refused
 from mailmerger_shared.outbox import stage
-from mailmerger_shared.web.problems import Conflict, Forbidden, NotFound, Problem, Unprocessable
 
 users = models.users
 
@@ -67,7 +62,7 @@ async def log_in(
     # A malformed email cannot match an account, but must cost and answer the same as one that does.
     try:
         email = normalise_email(email)
-    except Problem:
+    except Invalid:
         email = email.strip().lower()
     await throttle.attempt(email, client_address)
     user = (
@@ -132,7 +127,7 @@ async def change_password(
     if stored_hash is None:
         raise Conflict("this account signs in with Google and has no password to change")
     if not await _password_matches(passwords, throttle, email, stored_hash, current_password):
-        raise Forbidden("the current password is incorrect")
+        raise Refused("the current password is incorrect")
     check_password_policy(new_password)
     await session.execute(
         update(users).where(users.c.id == user_id).values(password_hash=await passwords.hash(new_password))
@@ -190,9 +185,9 @@ async def delete_account(
     email, stored_hash = await _credentials(session, user_id)
     if stored_hash is not None:
         if password is None:
-            raise Unprocessable("password: give the account's password to confirm deleting it")
+            raise Invalid("password: give the account's password to confirm deleting it")
         if not await _password_matches(passwords, throttle, email, stored_hash, password):
-            raise Forbidden("the password is incorrect")
+            raise Refused("the password is incorrect")
     else:
         signed_in_at = None
         if session_id is not None:
@@ -203,7 +198,7 @@ async def delete_account(
             )
         if signed_in_at is None or now - signed_in_at > reauthentication_window:
             minutes = round(reauthentication_window.total_seconds() / 60)
-            raise Forbidden(f"sign in with Google again, then delete the account within {minutes} minutes")
+            raise Refused(f"sign in with Google again, then delete the account within {minutes} minutes")
     await gmail_accounts.revoke_all(session, google, sealer, user_id=user_id)
     await session.execute(delete(users).where(users.c.id == user_id))  # locked above: it is there
     await stage(session, models.outbox, c.UserDeleted(user_id=user_id))

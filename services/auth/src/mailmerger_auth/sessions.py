@@ -26,7 +26,8 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_auth import models
-from mailmerger_auth.domain import FamilyRevocation, InvalidRefreshToken, RefreshClaims, TokenPair
+from mailmerger_auth.domain import FamilyRevocation, RefreshClaims, TokenPair
+from mailmerger_auth.errors import InvalidRefreshToken
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.db import transaction
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import redis.asyncio as aioredis
 
-from mailmerger_shared.web.problems import Problem
+from mailmerger_auth.errors import TooManyAttempts
 
 # Atomically: count the attempt under each key, start its window on the first one, and report
 # (count, seconds left in the window) per key.
@@ -31,17 +31,6 @@ for _, key in ipairs(KEYS) do
 end
 return answer
 """
-
-
-class TooManyAttempts(Problem):
-    status = 429
-    title = "Too many requests"
-
-    def __init__(self, retry_after: int, what: str) -> None:
-        super().__init__(
-            f"too many {what}; retry in {retry_after} seconds",
-            headers={"Retry-After": str(retry_after)},
-        )
 
 
 class LoginThrottle:

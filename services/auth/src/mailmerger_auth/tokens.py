@@ -21,7 +21,8 @@ from typing import Any
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_auth.domain import InvalidRefreshToken, RefreshClaims
+from mailmerger_auth.domain import RefreshClaims
+from mailmerger_auth.errors import InvalidRefreshToken
 from mailmerger_auth.signing_keys import ALGORITHM, SigningKeys
 from mailmerger_shared.settings import JwtSettings
 

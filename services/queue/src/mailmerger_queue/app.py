@@ -12,13 +12,12 @@ from typing import Any
 
 import httpx
 from litestar import Litestar
-from litestar.datastructures import State
-from litestar.di import Provide
 
 from mailmerger_queue.adapters.auth import AuthClient
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
-from mailmerger_queue.api import ROUTES
+from mailmerger_queue.api import routes
+from mailmerger_queue.api.deps import dependencies
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_queue.worker import account_events, delivery_outcomes, run_dispatcher
 from mailmerger_shared.registration import ServiceRegistration
@@ -39,7 +38,7 @@ def create_app(
     """``internal_transport`` replaces the network under the internal client (tests fake it)."""
     return service_app(
         name=NAME,
-        route_handlers=ROUTES,
+        route_handlers=routes(settings),
         http=settings.http,
         verifier=token_verifier(settings.jwt, jwks),
         lifespan=[
@@ -50,12 +49,7 @@ def create_app(
             consumer_lifespan("queue.delivery-outcomes", delivery_outcomes(settings), settings.broker),
             consumer_lifespan("queue.account-events", account_events(settings), settings.broker),
         ],
-        dependencies={
-            "settings": Provide(lambda: settings, sync_to_thread=False),
-            "templates": Provide(_templates, sync_to_thread=False),
-            "storage": Provide(_storage, sync_to_thread=False),
-            "auth": Provide(_auth, sync_to_thread=False),
-        },
+        dependencies=dependencies(settings),
     )
 
 
@@ -84,21 +78,6 @@ def _internal_clients(
                 await each.aclose()
 
     return lifespan
-
-
-def _templates(state: State) -> TemplatesClient:
-    client: TemplatesClient = state.templates
-    return client
-
-
-def _storage(state: State) -> StorageClient:
-    client: StorageClient = state.storage
-    return client
-
-
-def _auth(state: State) -> AuthClient:
-    client: AuthClient = state.auth
-    return client
 
 
 SERVICE = ServiceRegistration(

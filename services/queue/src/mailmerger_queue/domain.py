@@ -16,8 +16,8 @@ from enum import StrEnum
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from mailmerger_queue.errors import Invalid
 from mailmerger_shared.header_text import header_text_problem
-from mailmerger_shared.web.problems import Unprocessable
 
 
 class State(StrEnum):
@@ -97,7 +97,7 @@ def require_header_safe(field: str, value: str) -> str:
     line break, control or Unicode separator (the sender could never write it)."""
     problem = subject_problem(value)
     if problem is not None:
-        raise Unprocessable(f"{field}: {problem}")
+        raise Invalid(f"{field}: {problem}")
     return value
 
 
@@ -144,7 +144,7 @@ def normalize_address(field: str, address: str) -> str:
     try:
         return parse_address(address)
     except InvalidAddress as exc:
-        raise Unprocessable(f"{field}: {address!r} is not a valid email address: {exc}") from exc
+        raise Invalid(f"{field}: {address!r} is not a valid email address: {exc}") from exc
 
 
 def normalize_addresses(field: str, addresses: list[str]) -> list[str]:

@@ -71,7 +71,7 @@ senders = Table(
     _when("state_changed_at"),
     # The Google account behind the row: Gmail's quotas are per Google user, so every row with the
     # same key (the same Gmail account connected by several users) is paced and parked as one.
-    # The pacing state that counts is the one of the key's oldest row (``pacing.pacing_rows``).
+    # The pacing state that counts is the one of the key's oldest row (``dispatch.pacers``).
     Column("google_key", String(320), Computed("lower(email)", persisted=True), nullable=False),
     CheckConstraint(f"state IN ({_SENDER_STATES})", name="state"),
     Index("ix_senders_google_key", "google_key"),
@@ -150,7 +150,7 @@ messages = Table(
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("user_id", BigInteger, nullable=False),
     # NULL: a legacy email queued before the user connected any Gmail account; the first account
-    # the user connects is given it (``legacy.assign_waiting``), and no dispatch sees it before.
+    # the user connects is given it (``emails.legacy.assign_waiting``), and no dispatch sees it before.
     Column("account_id", BigInteger, ForeignKey("senders.account_id")),
     Column("campaign_id", BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE")),
     Column("recipient_id", BigInteger, ForeignKey("recipients.id", ondelete="CASCADE"), unique=True),

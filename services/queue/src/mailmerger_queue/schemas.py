@@ -122,7 +122,7 @@ class SenderLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """New limits of one account; an absent field keeps its value."""
 
     daily_limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
-    # At most MM_DISPATCH_PER_MINUTE_LIMIT, Gmail's per-user quota (checked by ``senders.update_limits``).
+    # At most MM_DISPATCH_PER_MINUTE_LIMIT, Gmail's per-user quota (``dispatch.senders.update_limits``).
     per_minute_limit: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 

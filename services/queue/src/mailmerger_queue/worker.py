@@ -7,11 +7,11 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from mailmerger_queue.accounts import apply_account_event
-from mailmerger_queue.dispatcher import Clock, Dispatcher, SystemClock
-from mailmerger_queue.outcomes import OutcomeWriter, first_deliveries
+from mailmerger_queue.dispatch.dispatcher import Clock, Dispatcher, SystemClock
+from mailmerger_queue.dispatch.wakeup import DueListener
+from mailmerger_queue.outcomes.accounts import apply_account_event
+from mailmerger_queue.outcomes.delivery import OutcomeWriter, first_deliveries
 from mailmerger_queue.settings import QueueSettings
-from mailmerger_queue.wakeup import DueListener
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker.consumer import Handler
 from mailmerger_shared.broker.topology import QUEUES, declare_queue

@@ -3,9 +3,10 @@
 Invariants:
 - The message is claimed in the ledger (committed) before any Gmail call; a message already final
   is never sent again, only its outcome re-published.
-- Each outcome is written to the ledger and staged in the outbox in one transaction (batched with
+- Each outcome is written to the ledger and staged in the outbox in one statement (batched with
   other deliveries' by ``LedgerWriter``), and only by the command that still holds the claim: no
   event is lost, none claims a send Gmail did not answer (or that the mailbox does not show).
+- Every step that can end a delivery early returns a ``Settlement``; nothing is raised to stop one.
 - An unanswered send is resent only once its claim settled *and* the mailbox was read and does
   not hold it; without a scope to read the mailbox the user decides (``EmailUnconfirmed``). When
   the user resends an unconfirmed message (a newer generation), the mailbox is still looked up
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from mailmerger_sender import ledger, settlement
 from mailmerger_sender.adapters.attachments import (
     AttachmentCorrupt,
     AttachmentMissing,
@@ -52,11 +52,13 @@ from mailmerger_sender.classify import (
     classify_answer,
 )
 from mailmerger_sender.classify import ReconnectRequired as GrantCannotSend
+from mailmerger_sender.ledger import settlement, states
+from mailmerger_sender.ledger.states import Delivery
+from mailmerger_sender.ledger.writer import DuplicateMessageId, LedgerWriter
 from mailmerger_sender.limiter import AccountLimiter, google_account
 from mailmerger_sender.mime import AttachmentBody, InvalidMessage, build_message, minimum_size
 from mailmerger_sender.reconcile import Absent, Found, Inconclusive, Lookup, Mailbox, look_up, read_access
 from mailmerger_sender.settings import DeliverySettings
-from mailmerger_sender.writer import DuplicateMessageId, LedgerWriter
 from mailmerger_shared import contracts as c
 from mailmerger_shared import metrics
 from mailmerger_shared.header_text import clean_header_text
@@ -98,13 +100,13 @@ async def deliver(command: c.SendEmail, envelope: c.Envelope, ports: Ports) -> N
         )
     except DuplicateMessageId:
         detail = f"another email already has the Message-ID {command.rfc_message_id}"
-        await ports.ledger.publish(settlement.failed(command, "duplicate_message_id", detail).events[0])
+        await ports.ledger.stage(settlement.failed(command, "duplicate_message_id", detail).events[0])
         return
     if not claimed:
-        if held.state in ledger.FINAL:
-            await ports.ledger.publish(ledger.final_event(held))
+        if held.state in states.FINAL:
+            await ports.ledger.stage(settlement.final_event(held))
             return
-        if held.state == ledger.DEFERRED:
+        if held.state == states.DEFERRED:
             return  # this command, or a newer one, was already answered
         resolved = await _resolve(command, envelope, held, ports)
         if resolved is None:
@@ -121,17 +123,19 @@ async def deliver(command: c.SendEmail, envelope: c.Envelope, ports: Ports) -> N
             return
     settled = await _attempt(command, held, ports)
     await ports.ledger.record(held, settled)
-    metrics.record_delivery(settled.state, settled.fields.get("reason"))
+    metrics.record_delivery(settled.state, settled.reason)
     log.info("delivery settled", extra={"message_id": command.message_id, "outcome": settled.state})
 
 
-async def _attempt(command: c.SendEmail, held: ledger.Delivery, ports: Ports) -> settlement.Settlement:
+async def _attempt(command: c.SendEmail, held: Delivery, ports: Ports) -> settlement.Settlement:
     """Prepare and send the claimed message; the outcome to record."""
     s = ports.settings
     try:
         if minimum_size(command) > s.max_message_bytes:
-            raise settlement.too_large(command, minimum_size(command), s.max_message_bytes)
+            return settlement.too_large(command, minimum_size(command), s.max_message_bytes)
         token = await _token(command, ports)
+        if isinstance(token, settlement.Settlement):
+            return token
         raw = build_message(
             command,
             # Google's profile name, which the user cannot fix: cleaned (auth cleans it on connect;
@@ -144,19 +148,17 @@ async def _attempt(command: c.SendEmail, held: ledger.Delivery, ports: Ports) ->
             date=ports.clock(),
         )
         if len(raw) > s.max_message_bytes:
-            raise settlement.too_large(command, len(raw), s.max_message_bytes)
+            return settlement.too_large(command, len(raw), s.max_message_bytes)
         hold = await ports.limiter.acquire(google_account(command.from_address))
         if hold is not None and hold.paused:
-            raise settlement.deferred(
+            return settlement.deferred(
                 command, ports.clock() + hold.wait, "account_paused", "Gmail throttled the account"
             )
         if hold is not None:
-            raise settlement.deferred(
+            return settlement.deferred(
                 command, ports.clock() + hold.wait, "rate_limited", "the account's send rate is spent"
             )
         outcome = await _send(command, held, token, raw, ports)
-    except settlement.Settlement as stop:
-        return stop
     except InvalidMessage as exc:
         if exc.__cause__ is not None:  # not a refusal but a builder bug: fail the message, show the bug
             log.error("building the message failed", exc_info=exc, extra={"message_id": command.message_id})
@@ -166,18 +168,21 @@ async def _attempt(command: c.SendEmail, held: ledger.Delivery, ports: Ports) ->
         return settlement.failed(command, reason, str(exc))
     except AttachmentUnavailable as exc:
         return settlement.deferred(command, _retry_at(command, ports), "attachment_unavailable", str(exc))
+    if isinstance(outcome, settlement.Settlement):
+        return outcome
     return await _outcome(command, held, outcome, ports)
 
 
 async def _send(
-    command: c.SendEmail, held: ledger.Delivery, token: GmailAccessToken, raw: bytes, ports: Ports
-) -> Outcome:
-    """Call Gmail; a refused token is refreshed and the call repeated once."""
+    command: c.SendEmail, held: Delivery, token: GmailAccessToken, raw: bytes, ports: Ports
+) -> Outcome | settlement.Settlement:
+    """Call Gmail; a refused token is refreshed and the call repeated once. A settlement when the
+    message is given back unsent (too late to start, or no fresh token)."""
     deadline = held.claimed_at + timedelta(seconds=ports.settings.prepare_timeout_seconds)
     for retry in (False, True):
         if ports.clock() > deadline:
             # Starting now could outlive the claim's settle time: give the message back instead.
-            raise settlement.deferred(
+            return settlement.deferred(
                 command, _retry_at(command, ports), "prepare_timeout", "preparing took too long"
             )
         try:
@@ -197,12 +202,15 @@ async def _send(
         if not isinstance(outcome, Unauthorized) or retry:
             return outcome
         ports.tokens.invalidate(command.account_id, token.access_token)
-        token = await _token(command, ports)
+        refreshed = await _token(command, ports)
+        if isinstance(refreshed, settlement.Settlement):
+            return refreshed
+        token = refreshed
     raise AssertionError("unreachable: the second round always returns")
 
 
 async def _outcome(
-    command: c.SendEmail, held: ledger.Delivery, outcome: Outcome, ports: Ports
+    command: c.SendEmail, held: Delivery, outcome: Outcome, ports: Ports
 ) -> settlement.Settlement:
     now = ports.clock()
     match outcome:
@@ -214,11 +222,9 @@ async def _outcome(
             # The account's other sends would be refused too: hold them here (those on their way
             # now), and park the account in the queue (those not dispatched yet).
             await ports.limiter.pause(google_account(command.from_address), until - now)
-            stop = settlement.deferred(command, until, reason, detail)
-            stop.events.insert(
-                0, c.SenderThrottled(account_id=command.account_id, until=until, reason=reason)
+            return settlement.deferred(command, until, reason, detail).announced_by(
+                c.SenderThrottled(account_id=command.account_id, until=until, reason=reason)
             )
-            return stop
         case Unauthorized(detail):
             return settlement.reconnect(command, _reconnect_at(ports), "token_refused", detail)
         case GrantCannotSend(reason, detail):
@@ -232,7 +238,7 @@ async def _outcome(
 
 
 async def _after_lost_answer(
-    command: c.SendEmail, held: ledger.Delivery, detail: str, ports: Ports
+    command: c.SendEmail, held: Delivery, detail: str, ports: Ports
 ) -> settlement.Settlement:
     if not ports.settings.reconcile:
         # Chaos-test mode: a lost answer is taken for a failure to send, so it will be resent.
@@ -243,17 +249,12 @@ async def _after_lost_answer(
     if isinstance(lookup, Inconclusive) and not lookup.retryable:
         return settlement.unconfirmed(command, f"{detail}; {lookup.detail}")
     # Gmail may still act on the request until the claim settles: look again then.
-    return settlement.Settlement(
-        ledger.AMBIGUOUS,
-        [settlement.deferral(command, held.settles_at, "awaiting_reconciliation", detail)],
-        reason="awaiting_reconciliation",
-        detail=detail,
-    )
+    return settlement.awaiting_reconciliation(command, held.settles_at, detail)
 
 
 async def _resolve(
-    command: c.SendEmail, envelope: c.Envelope, held: ledger.Delivery, ports: Ports
-) -> ledger.Delivery | None:
+    command: c.SendEmail, envelope: c.Envelope, held: Delivery, ports: Ports
+) -> Delivery | None:
     """An unresolved claim met again: the row claimed anew to send, or None when answered here.
 
     The claim may still be alive in another process until it settles. A lookup may resolve it early
@@ -268,7 +269,7 @@ async def _resolve(
         )
         return None
     if not settled:
-        await ports.ledger.publish(
+        await ports.ledger.stage(
             settlement.deferral(
                 command, held.settles_at, "delivery_unresolved", "an attempt may be in flight"
             )
@@ -276,7 +277,7 @@ async def _resolve(
         return None
     if isinstance(lookup, Inconclusive):
         if lookup.retryable:
-            await ports.ledger.publish(
+            await ports.ledger.stage(
                 settlement.deferral(command, _retry_at(command, ports), "delivery_unresolved", lookup.detail)
             )
         else:
@@ -288,12 +289,12 @@ async def _resolve(
     if not await ports.ledger.take_over(held, command, envelope.id, now=now, settles_at=settles_at):
         return None
     return dataclasses.replace(
-        held, command_id=envelope.id, state=ledger.SENDING, claimed_at=now, settles_at=settles_at
+        held, command_id=envelope.id, state=states.SENDING, claimed_at=now, settles_at=settles_at
     )
 
 
 async def _look_up(
-    command: c.SendEmail, held: ledger.Delivery, ports: Ports, *, since: datetime | None = None
+    command: c.SendEmail, held: Delivery, ports: Ports, *, since: datetime | None = None
 ) -> Lookup:
     """Is the message in the account's mailbox (sent since its claim, or since ``since``)?"""
     try:
@@ -312,15 +313,16 @@ async def _look_up(
     )
 
 
-async def _token(command: c.SendEmail, ports: Ports) -> GmailAccessToken:
+async def _token(command: c.SendEmail, ports: Ports) -> GmailAccessToken | settlement.Settlement:
+    """A fresh access token, or how the delivery ends without one."""
     try:
         return await ports.tokens.get(command.account_id)
     except ReconnectRequired as exc:
-        raise settlement.reconnect(command, _reconnect_at(ports), "reconnect_required", str(exc)) from exc
+        return settlement.reconnect(command, _reconnect_at(ports), "reconnect_required", str(exc))
     except AccountUnknown as exc:
-        raise settlement.failed(command, "account_unknown", str(exc)) from exc
+        return settlement.failed(command, "account_unknown", str(exc))
     except TokenUnavailable as exc:
-        raise settlement.deferred(command, _retry_at(command, ports), "token_unavailable", str(exc)) from exc
+        return settlement.deferred(command, _retry_at(command, ports), "token_unavailable", str(exc))
 
 
 def _retry_at(command: c.SendEmail, ports: Ports, not_before: datetime | None = None) -> datetime:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     text,
 )
 
+from mailmerger_sender.ledger import states
 from mailmerger_shared.db import service_metadata
 from mailmerger_shared.outbox import outbox_table
 
@@ -25,7 +26,7 @@ metadata = service_metadata("sender")
 # Events this service publishes are staged here in the business transaction.
 outbox = outbox_table(metadata)
 
-STATES = ("sending", "ambiguous", "sent", "failed", "unconfirmed", "deferred")
+STATES = states.ALL
 
 # One row per email (the queue's message id), whatever the number of attempts.
 #

@@ -23,10 +23,10 @@ from mailmerger_sender.adapters.attachments import Attachments, BlobStore, open_
 from mailmerger_sender.adapters.gmail import HttpGmail
 from mailmerger_sender.adapters.tokens import AccessTokens
 from mailmerger_sender.delivery import Ports, deliver
+from mailmerger_sender.ledger.writer import LedgerWriter
 from mailmerger_sender.limiter import AccountLimiter
 from mailmerger_sender.models import outbox
 from mailmerger_sender.settings import SenderSettings
-from mailmerger_sender.writer import LedgerWriter
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import Consumer, ConsumerStalled, Handler
 from mailmerger_shared.outbox import OutboxRelay

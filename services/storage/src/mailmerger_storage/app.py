@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from litestar import Litestar
-from litestar.di import Provide
 
 from mailmerger_shared.registration import ServiceRegistration
 from mailmerger_shared.runtime import consumer_lifespan, infrastructure_lifespan, outbox_lifespan
@@ -15,8 +14,8 @@ from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
 from mailmerger_storage import models
 from mailmerger_storage.adapters.s3 import open_blob_store
-from mailmerger_storage.api import route_handlers
-from mailmerger_storage.api.deps import provide_blobs, provide_sessions
+from mailmerger_storage.api import routes
+from mailmerger_storage.api.deps import dependencies
 from mailmerger_storage.api.early_answers import ReadBodyBeforeAnswering
 from mailmerger_storage.settings import S3Settings, StorageSettings
 from mailmerger_storage.worker import USER_DELETED_QUEUE, user_deleted_handler
@@ -57,7 +56,7 @@ def purge_lifespan(settings: StorageSettings) -> Lifespan:
 def create_app(settings: StorageSettings, *, jwks: JwksFetcher | None = None) -> Litestar:
     app = service_app(
         name=NAME,
-        route_handlers=route_handlers(settings),
+        route_handlers=routes(settings),
         http=settings.http,
         verifier=token_verifier(settings.jwt, jwks),
         lifespan=[
@@ -68,11 +67,7 @@ def create_app(settings: StorageSettings, *, jwks: JwksFetcher | None = None) ->
             outbox_lifespan(models.outbox),
             purge_lifespan(settings),
         ],
-        dependencies={
-            "blobs": Provide(provide_blobs, sync_to_thread=False),
-            "sessions": Provide(provide_sessions, sync_to_thread=False),
-            "s3": Provide(lambda: settings.s3, sync_to_thread=False, use_cache=True),
-        },
+        dependencies=dependencies(settings),
     )
     # Outside everything that may answer early (authentication first), as Litestar adds CORS.
     app.asgi_handler = ReadBodyBeforeAnswering(app.asgi_handler)

@@ -1,4 +1,4 @@
-"""Rules about attachments: kinds, filenames, download headers and the ways an upload is refused.
+"""Rules about attachments: kinds, filenames and download headers (why an upload is refused: ``errors``).
 
 Pure functions and value types; no I/O. What a file *is* (sniffing its bytes) lives in
 ``filetypes``.
@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import enum
 import unicodedata
-import uuid
 from datetime import datetime
 from urllib.parse import quote
 
 import msgspec
-
-from mailmerger_shared.web.problems import Problem
 
 
 class Kind(enum.StrEnum):
@@ -40,38 +37,6 @@ class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     object_key: str
     designated: bool
     created_at: datetime
-
-
-# --- why an upload is refused -----------------------------------------------------------------
-
-
-class UploadRejected(Problem):
-    """The file itself was refused; the detail says what to change before trying again."""
-
-
-class UnsupportedFile(UploadRejected):
-    status = 415
-    title = "Unsupported file"
-
-
-class FileTooLarge(UploadRejected):
-    status = 413
-    title = "File too large"
-
-
-class QuotaExceeded(UploadRejected):
-    status = 413
-    title = "Storage quota exceeded"
-
-
-class EmptyFile(UploadRejected):
-    status = 422
-    title = "Empty file"
-
-
-class IncompleteForm(UploadRejected):
-    status = 422
-    title = "Incomplete upload form"
 
 
 def megabytes(size: int) -> str:
@@ -148,13 +113,3 @@ def content_disposition(filename: str) -> str:
         fallback = FALLBACK_FILENAME + (f".{extension_of(filename)}" if extension_of(filename) else "")
     encoded = quote(filename, safe=_ATTR_CHAR_PUNCTUATION)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
-
-
-def object_key(user_id: int) -> str:
-    """Where a new blob of ``user_id`` is stored: generated, unguessable, under the user's prefix."""
-    return f"{user_prefix(user_id)}{uuid.uuid4().hex}"
-
-
-def user_prefix(user_id: int) -> str:
-    """Every object of ``user_id`` lives under this prefix (purging a user lists it)."""
-    return f"users/{user_id}/"

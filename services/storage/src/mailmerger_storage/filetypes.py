@@ -13,7 +13,8 @@ import codecs
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mailmerger_storage.domain import UnsupportedFile, extension_of
+from mailmerger_storage.domain import extension_of
+from mailmerger_storage.errors import UnsupportedFile
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from multipart import (  # type: ignore[import-untyped]  # the package ships no 
     parse_options_header,
 )
 
-from mailmerger_shared.web.problems import Problem
+from mailmerger_storage.errors import MalformedForm, NotAForm
 
 MAX_FIELD_BYTES = 1024
 MAX_PARTS = 8  # a file and a few fields; anything more is not one of our forms
@@ -40,16 +40,6 @@ class FileOpened:
 
 
 FormEvent = Field | FileOpened | bytes
-
-
-class MalformedForm(Problem):
-    status = 400
-    title = "Malformed form"
-
-
-class NotAForm(Problem):
-    status = 415
-    title = "Unsupported media type"
 
 
 def boundary_of(content_type: str | None) -> str:

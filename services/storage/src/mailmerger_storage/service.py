@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_shared.contracts import AttachmentDeleted
 from mailmerger_shared.db import transaction
+from mailmerger_shared.errors import Invalid, Malformed, NotFound
+from mailmerger_shared.object_store import user_prefix
 from mailmerger_shared.outbox import stage
-from mailmerger_shared.web.problems import NotFound, Problem, Unprocessable
 from mailmerger_storage import models
 from mailmerger_storage.adapters.blobs import BlobStore
-from mailmerger_storage.domain import DESIGNATABLE, Attachment, Kind, content_disposition, user_prefix
+from mailmerger_storage.domain import DESIGNATABLE, Attachment, Kind, content_disposition
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def _decode_cursor(cursor: str) -> int:
             raise ValueError(label)
         return int(value)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Problem("the cursor is not one this API returned; list again without it") from None
+        raise Malformed("the cursor is not one this API returned; list again without it") from None
 
 
 async def set_designation(session: AsyncSession, user_id: int, kind: Kind, attachment_id: int) -> None:
@@ -123,7 +124,7 @@ async def set_designation(session: AsyncSession, user_id: int, kind: Kind, attac
 async def designate(session: AsyncSession, user_id: int, attachment_id: int) -> Attachment:
     attachment = await attachment_by_id(session, user_id, attachment_id)
     if attachment.kind not in DESIGNATABLE:
-        raise Unprocessable(
+        raise Invalid(
             f"attachment {attachment_id} is of kind {attachment.kind.value!r}; only a resume or a "
             "cover letter can be designated (upload it with that kind)"
         )

@@ -23,21 +23,18 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_shared.db import transaction
+from mailmerger_shared.object_store import new_object_key
 from mailmerger_storage import models
 from mailmerger_storage.adapters.blobs import BlobStore
 from mailmerger_storage.blob_writer import BlobWriter
 from mailmerger_storage.domain import (
     DESIGNATABLE,
     Attachment,
-    EmptyFile,
-    FileTooLarge,
-    IncompleteForm,
     Kind,
-    QuotaExceeded,
     megabytes,
-    object_key,
     sanitise_filename,
 )
+from mailmerger_storage.errors import EmptyFile, FileTooLarge, IncompleteForm, QuotaExceeded
 from mailmerger_storage.filetypes import ContentInspector, FileType
 from mailmerger_storage.form import FileOpened, boundary_of, read_form
 from mailmerger_storage.service import attachment_by_id, discard_object, serialise_user, set_designation
@@ -139,7 +136,7 @@ async def upload_attachment(
     body_limit = policy.max_bytes + FORM_OVERHEAD
     if incoming.content_length is not None and incoming.content_length > body_limit:
         raise too_large(policy.max_bytes)  # announced too large: refuse before reading a byte
-    key = object_key(user_id)
+    key = new_object_key(user_id)
     fields: dict[str, str] = {}
     received: ReceivedFile | None = None
     try:

@@ -14,7 +14,7 @@ from mailmerger_shared.runtime import Infrastructure, consumer_lifespan, infrast
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
 from mailmerger_templates.api import routes
-from mailmerger_templates.api.deps import DEPENDENCIES
+from mailmerger_templates.api.deps import dependencies
 from mailmerger_templates.cache import TemplateCache
 from mailmerger_templates.engine import TemplateEngine
 from mailmerger_templates.rendering import Renderer
@@ -26,13 +26,18 @@ USER_DELETED_QUEUE = "templates.user-deleted"
 
 
 def create_app(settings: TemplatesSettings, *, jwks: JwksFetcher | None = None) -> Litestar:
-    config = settings.templates
-    engine = TemplateEngine(Renderer(), threads=config.engine_threads, cache_size=config.compiled_cache_size)
+    engine = TemplateEngine(
+        Renderer(),
+        threads=settings.templates.engine_threads,
+        cache_size=settings.templates.compiled_cache_size,
+    )
 
     def cache_of(infra: Infrastructure) -> TemplateCache:
         assert infra.redis is not None, "the templates service caches in Redis"
         return TemplateCache(
-            infra.redis, key_prefix=settings.redis.key_prefix, ttl_seconds=config.cache_ttl_seconds
+            infra.redis,
+            key_prefix=settings.redis.key_prefix,
+            ttl_seconds=settings.templates.cache_ttl_seconds,
         )
 
     @contextlib.asynccontextmanager
@@ -57,7 +62,7 @@ def create_app(settings: TemplatesSettings, *, jwks: JwksFetcher | None = None) 
         http=settings.http,
         verifier=token_verifier(settings.jwt, jwks),
         lifespan=lifespan,
-        dependencies=DEPENDENCIES,
+        dependencies=dependencies(settings),
         state={"template_engine": engine},
     )
 

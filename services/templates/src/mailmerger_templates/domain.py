@@ -9,6 +9,9 @@ from collections.abc import Iterable
 
 import msgspec
 
+from mailmerger_shared.errors import Invalid
+from mailmerger_templates.errors import TemplateTooLarge
+from mailmerger_templates.limits import RenderLimits
 from mailmerger_templates.rendering import TemplateSource
 
 _CURSOR = re.compile(r"t([0-9]{1,19})")
@@ -34,6 +37,13 @@ class TemplateContent(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def source(self) -> TemplateSource:
         return TemplateSource(subject=self.subject, html=self.html, text=self.text)
+
+
+def check_size(limits: RenderLimits, source: TemplateSource) -> None:
+    """Refuse a template over the engine's size limit before any work is spent on it."""
+    size = sum(len(text.encode()) for _, text in source.parts())
+    if size > limits.max_source_bytes:
+        raise TemplateTooLarge(size, limits.max_source_bytes)
 
 
 def legacy_name(template_id: int) -> str:
@@ -66,6 +76,13 @@ def legacy_key_mismatch(t_key: str, used: Iterable[str]) -> str | None:
     if declared - needed:
         complaints.append(f"not used in t_body: {', '.join(sorted(declared - needed))}")
     return "t_key must list exactly the placeholders t_body uses; " + "; ".join(complaints)
+
+
+def check_legacy_keys(t_key: str, variables: Iterable[str]) -> None:
+    """Refuse a legacy ``t_key`` that does not list exactly the placeholders the body uses."""
+    mismatch = legacy_key_mismatch(t_key, variables)
+    if mismatch is not None:
+        raise Invalid(mismatch, extra={"placeholders": sorted(variables)})
 
 
 class InvalidCursor(ValueError):

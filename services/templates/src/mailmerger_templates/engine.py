@@ -18,13 +18,15 @@ from collections.abc import Mapping, Sequence
 import anyio
 import anyio.to_thread
 
-from mailmerger_templates.domain import VersionKey
+from mailmerger_templates.domain import VersionKey, check_size
+from mailmerger_templates.errors import InvalidTemplate
 from mailmerger_templates.rendering import (
     CompiledTemplate,
     Rendered,
     Renderer,
     RenderLimits,
     RowError,
+    TemplateInvalid,
     TemplateSource,
 )
 
@@ -94,3 +96,12 @@ class TemplateEngine:
         return await anyio.to_thread.run_sync(
             self._renderer.render_batch, compiled, rows, limiter=self._limiter
         )
+
+
+async def compile_or_explain(engine: TemplateEngine, source: TemplateSource) -> CompiledTemplate:
+    """Compile ``source``, or report it too large or invalid, with every problem and its place."""
+    check_size(engine.limits, source)
+    try:
+        return await engine.compile(source)
+    except TemplateInvalid as invalid:
+        raise InvalidTemplate(invalid) from None

@@ -1,8 +1,11 @@
-"""What can go wrong with a template: problems found when it is compiled, errors when a row is rendered.
+"""What can go wrong with a template: the engine's errors, and what the use cases report for them.
 
-Every message says what is wrong and, where there is one, what to change. Compile problems point at
-the part (subject, html, text) and the line; render errors point at the part and line that failed when
-they can (a row missing fields fails before any part runs, so it has neither).
+The engine raises ``TemplateError``s: problems found when a template is compiled, errors when a row
+is rendered. Compile problems point at the part (subject, html, text) and the line; render errors
+point at the part and line that failed when they can (a row missing fields fails before any part
+runs, so it has neither). The use cases report them as the kit's domain errors (the last section),
+which the web kit answers at the edge. Every message says what is wrong and, where there is one,
+what to change.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
+
+from mailmerger_shared.errors import Invalid, TooLarge
 
 Part = Literal["subject", "html", "text"]
 
@@ -88,6 +93,54 @@ class RenderLimitExceeded(RenderError):
 
 class RenderFailed(RenderError):
     """The template's own logic failed for this row, e.g. dividing by zero or adding text to a number."""
+
+
+# --- what the use cases report -----------------------------------------------------------------
+
+
+class TemplateTooLarge(TooLarge):
+    """The template's parts together are longer than the engine takes; refused before any work."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the template is {size} bytes long (subject and bodies together, UTF-8); the limit is"
+            f" {limit} bytes: shorten it",
+            extra={"size_bytes": size, "limit_bytes": limit},
+        )
+
+
+class InvalidTemplate(Invalid):
+    """The template cannot be used: every problem, with its part, line and column when known."""
+
+    def __init__(self, invalid: TemplateInvalid, context: str = "the template cannot be used") -> None:
+        super().__init__(
+            f"{context}: " + "; ".join(str(problem) for problem in invalid.problems),
+            title="Invalid template",
+            extra={"problems": list(invalid.problems)},
+        )
+
+
+class RowNotRendered(Invalid):
+    """A row cannot be rendered: the kind of error, its place and the missing fields."""
+
+    def __init__(self, error: RenderError) -> None:
+        extra: dict[str, object] = {"error": row_error_kind(error), "part": error.part, "line": error.line}
+        if isinstance(error, MissingFields):
+            extra["missing"] = list(error.names)
+        super().__init__(str(error), title="The row cannot be rendered", extra=extra)
+
+
+# The kind of each render error, as rows and answers name it.
+_ROW_ERRORS: tuple[tuple[type[RenderError], str], ...] = (
+    (MissingFields, "missing_fields"),
+    (RenderRefused, "refused"),
+    (RenderLimitExceeded, "limit_exceeded"),
+    (RenderFailed, "render_failed"),
+)
+
+
+def row_error_kind(error: RenderError) -> str:
+    return next((kind for error_type, kind in _ROW_ERRORS if isinstance(error, error_type)), "render_failed")
 
 
 def _location(part: Part | None, line: int | None, column: int | None) -> str:

@@ -17,17 +17,17 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_shared.db import transaction
+from mailmerger_shared.errors import NotFound, TooLarge
 from mailmerger_shared.internal_api import (
     RenderBatchRequest,
     RenderBatchResponse,
     RenderedRow,
     TemplateVersionInfo,
 )
-from mailmerger_shared.web.problems import NotFound, Problem
 from mailmerger_templates import models
 from mailmerger_templates.domain import MAX_ID, MAX_VERSION
-from mailmerger_templates.engine import TemplateEngine
-from mailmerger_templates.problems import compile_or_explain, invalid_template, render_problem, row_error
+from mailmerger_templates.engine import TemplateEngine, compile_or_explain
+from mailmerger_templates.errors import InvalidTemplate, MissingFields, RowNotRendered, row_error_kind
 from mailmerger_templates.rendering import (
     CompiledTemplate,
     Rendered,
@@ -71,7 +71,7 @@ async def preview(
     try:
         rendered = await engine.render(compiled, fields)
     except RenderError as error:
-        raise render_problem(error) from None
+        raise RowNotRendered(error) from None
     return Preview(subject=rendered.subject, html=rendered.html, text=rendered.text)
 
 
@@ -98,10 +98,8 @@ async def render_batch(
 ) -> RenderBatchResponse:
     """One result per row, in order: the rendered mail, or why that row cannot be rendered."""
     if len(request.rows) > max_rows:
-        raise Problem(
+        raise TooLarge(
             f"a batch may hold at most {max_rows} rows, this one has {len(request.rows)}; split it",
-            status=413,
-            title="Content too large",
             extra={"limit_rows": max_rows},
         )
     async with transaction(sessions) as session:
@@ -112,7 +110,7 @@ async def render_batch(
         results=[
             RenderedRow(ok=True, subject=result.subject, html=result.html, text=result.text)
             if isinstance(result, Rendered)
-            else row_error(result.error)
+            else _row_error(result.error)
             for result in results
         ]
     )
@@ -140,7 +138,7 @@ async def _compiled(engine: TemplateEngine, stored: _StoredVersion) -> CompiledT
         return await engine.compiled((stored.template_id, stored.version), stored.source)
     except TemplateInvalid as invalid:  # stored before a stricter engine was deployed
         context = f"version {stored.version} no longer passes the template rules; save a corrected version"
-        raise invalid_template(invalid, context) from None
+        raise InvalidTemplate(invalid, context) from None
 
 
 class _StoredVersion(NamedTuple):
@@ -168,3 +166,8 @@ async def _find_version(session: AsyncSession, *conditions: ColumnElement[bool])
         return None
     template_id, version, subject, html, text, variables = row
     return _StoredVersion(template_id, version, TemplateSource(subject, html, text), list(variables))
+
+
+def _row_error(error: RenderError) -> RenderedRow:
+    missing = list(error.names) if isinstance(error, MissingFields) else []
+    return RenderedRow(ok=False, error=row_error_kind(error), detail=str(error), missing=missing)

@@ -14,7 +14,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_shared.db import transaction
-from mailmerger_shared.web.problems import Problem
+from mailmerger_shared.errors import Malformed
 from mailmerger_templates import service
 from mailmerger_templates.cache import TemplateCache
 from mailmerger_templates.domain import InvalidCursor, decode_cursor
@@ -42,7 +42,7 @@ async def template_page_json(
         try:
             after = decode_cursor(cursor)
         except InvalidCursor:
-            raise Problem("the cursor is not one this API returned; pass next_cursor unchanged") from None
+            raise Malformed("the cursor is not one this API returned; pass next_cursor unchanged") from None
 
     async def produce(session: AsyncSession) -> bytes:
         page = await service.list_templates(session, reads.user_id, limit=limit, after=after, search=search)

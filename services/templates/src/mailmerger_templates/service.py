@@ -14,11 +14,16 @@ from sqlalchemy import BigInteger, Row, any_, delete, func, insert, literal, sel
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_shared.web.problems import NotFound
+from mailmerger_shared.errors import NotFound
 from mailmerger_templates import models
-from mailmerger_templates.domain import TemplateContent, encode_cursor, legacy_name
-from mailmerger_templates.engine import TemplateEngine
-from mailmerger_templates.problems import check_legacy_keys, check_size, compile_or_explain
+from mailmerger_templates.domain import (
+    TemplateContent,
+    check_legacy_keys,
+    check_size,
+    encode_cursor,
+    legacy_name,
+)
+from mailmerger_templates.engine import TemplateEngine, compile_or_explain
 from mailmerger_templates.rendering import CompiledTemplate, TemplateSource
 from mailmerger_templates.schemas import (
     TemplatePage,

@@ -60,11 +60,24 @@ def http_jwks_fetcher(url: str) -> JwksFetcher:
 
 
 class JwksCache:
-    """Public keys by ``kid``, refreshed on demand."""
+    """Public keys by ``kid``, refreshed on demand.
 
-    def __init__(self, fetch: JwksFetcher, *, min_refresh_interval: float = 30.0) -> None:
+    Only keys of ``key_type`` are kept, each bound to ``algorithm`` (auth's EdDSA keys by default;
+    auth itself reads Google's RSA keys with one).
+    """
+
+    def __init__(
+        self,
+        fetch: JwksFetcher,
+        *,
+        min_refresh_interval: float = 30.0,
+        key_type: str = "OKP",
+        algorithm: str = ALGORITHM,
+    ) -> None:
         self._fetch = fetch
         self._min_refresh_interval = min_refresh_interval
+        self._key_type = key_type
+        self._algorithm = algorithm
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -81,8 +94,8 @@ class JwksCache:
         document = await self._fetch()
         keys: dict[str, jwt.PyJWK] = {}
         for entry in document.get("keys", []):
-            if entry.get("kid") and entry.get("kty") == "OKP":
-                keys[entry["kid"]] = jwt.PyJWK(entry, algorithm=ALGORITHM)
+            if entry.get("kid") and entry.get("kty") == self._key_type:
+                keys[entry["kid"]] = jwt.PyJWK(entry, algorithm=self._algorithm)
         self._keys = keys
         self._fetched_at = time.monotonic()
 

@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-# Litestar's own schema for msgspec Structs, extended below; it has no public name in 2.25.
+# Litestar's own schema for msgspec Structs, extended below. Litestar 2.x has no public name for it
+# (nor for SchemaCreator, which its own plugins import from here too), so shared/pyproject.toml bounds
+# litestar below 3 (a 2.x release that moved it would fail here, at import, not silently).
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.constants import RESERVED_KWARGS
 from litestar.handlers import HTTPRouteHandler

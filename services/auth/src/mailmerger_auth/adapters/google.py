@@ -12,9 +12,7 @@ id, ``exp``/``iat``, and ``nonce`` = the one we sent.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -29,6 +27,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from mailmerger_auth.domain import Clock, GoogleGrant, GoogleIdentity, clean_display_name
 from mailmerger_auth.settings import GoogleSettings
+from mailmerger_shared.web.auth import JwksCache
 
 ID_TOKEN_ALGORITHMS = ["RS256"]
 JWKS_MIN_REFRESH_SECONDS = 60.0
@@ -86,9 +85,12 @@ class GoogleOAuth:
         self._discovery_url = settings.discovery_url
         self._clock = clock
         self._metadata: ProviderMetadata | None = None
-        self._keys: dict[str, jwt.PyJWK] = {}
-        self._keys_fetched_at = float("-inf")
-        self._lock = asyncio.Lock()
+        self._keys = JwksCache(
+            self._published_keys,
+            min_refresh_interval=JWKS_MIN_REFRESH_SECONDS,
+            key_type="RSA",
+            algorithm=ID_TOKEN_ALGORITHMS[0],
+        )
 
     @classmethod
     @asynccontextmanager
@@ -147,7 +149,10 @@ class GoogleOAuth:
             kid = jwt.get_unverified_header(id_token).get("kid")
         except jwt.PyJWTError as exc:
             raise InvalidIdToken(f"malformed ID token: {exc}") from exc
-        key = await self._signing_key(metadata, kid) if isinstance(kid, str) else None
+        try:
+            key = await self._keys.key(kid) if isinstance(kid, str) else None
+        except jwt.PyJWTError as exc:
+            raise GoogleUnavailable(f"Google's JWKS holds an unusable key: {exc}") from exc
         if key is None:
             raise InvalidIdToken("the ID token is signed with a key Google does not publish")
         issuers = [
@@ -215,19 +220,15 @@ class GoogleOAuth:
                 raise GoogleUnavailable(f"the discovery document is incomplete: {exc}") from exc
         return self._metadata
 
-    async def _signing_key(self, metadata: ProviderMetadata, kid: str) -> jwt.PyJWK | None:
-        if kid in self._keys:
-            return self._keys[kid]
-        async with self._lock:  # one refetch serves every verification waiting on it
-            if kid not in self._keys and time.monotonic() - self._keys_fetched_at >= JWKS_MIN_REFRESH_SECONDS:
-                document = await self._get_json(metadata.jwks_uri)
-                try:
-                    published = jwt.PyJWKSet.from_dict(document).keys
-                except jwt.PyJWTError as exc:
-                    raise GoogleUnavailable(f"Google's JWKS holds no usable key: {exc}") from exc
-                self._keys = {key.key_id: key for key in published if key.key_id and key.key_type == "RSA"}
-                self._keys_fetched_at = time.monotonic()
-        return self._keys.get(kid)
+    async def _published_keys(self) -> dict[str, Any]:
+        """Google's JWKS at the discovered ``jwks_uri``, for the key cache to read."""
+        document = await self._get_json((await self._discover()).jwks_uri)
+        try:
+            jwt.PyJWKSet.from_dict(document)
+        except jwt.PyJWTError as exc:
+            raise GoogleUnavailable(f"Google's JWKS holds no usable key: {exc}") from exc
+        published: dict[str, Any] = document
+        return published
 
     async def _get_json(self, url: str) -> Any:
         try:

@@ -1,6 +1,7 @@
-"""What auth's handlers receive, by name, besides ``tx`` and ``principal``.
+"""Helpers of auth's handlers: the client's address, waking the system post, the caller's session.
 
-Handlers declare these as ``NamedDependency[...]`` parameters; ``app.create_app`` provides them.
+What handlers receive by name (``NamedDependency[...]``) besides ``tx`` and ``principal`` is
+listed once, in ``app.dependencies``.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from typing import Any
 
 from litestar import Request
 
-from mailmerger_auth.adapters.google import GoogleOAuth
 from mailmerger_shared.web.auth import Principal
-from mailmerger_shared.web.problems import ServiceUnavailable
 
 PUBLIC: dict[str, Any] = {"exclude_from_auth": True}
 
@@ -33,9 +32,9 @@ def client_address(request: Request[Any, Any, Any], trusted_proxy_hops: int) -> 
 
 async def wake_post(request: Request[Any, Any, Any]) -> None:
     """After a response whose transaction queued a letter: deliver it now, not at the next poll."""
-    post = getattr(request.app.state, "system_post", None)
-    if post is not None:
-        post.wake()
+    resources = getattr(request.app.state, "resources", None)
+    if resources is not None:
+        resources.system_post.wake()
 
 
 def session_id(principal: Principal) -> uuid.UUID | None:
@@ -44,9 +43,3 @@ def session_id(principal: Principal) -> uuid.UUID | None:
         return uuid.UUID(str(principal.claims["sid"]))
     except (KeyError, ValueError):
         return None
-
-
-def require_google(google: GoogleOAuth | None) -> GoogleOAuth:
-    if google is None:
-        raise ServiceUnavailable("sign-in with Google is not configured (MM_GOOGLE_CLIENT_ID)")
-    return google

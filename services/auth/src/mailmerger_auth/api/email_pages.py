@@ -23,8 +23,9 @@ from mailmerger_auth.letters import CONFIRM_PATH, RESET_PATH
 from mailmerger_auth.ownership import AccountGuard
 from mailmerger_auth.passwords import Passwords
 from mailmerger_auth.tokens import TokenIssuer
+from mailmerger_shared.errors import DomainError
 from mailmerger_shared.web.deps import Transaction
-from mailmerger_shared.web.problems import Problem
+from mailmerger_shared.web.problems import domain_status
 
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -54,6 +55,12 @@ def _page(title: str, body: str, status: int = 200) -> Response[str]:
     return Response(document, status_code=status, media_type="text/html", headers=_PAGE_HEADERS)
 
 
+def _refusal(title: str, error: DomainError) -> Response[str]:
+    """The page saying why a link did nothing, with the status its problem response would have."""
+    status, _ = domain_status(error)
+    return _page(title, f"<p>{html.escape(error.detail)}</p>", status=status)
+
+
 def _hidden_token(token: str) -> str:
     return f'<input type=hidden name=token value="{html.escape(token, quote=True)}">'
 
@@ -76,10 +83,8 @@ async def confirm_form(
 ) -> Response[str]:
     try:
         await ownership.confirm_address(tx, issuer, token=data.token, now=now)
-    except Problem as problem:
-        return _page(
-            "This link cannot be used", f"<p>{html.escape(problem.detail)}</p>", status=problem.status
-        )
+    except DomainError as error:
+        return _refusal("This link cannot be used", error)
     return _page("Address confirmed", "<p>Your address is confirmed. You can sign in now.</p>")
 
 
@@ -106,10 +111,8 @@ async def reset_form(
         await ownership.reset_password(
             tx, passwords, issuer, guard, token=data.token, new_password=data.new_password, now=now
         )
-    except Problem as problem:
-        return _page(
-            "The password was not changed", f"<p>{html.escape(problem.detail)}</p>", status=problem.status
-        )
+    except DomainError as error:
+        return _refusal("The password was not changed", error)
     return _page(
         "Password changed", "<p>Your new password is set and every other session ended. Sign in.</p>"
     )

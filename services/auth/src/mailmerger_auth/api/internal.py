@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from litestar import Router, post
+from litestar import post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from mailmerger_auth import oauth_flow
-from mailmerger_auth.api.deps import PUBLIC
 from mailmerger_auth.api.google import connect_ticket
 from mailmerger_auth.gmail_tokens import GmailTokens
 from mailmerger_auth.settings import AuthSettings
@@ -23,7 +22,6 @@ from mailmerger_shared.internal_api import (
     ConnectTicket,
     GmailAccessToken,
 )
-from mailmerger_shared.web.auth import requires_caller
 from mailmerger_shared.web.deps import Transaction
 
 
@@ -42,35 +40,15 @@ async def gmail_access_token(
 async def user_connect_ticket(
     user_id: FromPath[int],
     tx: Transaction,
-    config: NamedDependency[AuthSettings],
+    settings: NamedDependency[AuthSettings],
     now: NamedDependency[datetime],
 ) -> ConnectTicket:
     """For a legacy client's browser: its ``url`` connects Gmail to ``user_id`` when opened."""
     ticket, expires_at = await oauth_flow.issue_connect_ticket(
-        tx, user_id=user_id, now=now, ttl=timedelta(seconds=config.auth.connect_ticket_ttl_seconds)
+        tx, user_id=user_id, now=now, ttl=timedelta(seconds=settings.auth.connect_ticket_ttl_seconds)
     )
-    return connect_ticket(config, ticket, expires_at, legacy=True)
+    return connect_ticket(settings, ticket, expires_at, legacy=True)
 
 
-def internal_router(settings: AuthSettings) -> Router:
-    credentials = {
-        "queue": settings.queue_credential.queue_token,
-        "sender": settings.sender_credential.sender_token,
-    }
-    return Router(
-        path="/internal/auth",
-        route_handlers=[
-            Router(
-                "/",
-                route_handlers=[gmail_access_token],
-                guards=[requires_caller("sender", credentials=credentials)],
-            ),
-            Router(
-                "/",
-                route_handlers=[user_connect_ticket],
-                guards=[requires_caller("queue", credentials=credentials)],
-            ),
-        ],
-        opt=PUBLIC,
-        include_in_schema=False,
-    )
+# Each route's one caller: ``api.routes`` guards it with that caller's credential.
+ROUTES_BY_CALLER = {"sender": [gmail_access_token], "queue": [user_connect_ticket]}

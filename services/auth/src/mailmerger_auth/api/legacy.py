@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
@@ -20,21 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_auth import ownership, service
 from mailmerger_auth import sessions as session_rules
-from mailmerger_auth.adapters.google import GoogleOAuth
 from mailmerger_auth.api.deps import PUBLIC, wake_post
-from mailmerger_auth.api.google import BrowserSecret, OAuthState, authorization_redirect, callback_redirect
+from mailmerger_auth.api.google import BrowserSecret, OAuthState, to_frontend, to_google
 from mailmerger_auth.api.v1 import Email, Name, Secret
-from mailmerger_auth.crypto import Sealer
 from mailmerger_auth.domain import Purpose
+from mailmerger_auth.google_authorization import GoogleAuthorization
 from mailmerger_auth.letters import Mailroom
-from mailmerger_auth.ownership import AccountGuard
 from mailmerger_auth.passwords import Passwords
 from mailmerger_auth.settings import AuthSettings
 from mailmerger_auth.throttle import LoginThrottle
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.web.auth import bearer_token
 from mailmerger_shared.web.deps import Transaction
-from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
+from mailmerger_shared.web.legacy import envelope
 from mailmerger_shared.web.openapi import problems
 
 REFRESH_COOKIE = "refresh_token"
@@ -84,7 +82,7 @@ async def log_in(
     issuer: NamedDependency[TokenIssuer],
     throttle: NamedDependency[LoginThrottle],
     client_address: NamedDependency[str],
-    config: NamedDependency[AuthSettings],
+    settings: NamedDependency[AuthSettings],
     now: NamedDependency[datetime],
 ) -> Response[Any]:
     pair = await service.log_in(
@@ -104,7 +102,7 @@ async def log_in(
         max_age=int((pair.refresh_token_expires_at - now).total_seconds()),
         path="/api/auth",
         httponly=True,
-        secure=config.http.public_url.startswith("https://"),
+        secure=settings.http.public_url.startswith("https://"),
         samesite="strict",
     )
     return envelope(
@@ -129,10 +127,10 @@ async def renew_refresh_and_jwt_token(
     sessions: NamedDependency[async_sessionmaker[AsyncSession]],
     issuer: NamedDependency[TokenIssuer],
     now: NamedDependency[datetime],
-    config: NamedDependency[AuthSettings],
+    settings: NamedDependency[AuthSettings],
 ) -> Response[Any]:
     """Accepts a refresh token past its ``exp`` (within the session's lifetime, if still current)."""
-    grace = timedelta(seconds=config.auth.refresh_reuse_grace_seconds)
+    grace = timedelta(seconds=settings.auth.refresh_reuse_grace_seconds)
     pair = await session_rules.renew_session(
         sessions, issuer, bearer_token(request), now=now, allow_expired=True, reuse_grace=grace
     )
@@ -145,58 +143,37 @@ async def renew_refresh_and_jwt_token(
 @get("/oauth/gmail-authorize", opt=PUBLIC, status_code=302, responses=problems(404, 422))
 async def gmail_authorize(
     tx: Transaction,
-    google: NamedDependency[GoogleOAuth | None],
-    config: NamedDependency[AuthSettings],
-    now: NamedDependency[datetime],
+    google_authorization: NamedDependency[GoogleAuthorization],
     purpose: FromQuery[Literal["signup", "authorize"]],
     browser_secret: BrowserSecret = None,
     ticket: FromQuery[str | None] = None,
 ) -> Redirect:
     """``signup`` finds or creates the account; ``authorize`` connects Gmail to the ticket's user,
     or without a ticket signs in the account the Google account's email belongs to."""
-    return await authorization_redirect(
+    authorization = await google_authorization.start(
         tx,
-        google,
-        config,
         purpose=_purpose(purpose, ticket),
         ticket=ticket,
         metadata=False,
         legacy=True,
         browser_secret=browser_secret,
-        now=now,
     )
+    return to_google(google_authorization, authorization)
 
 
 @get("/oauth/oauth2callback", opt=PUBLIC, status_code=302, after_response=wake_post)
 async def oauth2callback(
     tx: Transaction,
-    sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-    google: NamedDependency[GoogleOAuth | None],
-    issuer: NamedDependency[TokenIssuer],
-    sealer: NamedDependency[Sealer],
-    guard: NamedDependency[AccountGuard],
-    config: NamedDependency[AuthSettings],
-    now: NamedDependency[datetime],
+    google_authorization: NamedDependency[GoogleAuthorization],
     browser_secret: BrowserSecret = None,
     oauth_state: OAuthState = None,
     code: FromQuery[str | None] = None,
     error: FromQuery[str | None] = None,
 ) -> Redirect:
-    return await callback_redirect(
-        tx,
-        sessions,
-        google,
-        issuer,
-        sealer,
-        guard,
-        config,
-        state=oauth_state,
-        code=code,
-        error=error,
-        legacy=True,
-        browser_secret=browser_secret,
-        now=now,
+    finish_url = await google_authorization.finish(
+        tx, state=oauth_state, code=code, error=error, legacy=True, browser_secret=browser_secret
     )
+    return to_frontend(finish_url)
 
 
 def _purpose(legacy_purpose: str, ticket: str | None) -> Purpose:
@@ -205,17 +182,4 @@ def _purpose(legacy_purpose: str, ticket: str | None) -> Purpose:
     return Purpose.CONNECT if ticket else Purpose.SIGNIN
 
 
-def legacy_router() -> Router:
-    return Router(
-        path="/api",
-        route_handlers=[
-            sign_up,
-            log_in,
-            refresh_jwt_token,
-            renew_refresh_and_jwt_token,
-            gmail_authorize,
-            oauth2callback,
-        ],
-        exception_handlers=legacy_exception_handlers(),
-        tags=["legacy"],
-    )
+ROUTES = [sign_up, log_in, refresh_jwt_token, renew_refresh_and_jwt_token, gmail_authorize, oauth2callback]

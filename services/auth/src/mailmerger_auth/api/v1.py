@@ -202,11 +202,11 @@ async def refresh(
     sessions: NamedDependency[async_sessionmaker[AsyncSession]],
     issuer: NamedDependency[TokenIssuer],
     now: NamedDependency[datetime],
-    config: NamedDependency[AuthSettings],
+    settings: NamedDependency[AuthSettings],
 ) -> SessionRead:
     """Rotates: the refresh token sent is spent; reusing it later revokes the session (except a
     second tab refreshing with it within seconds, which gets the current token)."""
-    grace = timedelta(seconds=config.auth.refresh_reuse_grace_seconds)
+    grace = timedelta(seconds=settings.auth.refresh_reuse_grace_seconds)
     pair = await session_rules.renew_session(sessions, issuer, data.refresh_token, now=now, reuse_grace=grace)
     return SessionRead.of(pair)
 
@@ -230,7 +230,7 @@ async def delete_me(
     sealer: NamedDependency[Sealer],
     passwords: NamedDependency[Passwords],
     throttle: NamedDependency[LoginThrottle],
-    config: NamedDependency[AuthSettings],
+    settings: NamedDependency[AuthSettings],
     now: NamedDependency[datetime],
     data: JSONBody[AccountDeletion | None] = None,
 ) -> None:
@@ -245,7 +245,7 @@ async def delete_me(
         user_id=principal.user_id,
         session_id=session_id(principal),
         password=data.password if data is not None else None,
-        reauthentication_window=timedelta(seconds=config.auth.reauthentication_window_seconds),
+        reauthentication_window=timedelta(seconds=settings.auth.reauthentication_window_seconds),
         now=now,
     )
 

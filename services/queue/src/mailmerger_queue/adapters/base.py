@@ -7,15 +7,10 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
+from mailmerger_queue.errors import ServiceUnavailable, UpstreamFailed
 from mailmerger_shared.web.internal import InternalClient
-from mailmerger_shared.web.problems import Problem, ServiceUnavailable
 
 T = TypeVar("T")
-
-
-class BadGateway(Problem):
-    status = 502
-    title = "Bad gateway"
 
 
 async def call(
@@ -25,17 +20,13 @@ async def call(
     try:
         response = await client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
-        raise ServiceUnavailable(
-            f"the {service} service is unavailable; retry shortly", headers={"Retry-After": "5"}
-        ) from exc
+        raise ServiceUnavailable(service) from exc
     if response.status_code == 404:
         return None
     if response.status_code >= 500:
-        raise ServiceUnavailable(
-            f"the {service} service is unavailable; retry shortly", headers={"Retry-After": "5"}
-        )
+        raise ServiceUnavailable(service)
     if response.status_code >= 400:
-        raise BadGateway(f"the {service} service refused the request ({response.status_code})")
+        raise UpstreamFailed(f"the {service} service refused the request ({response.status_code})")
     return response
 
 
@@ -43,4 +34,4 @@ def decode(response: httpx.Response, service: str, shape: type[T]) -> T:
     try:
         return msgspec.json.decode(response.content, type=shape)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise BadGateway(f"the {service} service answered in an unexpected shape: {exc}") from exc
+        raise UpstreamFailed(f"the {service} service answered in an unexpected shape: {exc}") from exc

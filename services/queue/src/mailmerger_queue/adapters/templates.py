@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from mailmerger_queue.adapters.base import call, decode
+from mailmerger_queue.errors import Invalid
 from mailmerger_shared.internal_api import (
     RenderBatchRequest,
     RenderBatchResponse,
@@ -14,7 +15,6 @@ from mailmerger_shared.internal_api import (
     TemplateVersionInfo,
 )
 from mailmerger_shared.web.internal import InternalClient
-from mailmerger_shared.web.problems import Unprocessable
 
 
 class TemplatesClient:
@@ -45,10 +45,8 @@ class TemplatesClient:
             headers={"content-type": "application/json"},
         )
         if response is None:
-            raise Unprocessable(f"template {template_id} has no version {version}")
+            raise Invalid(f"template {template_id} has no version {version}")
         results = decode(response, "templates", RenderBatchResponse).results
         if len(results) != len(rows):
-            raise Unprocessable(
-                f"the templates service rendered {len(results)} rows out of {len(rows)}; retry"
-            )
+            raise Invalid(f"the templates service rendered {len(results)} rows out of {len(rows)}; retry")
         return results

@@ -1,17 +1,12 @@
-"""HTTP routes of the queue service."""
+"""HTTP routes of the queue service: each ``api`` module's ``ROUTES``, gathered by ``routes``."""
 
 from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-from mailmerger_queue.api.campaigns import CampaignsController
-from mailmerger_queue.api.emails import EmailsController
-from mailmerger_queue.api.legacy import LegacyController
-from mailmerger_queue.api.senders import SendersController
+from mailmerger_queue.api import campaigns, emails, legacy, senders
+from mailmerger_queue.settings import QueueSettings
 
-ROUTES: list[ControllerRouterHandler] = [
-    EmailsController,
-    CampaignsController,
-    SendersController,
-    LegacyController,
-]
+
+def routes(settings: QueueSettings) -> list[ControllerRouterHandler]:
+    return [*emails.ROUTES, *campaigns.ROUTES, *senders.ROUTES, *legacy.ROUTES]

@@ -14,12 +14,16 @@ from litestar.datastructures import State
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, Stream
+from litestar.types import ControllerRouterHandler
 
-from mailmerger_queue import campaign_reports, campaigns, email_reads, send_to_self
 from mailmerger_queue.api.deps import Settings, Storage, Templates
-from mailmerger_queue.campaign_build import Builder, RowAttachments, RowIn, csv_rows, json_rows
-from mailmerger_queue.campaign_streams import progress_events, results_csv
+from mailmerger_queue.campaigns import reports as campaign_reports
+from mailmerger_queue.campaigns import send_to_self
+from mailmerger_queue.campaigns import service as campaigns
+from mailmerger_queue.campaigns.build import Builder, RowAttachments, RowIn, csv_rows, json_rows
+from mailmerger_queue.campaigns.streams import progress_events, results_csv
 from mailmerger_queue.domain import CampaignState
+from mailmerger_queue.emails import reads as email_reads
 from mailmerger_queue.schemas import (
     BuildSummary,
     Campaign,
@@ -267,3 +271,6 @@ class CampaignsController(Controller):
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="campaign-{campaign_id}-results.csv"'},
         )
+
+
+ROUTES: list[ControllerRouterHandler] = [CampaignsController]

@@ -7,10 +7,12 @@ from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.params import JSONBody, QueryParameter
+from litestar.types import ControllerRouterHandler
 
-from mailmerger_queue import email_reads, emails
 from mailmerger_queue.api.deps import Settings, Storage, Templates
 from mailmerger_queue.domain import State
+from mailmerger_queue.emails import reads as email_reads
+from mailmerger_queue.emails import service as emails
 from mailmerger_queue.schemas import ComposeEmail, EmailDetail, EmailPage, Resolve
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, ResourceIdFilter, Transaction
 from mailmerger_shared.web.openapi import problems
@@ -118,3 +120,6 @@ class EmailsController(Controller):
         ``mark_as_sent`` records it as sent and sends nothing. 409 unless the email is unconfirmed."""
         await emails.resolve(tx, principal.user_id, email_id, data.resolution, now=datetime.now(UTC))
         return await email_reads.get_email(tx, principal.user_id, email_id)
+
+
+ROUTES: list[ControllerRouterHandler] = [EmailsController]

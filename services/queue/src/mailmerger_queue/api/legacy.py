@@ -13,10 +13,12 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.params import JSONBody
+from litestar.types import ControllerRouterHandler
 
-from mailmerger_queue import emails, legacy
 from mailmerger_queue.adapters.auth import AuthClient
 from mailmerger_queue.api.deps import Auth, Settings, Storage, Templates
+from mailmerger_queue.emails import legacy
+from mailmerger_queue.emails import service as emails
 from mailmerger_shared.web.deps import MAX_RESOURCE_ID, CurrentUser, Transaction
 from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
 from mailmerger_shared.web.openapi import documented_body, id_list, problems
@@ -140,3 +142,6 @@ class LegacyController(Controller):
             {"deleted_emails_ids": deleted, "remaining_queue_length": remaining},
             "emails removed from the queue",
         )
+
+
+ROUTES: list[ControllerRouterHandler] = [LegacyController]

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 from litestar import Controller, get, patch
 from litestar.params import JSONBody
+from litestar.types import ControllerRouterHandler
 
-from mailmerger_queue import senders
 from mailmerger_queue.api.deps import Settings
+from mailmerger_queue.dispatch import senders
 from mailmerger_queue.schemas import Sender, SenderLimits
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_shared.web.openapi import problems
@@ -41,3 +42,6 @@ class SendersController(Controller):
             datetime.now(UTC),
             per_minute_ceiling=settings.dispatch.per_minute_limit,
         )
+
+
+ROUTES: list[ControllerRouterHandler] = [SendersController]

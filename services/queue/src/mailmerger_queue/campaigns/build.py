@@ -23,15 +23,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailmerger_queue import schemas
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
-from mailmerger_queue.csvstream import csv_records
+from mailmerger_queue.campaigns.csvstream import csv_records
 from mailmerger_queue.domain import InvalidAddress, parse_address, subject_problem
-from mailmerger_queue.emails import remember_attachments
-from mailmerger_queue.message_size import attachment_sizes, encoded_attachment_size, minimum_size, too_large
+from mailmerger_queue.emails.message_size import (
+    attachment_sizes,
+    encoded_attachment_size,
+    minimum_size,
+    too_large,
+)
+from mailmerger_queue.emails.service import remember_attachments
+from mailmerger_queue.errors import Invalid
 from mailmerger_queue.models import Record, recipients
 from mailmerger_queue.settings import ComposeSettings
 from mailmerger_shared.internal_api import AttachmentInfo, RenderedRow
 from mailmerger_shared.web.input_guard import NUL
-from mailmerger_shared.web.problems import Unprocessable
 
 _COLUMNS = [
     "campaign_id",
@@ -76,17 +81,17 @@ async def csv_rows(
     records = csv_records(chunks, max_bytes=settings.max_upload_bytes)
     header = [name.strip() for name in await anext(records, [])]
     if not header:
-        raise Unprocessable("the recipient list is empty; its first line must name the columns")
+        raise Invalid("the recipient list is empty; its first line must name the columns")
     for column, name in enumerate(header, start=1):
         if NUL in name:
-            raise Unprocessable(
+            raise Invalid(
                 f"the header's column {column} contains a NUL character, which is not text; "
                 "remove it from the file"
             )
     if len(set(header)) != len(header):
-        raise Unprocessable(f"the header names a column twice: {', '.join(header)}")
+        raise Invalid(f"the header names a column twice: {', '.join(header)}")
     if address_column not in header:
-        raise Unprocessable(
+        raise Invalid(
             f"the list has no {address_column!r} column (the campaign's address_column); "
             f"its columns are: {', '.join(header)}"
         )
@@ -94,7 +99,7 @@ async def csv_rows(
     async for record in records:
         number += 1
         if number > settings.max_campaign_rows:
-            raise Unprocessable(f"a campaign takes at most {settings.max_campaign_rows} recipients")
+            raise Invalid(f"a campaign takes at most {settings.max_campaign_rows} recipients")
         malformed = None
         if len(record) != len(header):
             malformed = f"the row has {len(record)} cells, the header {len(header)}"
@@ -113,7 +118,7 @@ async def csv_rows(
 
 async def json_rows(rows: list[dict[str, Any]], settings: ComposeSettings) -> AsyncIterator[RowIn]:
     if len(rows) > settings.max_campaign_rows:
-        raise Unprocessable(f"a campaign takes at most {settings.max_campaign_rows} recipients")
+        raise Invalid(f"a campaign takes at most {settings.max_campaign_rows} recipients")
     for number, values in enumerate(rows, start=1):
         yield RowIn(number, values)
 

@@ -12,12 +12,7 @@ import codecs
 import csv
 from collections.abc import AsyncIterator, Iterable
 
-from mailmerger_shared.web.problems import Problem, Unprocessable
-
-
-class TooLarge(Problem):
-    status = 413
-    title = "Content too large"
+from mailmerger_queue.errors import Invalid, RecipientListTooLarge
 
 
 async def csv_records(chunks: AsyncIterator[bytes], *, max_bytes: int) -> AsyncIterator[list[str]]:
@@ -30,7 +25,9 @@ async def csv_records(chunks: AsyncIterator[bytes], *, max_bytes: int) -> AsyncI
     async for chunk in chunks:
         received += len(chunk)
         if received > max_bytes:
-            raise TooLarge(f"the recipient list is larger than {max_bytes} bytes; split it into campaigns")
+            raise RecipientListTooLarge(
+                f"the recipient list is larger than {max_bytes} bytes; split it into campaigns"
+            )
         text = carry + _decode(decoder, chunk, final=False)
         lines = text.split("\n")
         carry = lines.pop()
@@ -53,7 +50,7 @@ def _decode(decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool) ->
     try:
         return decoder.decode(chunk, final=final)
     except UnicodeDecodeError as exc:
-        raise Unprocessable("the recipient list is not UTF-8 text; export the CSV as UTF-8") from exc
+        raise Invalid("the recipient list is not UTF-8 text; export the CSV as UTF-8") from exc
 
 
 def _parse(lines: Iterable[str]) -> Iterable[list[str]]:
@@ -62,4 +59,4 @@ def _parse(lines: Iterable[str]) -> Iterable[list[str]]:
             if any(cell.strip() for cell in record):
                 yield record
     except csv.Error as exc:
-        raise Unprocessable(f"the recipient list is not valid CSV: {exc}") from exc
+        raise Invalid(f"the recipient list is not valid CSV: {exc}") from exc

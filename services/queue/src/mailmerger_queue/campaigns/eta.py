@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from mailmerger_queue.pacing import DAY, Schedule
+from mailmerger_queue.dispatch.pacing import DAY, Schedule
 
 Hold = Literal["start_at", "account_parked", "window", "daily_cap", "account_daily_limit"]
 # Blocks of the run played forward before it is extrapolated at its average rate: enough for

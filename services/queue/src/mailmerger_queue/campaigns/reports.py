@@ -9,16 +9,16 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue import schemas
-from mailmerger_queue.campaign_build import summary
-from mailmerger_queue.campaign_eta import Hold, Outlook, describe, estimate, sending_since
-from mailmerger_queue.campaigns import owned
-from mailmerger_queue.commands import schedule_of
+from mailmerger_queue.campaigns.build import summary
+from mailmerger_queue.campaigns.eta import Hold, Outlook, describe, estimate, sending_since
+from mailmerger_queue.campaigns.service import owned
+from mailmerger_queue.dispatch.commands import schedule_of
+from mailmerger_queue.dispatch.pacing import Schedule
+from mailmerger_queue.dispatch.senders import sends_leaving_the_day, sent_last_day
 from mailmerger_queue.domain import PENDING, CampaignState, SenderState, State
+from mailmerger_queue.errors import NotFound
 from mailmerger_queue.models import Record, attempts, messages, recipients, senders
-from mailmerger_queue.pacing import Schedule
-from mailmerger_queue.senders import sends_leaving_the_day, sent_last_day
 from mailmerger_queue.settings import DispatchSettings
-from mailmerger_shared.web.problems import NotFound
 
 r, m = recipients, messages
 
@@ -76,7 +76,7 @@ async def preview(
 async def progress(
     session: AsyncSession, user_id: int, campaign_id: int, *, now: datetime, pacing: DispatchSettings
 ) -> schemas.Progress:
-    """Counts per state, the current send rate, and when the rest should have gone (see ``campaign_eta``)."""
+    """Counts per state, the current send rate, and when the rest should have gone (see ``campaigns.eta``)."""
     row = await owned(session, user_id, campaign_id)
     counted = await session.execute(
         select(m.c.state, func.count()).where(m.c.campaign_id == campaign_id).group_by(m.c.state)

@@ -15,15 +15,16 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue import ledger, message_size
-from mailmerger_queue.campaigns import owned
+from mailmerger_queue import ledger
+from mailmerger_queue.campaigns.service import owned
+from mailmerger_queue.dispatch.wakeup import announce_due
 from mailmerger_queue.domain import State, rfc_message_id
-from mailmerger_queue.emails import sending_account
+from mailmerger_queue.emails import message_size
+from mailmerger_queue.emails.service import sending_account
+from mailmerger_queue.errors import Conflict, NotFound
 from mailmerger_queue.models import attachments, recipients
 from mailmerger_queue.settings import ComposeSettings
-from mailmerger_queue.wakeup import announce_due
 from mailmerger_shared.context import current_correlation_id
-from mailmerger_shared.web.problems import Conflict, NotFound
 
 SUBJECT_PREFIX = "[Test] "
 

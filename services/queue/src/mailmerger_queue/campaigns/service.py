@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, any_, exists, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue import ledger, lifecycle, message_size, schemas
+from mailmerger_queue import ledger, schemas
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
-from mailmerger_queue.campaign_build import summary
+from mailmerger_queue.campaigns.build import summary
+from mailmerger_queue.dispatch import lifecycle
+from mailmerger_queue.dispatch.wakeup import announce_due
 from mailmerger_queue.domain import (
     CAMPAIGN_CANCELLABLE,
     CAMPAIGN_LAUNCHABLE,
@@ -27,11 +29,11 @@ from mailmerger_queue.domain import (
     Resolution,
     State,
 )
-from mailmerger_queue.emails import resolve_attachments, sending_account
+from mailmerger_queue.emails import message_size
+from mailmerger_queue.emails.service import resolve_attachments, sending_account
+from mailmerger_queue.errors import Conflict, Invalid, NotFound
 from mailmerger_queue.models import Record, attachments, campaigns, messages, recipients
-from mailmerger_queue.wakeup import announce_due
 from mailmerger_shared.context import current_correlation_id
-from mailmerger_shared.web.problems import Conflict, NotFound, Unprocessable
 
 cp, r, m = campaigns, recipients, messages
 
@@ -99,15 +101,15 @@ def _check_schedule(schedule: schemas.ScheduleIn) -> None:
     try:
         ZoneInfo(schedule.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise Unprocessable(f"schedule.timezone: {schedule.timezone!r} is not an IANA time zone") from exc
+        raise Invalid(f"schedule.timezone: {schedule.timezone!r} is not an IANA time zone") from exc
     if (schedule.window_start is None) != (schedule.window_end is None):
-        raise Unprocessable("schedule: give both window_start and window_end, or neither")
+        raise Invalid("schedule: give both window_start and window_end, or neither")
     if schedule.window_start is not None and schedule.window_start == schedule.window_end:
-        raise Unprocessable("schedule: window_start and window_end must differ")
+        raise Invalid("schedule: window_start and window_end must differ")
     if not schedule.weekdays:
-        raise Unprocessable("schedule.weekdays: name at least one day (1 = Monday … 7 = Sunday)")
+        raise Invalid("schedule.weekdays: name at least one day (1 = Monday … 7 = Sunday)")
     if schedule.jitter_seconds > schedule.spacing_seconds:
-        raise Unprocessable("schedule.jitter_seconds may not exceed spacing_seconds")
+        raise Invalid("schedule.jitter_seconds may not exceed spacing_seconds")
 
 
 async def create(
@@ -123,7 +125,7 @@ async def create(
     _check_schedule(data.schedule)
     await sending_account(session, user_id, data.account_id)
     if await templates.version(user_id, data.template_id, data.template_version) is None:
-        raise Unprocessable(f"template {data.template_id} has no version {data.template_version}")
+        raise Invalid(f"template {data.template_id} has no version {data.template_version}")
     attachment_ids = await resolve_attachments(session, storage, user_id, data.attachment_ids)
     await message_size.require_attachments_fit(session, attachment_ids, limit=max_message_bytes)
     schedule = data.schedule
@@ -189,7 +191,7 @@ async def launch(
     await sending_account(session, user_id, row.account_id)
     built = await summary(session, campaign_id)
     if built.valid == 0:
-        raise Unprocessable("the campaign has no valid recipient; upload a list first")
+        raise Invalid("the campaign has no valid recipient; upload a list first")
     invalid = built.rows - built.valid
     if invalid and not options.skip_invalid:
         raise Conflict(

@@ -15,7 +15,7 @@ from litestar.response import ServerSentEventMessage
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailmerger_queue import campaign_reports
+from mailmerger_queue.campaigns import reports as campaign_reports
 from mailmerger_queue.domain import CampaignState
 from mailmerger_queue.models import messages, recipients
 from mailmerger_queue.settings import DispatchSettings

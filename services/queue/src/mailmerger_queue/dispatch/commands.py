@@ -9,9 +9,9 @@ from collections.abc import Callable
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue.email_reads import HTML, SUBJECT, TEXT
+from mailmerger_queue.dispatch.pacing import Schedule
+from mailmerger_queue.emails.reads import HTML, SUBJECT, TEXT
 from mailmerger_queue.models import Record, attachments, messages, recipients
-from mailmerger_queue.pacing import Schedule
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker.publisher import Publisher
 

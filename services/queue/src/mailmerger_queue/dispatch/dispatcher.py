@@ -39,10 +39,13 @@ from typing import Protocol
 from sqlalchemy import and_, delete, exists, func, not_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailmerger_queue import ledger, lifecycle, pacers
-from mailmerger_queue.commands import publish_commands, schedule_of, sendable
+from mailmerger_queue import ledger
+from mailmerger_queue.dispatch import lifecycle, pacers
+from mailmerger_queue.dispatch.commands import publish_commands, schedule_of, sendable
+from mailmerger_queue.dispatch.fairness import Candidate, Stream, fair_pick
+from mailmerger_queue.dispatch.pacing import Pace, Schedule, account_allowance
+from mailmerger_queue.dispatch.redispatch import redispatch_stale
 from mailmerger_queue.domain import PENDING, CampaignState, State
-from mailmerger_queue.fairness import Candidate, Stream, fair_pick
 from mailmerger_queue.models import (
     Record,
     attempts,
@@ -51,8 +54,6 @@ from mailmerger_queue.models import (
     processed_events,
     senders,
 )
-from mailmerger_queue.pacing import Pace, Schedule, account_allowance
-from mailmerger_queue.redispatch import redispatch_stale
 from mailmerger_queue.settings import DispatchSettings
 from mailmerger_shared import metrics
 from mailmerger_shared.broker.publisher import Publisher

@@ -27,9 +27,9 @@ from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue import ledger
+from mailmerger_queue.dispatch.wakeup import announce_due
 from mailmerger_queue.domain import MARKED_SENT, NO_OUTCOME, RESENDABLE, CampaignState, State
 from mailmerger_queue.models import attempts, campaigns, messages
-from mailmerger_queue.wakeup import announce_due
 from mailmerger_shared import metrics
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from datetime import datetime
 from sqlalchemy import exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailmerger_queue.dispatch.senders import sent_last_day
 from mailmerger_queue.domain import CampaignState, SenderState, State
 from mailmerger_queue.models import Record, campaigns, messages, senders
-from mailmerger_queue.senders import sent_last_day
 
 m, s, cp = messages, senders, campaigns
 

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue import ledger
-from mailmerger_queue.commands import publish_commands, sendable
+from mailmerger_queue.dispatch.commands import publish_commands, sendable
 from mailmerger_queue.domain import State
 from mailmerger_queue.models import messages, senders
 from mailmerger_shared import metrics

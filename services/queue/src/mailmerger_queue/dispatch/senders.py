@@ -15,9 +15,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue import schemas
+from mailmerger_queue.dispatch.pacing import DAY
+from mailmerger_queue.errors import Invalid, NotFound
 from mailmerger_queue.models import attempts, senders
-from mailmerger_queue.pacing import DAY
-from mailmerger_shared.web.problems import NotFound, Unprocessable
 
 _COUNTS_AS_SENT = (attempts.c.outcome.is_(None)) | attempts.c.outcome.in_(["sent", "unconfirmed"])
 
@@ -89,7 +89,7 @@ async def update_limits(
     """``per_minute_ceiling`` is Gmail's per-user quota in sends: the sender's guard stops at it too,
     so a higher pace would only have messages deferred again and again."""
     if limits.per_minute_limit is not None and limits.per_minute_limit > per_minute_ceiling:
-        raise Unprocessable(
+        raise Invalid(
             f"per_minute_limit: at most {per_minute_ceiling}, Gmail's per-user sending quota "
             "(15,000 units a minute at 100 units a send); a lower value paces the account slower"
         )

@@ -21,14 +21,15 @@ import msgspec
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue import emails, schemas
+from mailmerger_queue import schemas
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
+from mailmerger_queue.dispatch.wakeup import announce_due
 from mailmerger_queue.domain import LEGACY_QUEUE, SenderState, State
+from mailmerger_queue.emails import service as emails
+from mailmerger_queue.errors import Invalid, NotFound
 from mailmerger_queue.models import Record, messages, senders
 from mailmerger_queue.settings import ComposeSettings
-from mailmerger_queue.wakeup import announce_due
-from mailmerger_shared.web.problems import NotFound, Unprocessable
 
 m = messages
 _IN_QUEUE = (m.c.campaign_id.is_(None)) & m.c.state.in_([s.value for s in LEGACY_QUEUE])
@@ -129,7 +130,7 @@ async def submit(
     if email.include_resume:
         resume = await storage.designated(user_id, "resume")
         if resume is None:
-            raise Unprocessable("include_resume: upload a resume first (filecontent=resume)")
+            raise Invalid("include_resume: upload a resume first (filecontent=resume)")
         attachment_ids.append(resume.attachment_id)
     send_at = email.send_at
     if send_at is not None and send_at.tzinfo is None:

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailmerger_queue.errors import MessageTooLarge
 from mailmerger_queue.models import attachments
-from mailmerger_shared.web.problems import Unprocessable
 
 _BASE64_LINE = 76
 MiB = 1024 * 1024
@@ -57,13 +57,6 @@ def too_large(size: int, limit: int, *, what: str = "the message would be") -> s
         f"{what} at least {size:,} bytes ({_mb(size)}) once encoded (attachments in base64); "
         f"Gmail's limit is {limit:,} bytes ({_mb(limit)}): remove attachments or send large files as links"
     )
-
-
-class MessageTooLarge(Unprocessable):
-    """A message (or a campaign's shared attachments) above Gmail's size limit."""
-
-    def __init__(self, detail: str, *, size: int, limit: int) -> None:
-        super().__init__(detail, extra={"size_bytes": size, "limit_bytes": limit})
 
 
 async def attachment_sizes(session: AsyncSession, attachment_ids: list[int]) -> list[int]:

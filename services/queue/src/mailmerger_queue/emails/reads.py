@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue import schemas
 from mailmerger_queue.domain import State
+from mailmerger_queue.errors import Invalid, NotFound
 from mailmerger_queue.models import Record, attempts, messages, recipients, transitions
-from mailmerger_shared.web.problems import NotFound, Unprocessable
 
 m, r = messages, recipients
 
@@ -129,7 +129,7 @@ def _cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     if not cursor.isdigit():
-        raise Unprocessable("cursor: pass back the next_cursor of the previous page unchanged")
+        raise Invalid("cursor: pass back the next_cursor of the previous page unchanged")
     return int(cursor)
 
 

@@ -1,4 +1,4 @@
-"""Use cases of single emails: compose, cancel, send now (reading is in ``email_reads``).
+"""Use cases of single emails: compose, cancel, send now (reading is in ``emails.reads``).
 
 Every query filters by the owner; another user's email is "not found". Composing validates and
 renders everything before the row is written, so a scheduled message is always sendable as is.
@@ -13,9 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue import ledger, lifecycle, message_size, schemas
+from mailmerger_queue import ledger, schemas
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
+from mailmerger_queue.dispatch import lifecycle
+from mailmerger_queue.dispatch.wakeup import announce_due
 from mailmerger_queue.domain import (
     CANCELLABLE,
     RESENDABLE,
@@ -27,12 +29,12 @@ from mailmerger_queue.domain import (
     require_header_safe,
     rfc_message_id,
 )
+from mailmerger_queue.emails import message_size
+from mailmerger_queue.errors import Conflict, Invalid, NotFound
 from mailmerger_queue.models import Record, attachments, messages, senders
 from mailmerger_queue.settings import ComposeSettings
-from mailmerger_queue.wakeup import announce_due
 from mailmerger_shared.context import current_correlation_id
 from mailmerger_shared.internal_api import AttachmentInfo
-from mailmerger_shared.web.problems import Conflict, NotFound, Unprocessable
 
 m = messages
 
@@ -66,9 +68,9 @@ async def compose(
     cc = normalize_addresses("cc", data.cc)
     bcc = normalize_addresses("bcc", data.bcc)
     if not to:
-        raise Unprocessable("to: give at least one recipient")
+        raise Invalid("to: give at least one recipient")
     if len(to) + len(cc) + len(bcc) > settings.max_recipients:
-        raise Unprocessable(
+        raise Invalid(
             f"to, cc and bcc together may name at most {settings.max_recipients} recipients (Gmail's limit)"
         )
     if account_id is not None:
@@ -115,19 +117,19 @@ async def compose(
 async def _content(data: schemas.EmailContent, user_id: int, templates: TemplatesClient) -> Content:
     if data.template is not None:
         if data.subject is not None or data.html is not None or data.text is not None:
-            raise Unprocessable("give either a template or subject/html/text, not both")
+            raise Invalid("give either a template or subject/html/text, not both")
         fill = data.template
         [row] = await templates.render(user_id, fill.template_id, fill.version, [fill.fields])
         if not row.ok:
             if row.missing:
-                raise Unprocessable(f"template.fields: missing {', '.join(row.missing)}")
-            raise Unprocessable(f"template could not be rendered: {row.detail or row.error}")
+                raise Invalid(f"template.fields: missing {', '.join(row.missing)}")
+            raise Invalid(f"template could not be rendered: {row.detail or row.error}")
         subject = require_header_safe("template.fields (the rendered subject)", row.subject or "")
         return Content(subject=subject, html=row.html, text=row.text)
     if data.subject is None:
-        raise Unprocessable("subject: give a subject (or a template)")
+        raise Invalid("subject: give a subject (or a template)")
     if data.html is None and data.text is None:
-        raise Unprocessable("give an html and/or a text body (or a template)")
+        raise Invalid("give an html and/or a text body (or a template)")
     return Content(subject=require_header_safe("subject", data.subject), html=data.html, text=data.text)
 
 
@@ -139,9 +141,9 @@ async def sending_account(session: AsyncSession, user_id: int, account_id: int) 
         )
     ).first()
     if row is None:
-        raise Unprocessable(f"account_id: {account_id} is not one of your connected Gmail accounts")
+        raise Invalid(f"account_id: {account_id} is not one of your connected Gmail accounts")
     if row.state == SenderState.DISCONNECTED:
-        raise Unprocessable(f"account_id: {row.email} is disconnected; connect it again to send from it")
+        raise Invalid(f"account_id: {row.email} is disconnected; connect it again to send from it")
     return row
 
 
@@ -153,7 +155,7 @@ async def resolve_attachments(
     for attachment_id in dict.fromkeys(attachment_ids):
         info = await storage.attachment(user_id, attachment_id)
         if info is None:
-            raise Unprocessable(f"attachment_ids: attachment {attachment_id} does not exist")
+            raise Invalid(f"attachment_ids: attachment {attachment_id} does not exist")
         resolved.append(info)
     await remember_attachments(session, resolved)
     return [info.attachment_id for info in resolved]

@@ -17,8 +17,9 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue import ledger, legacy
+from mailmerger_queue import ledger
 from mailmerger_queue.domain import SenderState, State, default_daily_limit
+from mailmerger_queue.emails import legacy
 from mailmerger_queue.models import attachments, campaigns, deleted_users, messages, senders
 from mailmerger_queue.settings import DispatchSettings
 from mailmerger_shared import contracts as c

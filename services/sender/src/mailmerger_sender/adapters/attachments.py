@@ -15,12 +15,11 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import aioboto3
-from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailmerger_sender.mime import Content
 from mailmerger_shared.contracts import AttachmentRef
+from mailmerger_shared.object_store import s3_client
 from mailmerger_shared.settings import ObjectStoreSettings
 
 # Hashing blocks the event loop for ~2 ms per MiB: larger attachments are hashed in a thread.
@@ -67,22 +66,7 @@ class S3Blobs:
 
 @contextlib.asynccontextmanager
 async def open_s3(settings: ObjectStoreSettings) -> AsyncIterator[S3Blobs]:
-    session = aioboto3.Session(
-        aws_access_key_id=settings.access_key_id,
-        aws_secret_access_key=settings.secret_access_key,
-        region_name=settings.region,
-    )
-    # As the storage service configures it, so both work with the same S3-compatible stores.
-    config = AioConfig(
-        signature_version="s3v4",
-        s3={"addressing_style": settings.addressing_style},
-        connect_timeout=5,
-        read_timeout=60,
-        retries={"mode": "standard", "max_attempts": 3},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    async with session.client("s3", endpoint_url=settings.endpoint_url, config=config) as client:
+    async with s3_client(settings) as client:
         yield S3Blobs(client, settings.bucket)
 
 

@@ -1,20 +1,11 @@
-"""The idempotency ledger: one row per email, claimed before any Gmail call.
+"""The ledger's SQL: claim rows, take over a settled claim, write settlements with their events.
 
 Written in batches (see ``writer``): each function here takes many requests and writes them
-together, as one statement where it can (the caller may then run it in autocommit).
-
-Invariants:
-- Only one command holds a message at a time: a claim is an INSERT, or an UPDATE of a
-  ``deferred`` row, decided by PostgreSQL's ON CONFLICT row lock; two replicas claiming the same
-  message serialize there and exactly one wins.
-- A claim is committed before the Gmail call it covers, so a crash mid-call leaves ``sending``
-  behind, never silence.
-- Every later change is a compare-and-set on (``command_id``, state): a command that lost its claim
-  (another replica reconciled or took it over) changes nothing.
-- A final row (``sent``, ``failed``, ``unconfirmed``) never changes again within its generation,
-  and its outcome event can be rebuilt from it. A ``failed`` or ``unconfirmed`` row is claimed
-  again only by a command of a newer generation: the user's explicit resend, never a redelivery,
-  a re-dispatch or a new attempt. A ``sent`` row is never claimed again.
+together, as one statement where it can (the caller may then run it in autocommit). The claim and
+the settle are raw SQL over arrays so that each batch is one statement whose text is the same for
+any batch size (prepared once; see the comment on each). Which states each statement may move a row
+from is the rule in ``states``: the SQL text is built from it, so the rule is written once. The
+invariants are in the package's docstring.
 """
 
 from __future__ import annotations
@@ -28,39 +19,13 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailmerger_sender.ledger import states
+from mailmerger_sender.ledger.settlement import COLUMNS, Settlement
+from mailmerger_sender.ledger.states import Delivery
 from mailmerger_sender.models import deliveries
 from mailmerger_shared import contracts as c
 
-SENDING = "sending"
-AMBIGUOUS = "ambiguous"
-SENT = "sent"
-FAILED = "failed"
-UNCONFIRMED = "unconfirmed"
-DEFERRED = "deferred"
-FINAL = frozenset({SENT, FAILED, UNCONFIRMED})
-UNRESOLVED = frozenset({SENDING, AMBIGUOUS})
-
 _t = deliveries.c
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Delivery:
-    message_id: int
-    rfc_message_id: str
-    account_id: int
-    attempt: int
-    command_id: uuid.UUID
-    state: str
-    claimed_at: datetime
-    settles_at: datetime
-    gmail_id: str | None
-    thread_id: str | None
-    sent_at: datetime | None
-    reconciled: bool
-    reason: str | None
-    detail: str | None
-    generation: int
-    uncertain_since: datetime | None
 
 
 def _delivery(row: Any) -> Delivery:
@@ -115,7 +80,7 @@ _CLAIM = text(
             (message_id, rfc_message_id, account_id, attempt, generation, command_id, state, claimed_at,
              settles_at)
         SELECT r.message_id, r.rfc_message_id, r.account_id, r.attempt, r.generation, r.command_id,
-               'sending', r.claimed_at, r.settles_at
+               '{states.SENDING}', r.claimed_at, r.settles_at
         FROM unnest(
             CAST(:message_id AS bigint[]), CAST(:rfc_message_id AS text[]), CAST(:account_id AS bigint[]),
             CAST(:attempt AS integer[]), CAST(:generation AS integer[]), CAST(:command_id AS uuid[]),
@@ -124,15 +89,18 @@ _CLAIM = text(
                settles_at)
         ON CONFLICT (message_id) DO UPDATE
         SET attempt = excluded.attempt, generation = excluded.generation, command_id = excluded.command_id,
-            state = 'sending', claimed_at = excluded.claimed_at, settles_at = excluded.settles_at,
+            state = '{states.SENDING}', claimed_at = excluded.claimed_at, settles_at = excluded.settles_at,
             reason = NULL, detail = NULL,
-            uncertain_since = CASE WHEN d.state = 'unconfirmed' THEN coalesce(d.uncertain_since, d.claimed_at)
+            uncertain_since = CASE WHEN d.state = '{states.UNCONFIRMED}'
+                                   THEN coalesce(d.uncertain_since, d.claimed_at)
                                    ELSE d.uncertain_since END
-        WHERE (d.state = 'deferred' AND d.command_id <> excluded.command_id
+        WHERE (d.state IN {states.sql_list(states.RECLAIMABLE_BY_A_NEWER_COMMAND)}
+               AND d.command_id <> excluded.command_id
                AND d.attempt <= excluded.attempt AND d.generation <= excluded.generation)
-           OR (d.state IN ('failed', 'unconfirmed') AND d.generation < excluded.generation)
+           OR (d.state IN {states.sql_list(states.RECLAIMABLE_BY_A_NEWER_GENERATION)}
+               AND d.generation < excluded.generation)
         RETURNING {", ".join(f"d.{column.name}" for column in deliveries.c)}
-        """  # noqa: S608 (the column names are the table's own)
+        """  # noqa: S608 (the column names and states are the ledger's own)
 ).columns(*deliveries.c)
 
 
@@ -172,12 +140,17 @@ async def take_over(
     """Claim an unresolved row whose earlier claim settled without a trace in the mailbox."""
     result = await session.execute(
         update(deliveries)
-        .where(_t.message_id == held.message_id, _t.command_id == held.command_id, _t.state == held.state)
+        .where(
+            _t.message_id == held.message_id,
+            _t.command_id == held.command_id,
+            _t.state == held.state,
+            _t.state.in_(states.SETTLEABLE),
+        )
         .values(
             attempt=max(command.attempt, held.attempt),
             generation=max(command.generation, held.generation),
             command_id=command_id,
-            state=SENDING,
+            state=states.SENDING,
             claimed_at=now,
             settles_at=settles_at,
             reason=None,
@@ -189,22 +162,24 @@ async def take_over(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
-    """An outcome to write: ``held``'s row moves to ``state`` (if its claim still holds) and
-    ``events`` are staged with it; with no ``held`` the events are staged alone."""
+    """A write: ``held``'s row takes ``settlement`` (if its claim still holds) and ``events``
+    (the settlement's, enveloped) are staged with it; with no ``held`` the events are staged alone."""
 
     held: Delivery | None
-    state: str = ""
-    fields: dict[str, Any] = field(default_factory=dict)
+    settlement: Settlement | None = None
     events: list[tuple[c.Envelope, c.Event]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if (self.held is None) != (self.settlement is None):
+            raise ValueError("a settlement is written over a held row, and only there")
 
-_OUTCOME_COLUMNS = ("gmail_id", "thread_id", "sent_at", "reconciled", "reason", "detail")
+
 # Every outcome of a batch and the events they stage, as one statement (arrays, not a VALUES list,
 # so the SQL text is fixed and prepared once). One statement is atomic without a transaction
 # around it: the caller runs it in autocommit, one round trip. An event is staged with its
 # outcome's (message, command) when that row was written, unconditionally when it has none.
 _SETTLE_AND_STAGE = text(
-    """
+    f"""
     WITH settled AS (
         UPDATE sender.deliveries AS d
         SET state = o.state, gmail_id = o.gmail_id, thread_id = o.thread_id, sent_at = o.sent_at,
@@ -215,7 +190,7 @@ _SETTLE_AND_STAGE = text(
             CAST(:reconciled AS boolean[]), CAST(:reason AS text[]), CAST(:detail AS text[])
         ) AS o(message_id, command_id, state, gmail_id, thread_id, sent_at, reconciled, reason, detail)
         WHERE d.message_id = o.message_id AND d.command_id = o.command_id
-          AND d.state IN ('sending', 'ambiguous')
+          AND d.state IN {states.sql_list(states.SETTLEABLE)}
         RETURNING d.message_id, d.command_id
     ), staged AS (
         INSERT INTO sender.outbox (id, tag, body, correlation_id, traceparent, occurred_at)
@@ -229,7 +204,7 @@ _SETTLE_AND_STAGE = text(
            OR (e.message_id, e.command_id) IN (SELECT message_id, command_id FROM settled)
     )
     SELECT message_id, command_id FROM settled
-    """
+    """  # noqa: S608 (the states are the ledger's own)
 )
 
 
@@ -240,15 +215,14 @@ async def record_all(session: AsyncSession, outcomes: Sequence[Outcome]) -> list
     lost its claim (another replica reconciled or took the message over) writes nothing, and
     stages nothing.
     """
-    settling = [(o.held, o) for o in outcomes if o.held is not None]
+    settling = [(o.held, o.settlement) for o in outcomes if o.held is not None and o.settlement is not None]
     columns: dict[str, list[Any]] = {
         "message_id": [held.message_id for held, _ in settling],
         "command_id": [held.command_id for held, _ in settling],
-        "state": [o.state for _, o in settling],
+        "state": [settlement.state for _, settlement in settling],
     }
-    for name in _OUTCOME_COLUMNS:
-        default = False if name == "reconciled" else None
-        columns[name] = [o.fields.get(name, default) for _, o in settling]
+    for name in COLUMNS:
+        columns[name] = [getattr(settlement, name) for _, settlement in settling]
     events = [(o.held, envelope, event) for o in outcomes for envelope, event in o.events]
     columns |= {
         "e_message_id": [held.message_id if held else None for held, _, _ in events],
@@ -262,34 +236,3 @@ async def record_all(session: AsyncSession, outcomes: Sequence[Outcome]) -> list
     }
     written = {(row.message_id, row.command_id) for row in await session.execute(_SETTLE_AND_STAGE, columns)}
     return [o.held is None or (o.held.message_id, o.held.command_id) in written for o in outcomes]
-
-
-def final_event(row: Delivery) -> c.Event:
-    """The outcome event a final row stands for (re-published when its command comes again)."""
-    if row.state == SENT and row.gmail_id and row.thread_id and row.sent_at:
-        return c.EmailSent(
-            message_id=row.message_id,
-            account_id=row.account_id,
-            gmail_id=row.gmail_id,
-            thread_id=row.thread_id,
-            rfc_message_id=row.rfc_message_id,
-            sent_at=row.sent_at,
-            reconciled=row.reconciled,
-        )
-    if row.state == FAILED:
-        return c.EmailFailed(
-            message_id=row.message_id,
-            account_id=row.account_id,
-            reason=row.reason or "failed",
-            detail=row.detail or "",
-            generation=row.generation,
-        )
-    if row.state == UNCONFIRMED:
-        return c.EmailUnconfirmed(
-            message_id=row.message_id,
-            account_id=row.account_id,
-            rfc_message_id=row.rfc_message_id,
-            detail=row.detail or "",
-            generation=row.generation,
-        )
-    raise ValueError(f"delivery {row.message_id} ({row.state}) has no final outcome")

@@ -7,10 +7,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
 
-import aioboto3
-from aiobotocore.config import AioConfig
 from botocore.exceptions import ClientError
 
+from mailmerger_shared.object_store import s3_client
 from mailmerger_storage.settings import S3Settings
 
 log = logging.getLogger(__name__)
@@ -117,20 +116,6 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def client_config(settings: S3Settings) -> AioConfig:
-    return AioConfig(
-        signature_version="s3v4",
-        s3={"addressing_style": settings.addressing_style},
-        connect_timeout=5,
-        read_timeout=60,
-        retries={"mode": "standard", "max_attempts": 3},
-        # botocore's default CRC trailers are not understood by every S3-compatible store
-        # (older MinIO, Supabase); checksums are added only where an operation requires one.
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-
-
 @contextlib.asynccontextmanager
 async def open_blob_store(settings: S3Settings) -> AsyncIterator[S3BlobStore]:
     """An S3 client for the process's lifetime; the bucket is created at start when missing.
@@ -138,21 +123,12 @@ async def open_blob_store(settings: S3Settings) -> AsyncIterator[S3BlobStore]:
     S3 being unreachable at start does not stop the service (like an unreachable database): it
     reports not ready, and the readiness check creates the bucket once S3 answers.
     """
-    session = aioboto3.Session(
-        aws_access_key_id=settings.access_key_id,
-        aws_secret_access_key=settings.secret_access_key,
-        region_name=settings.region,
-    )
     async with contextlib.AsyncExitStack() as stack:
-        client = await stack.enter_async_context(
-            session.client("s3", endpoint_url=settings.endpoint_url, config=client_config(settings))
-        )
+        client = await stack.enter_async_context(s3_client(settings))
         presigner = None
         if settings.public_endpoint_url:  # presigning is local: this client never connects
             presigner = await stack.enter_async_context(
-                session.client(
-                    "s3", endpoint_url=settings.public_endpoint_url, config=client_config(settings)
-                )
+                s3_client(settings, endpoint_url=settings.public_endpoint_url)
             )
         store = S3BlobStore(client, settings.bucket, settings.region, presigner=presigner)
         try:

@@ -6,13 +6,26 @@ from typing import Any, TypeAlias
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_storage.adapters.blobs import BlobStore
 from mailmerger_storage.api.early_answers import GATEWAY_REFUSED_HEADER
-from mailmerger_storage.settings import S3Settings
+from mailmerger_storage.settings import StorageSettings
 from mailmerger_storage.uploads import IncomingBody
+
+
+def dependencies(settings: StorageSettings) -> dict[str, Provide]:
+    """Every dependency of the storage routes, by the names handlers declare them with."""
+
+    def provide_settings() -> StorageSettings:
+        return settings
+
+    return {
+        "settings": Provide(provide_settings, sync_to_thread=False, use_cache=True),
+        "blobs": Provide(provide_blobs, sync_to_thread=False),
+        "sessions": Provide(provide_sessions, sync_to_thread=False),
+    }
 
 
 def provide_blobs(state: State) -> BlobStore:
@@ -28,7 +41,7 @@ def provide_sessions(state: State) -> async_sessionmaker[AsyncSession]:
 
 Blobs: TypeAlias = NamedDependency[BlobStore]
 Sessions: TypeAlias = NamedDependency[async_sessionmaker[AsyncSession]]
-S3Config: TypeAlias = NamedDependency[S3Settings]  # limits, quota, part size, link lifetime
+Settings: TypeAlias = NamedDependency[StorageSettings]
 
 
 def incoming_body(request: Request[Any, Any, Any]) -> IncomingBody:

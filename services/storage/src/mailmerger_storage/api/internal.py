@@ -14,6 +14,7 @@ from mailmerger_shared.web.auth import requires_caller
 from mailmerger_shared.web.deps import Transaction
 from mailmerger_storage import service
 from mailmerger_storage.domain import Attachment, Kind
+from mailmerger_storage.settings import StorageSettings
 
 
 def attachment_info(attachment: Attachment) -> AttachmentInfo:
@@ -45,7 +46,8 @@ class InternalAttachmentsController(Controller):
         return attachment_info(await service.designated_attachment(tx, user_id, kind))
 
 
-def internal_router(queue_token: str) -> Router:
+def internal_router(settings: StorageSettings) -> Router:
+    queue_token = settings.queue_credential.queue_token
     return Router(
         path="/internal/storage",
         route_handlers=[InternalAttachmentsController],

@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, post
+from litestar.types import ControllerRouterHandler
 
 from mailmerger_shared.web.deps import CurrentUser
-from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
+from mailmerger_shared.web.legacy import envelope
 from mailmerger_shared.web.openapi import documented_body, multipart_form, problems
-from mailmerger_storage.api.deps import Blobs, S3Config, Sessions, incoming_body
-from mailmerger_storage.domain import Kind, UploadRejected
+from mailmerger_storage.api.deps import Blobs, Sessions, Settings, incoming_body
+from mailmerger_storage.api.errors import legacy_handlers
+from mailmerger_storage.domain import Kind
 from mailmerger_storage.filetypes import PDF
 from mailmerger_storage.settings import MiB, S3Settings
 from mailmerger_storage.uploads import UploadPolicy, upload_attachment
@@ -41,7 +43,7 @@ def legacy_policy(s3: S3Settings) -> UploadPolicy:
     status_code=200,
     request_max_body_size=None,  # the upload streams the body and enforces its own limits
     # Every error class the app maps, so none of them falls through to a problem+json body.
-    exception_handlers=legacy_exception_handlers(answered_with_200=(UploadRejected,)),
+    exception_handlers=legacy_handlers(),
     tags=["legacy"],
     # A refused file is a 200 (see above); a body that is no form at all keeps its real status.
     responses=problems(400, 413, 415, 422),
@@ -57,16 +59,23 @@ def legacy_policy(s3: S3Settings) -> UploadPolicy:
     ),
 )
 async def upload_file(
-    request: Request[Any, Any, Any], principal: CurrentUser, blobs: Blobs, sessions: Sessions, s3: S3Config
+    request: Request[Any, Any, Any],
+    principal: CurrentUser,
+    blobs: Blobs,
+    sessions: Sessions,
+    settings: Settings,
 ) -> Response[Any]:
     """multipart/form-data: ``uploaded_file`` (a PDF) and ``filecontent`` (resume or cover_letter)."""
     await upload_attachment(
         incoming_body(request),
         principal.user_id,
-        legacy_policy(s3),
+        legacy_policy(settings.s3),
         sessions=sessions,
         blobs=blobs,
-        part_size=s3.part_size_bytes,
-        quota_bytes=s3.user_quota_bytes,
+        part_size=settings.s3.part_size_bytes,
+        quota_bytes=settings.s3.user_quota_bytes,
     )
     return envelope({}, "file uploaded")
+
+
+ROUTES: list[ControllerRouterHandler] = [upload_file]

@@ -9,11 +9,13 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.params import FromQuery, QueryParameter
+from litestar.types import ControllerRouterHandler
 
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_shared.web.openapi import documented_body, multipart_form, problems
 from mailmerger_storage import service
-from mailmerger_storage.api.deps import Blobs, S3Config, Sessions, incoming_body
+from mailmerger_storage.api.deps import Blobs, Sessions, Settings, incoming_body
+from mailmerger_storage.api.errors import EXCEPTION_HANDLERS
 from mailmerger_storage.domain import Attachment, Kind
 from mailmerger_storage.filetypes import ALL_TYPES
 from mailmerger_storage.settings import S3Settings
@@ -73,6 +75,7 @@ def upload_policy(s3: S3Settings) -> UploadPolicy:
 class AttachmentsController(Controller):
     path = "/v1/attachments"
     tags = ["attachments"]
+    exception_handlers = EXCEPTION_HANDLERS
 
     # The body is read as a stream by the upload itself, which enforces its own limits.
     @post(
@@ -88,7 +91,7 @@ class AttachmentsController(Controller):
         principal: CurrentUser,
         blobs: Blobs,
         sessions: Sessions,
-        s3: S3Config,
+        settings: Settings,
     ) -> Response[AttachmentRead]:
         """Upload one file as multipart/form-data: ``file``, and ``kind`` (resume, cover_letter, other).
 
@@ -98,11 +101,11 @@ class AttachmentsController(Controller):
         attachment = await upload_attachment(
             incoming_body(request),
             principal.user_id,
-            upload_policy(s3),
+            upload_policy(settings.s3),
             sessions=sessions,
             blobs=blobs,
-            part_size=s3.part_size_bytes,
-            quota_bytes=s3.user_quota_bytes,
+            part_size=settings.s3.part_size_bytes,
+            quota_bytes=settings.s3.user_quota_bytes,
         )
         return Response(
             AttachmentRead.of(attachment),
@@ -143,11 +146,11 @@ class AttachmentsController(Controller):
         principal: CurrentUser,
         tx: Transaction,
         blobs: Blobs,
-        s3: S3Config,
+        settings: Settings,
     ) -> service.DownloadLink:
         """A short-lived URL that downloads the file under its name (``Content-Disposition: attachment``)."""
         return await service.download_link(
-            tx, blobs, principal.user_id, attachment_id, ttl_seconds=s3.presign_ttl_seconds
+            tx, blobs, principal.user_id, attachment_id, ttl_seconds=settings.s3.presign_ttl_seconds
         )
 
     @delete("/{attachment_id:int}", status_code=204)
@@ -159,3 +162,6 @@ class AttachmentsController(Controller):
         # run after it: the object is removed only once no committed row can point at it.
         cleanup = BackgroundTask(service.discard_object, blobs, orphan) if orphan is not None else None
         return Response(None, status_code=204, background=cleanup)
+
+
+ROUTES: list[ControllerRouterHandler] = [AttachmentsController]

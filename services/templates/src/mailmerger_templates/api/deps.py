@@ -16,6 +16,7 @@ from mailmerger_shared.web.auth import Principal
 from mailmerger_shared.web.problems import Conflict
 from mailmerger_templates.engine import TemplateEngine
 from mailmerger_templates.reads import UserReads
+from mailmerger_templates.settings import TemplatesSettings
 from mailmerger_templates.writes import CacheNotInvalidated, TemplateWrite, write_transaction
 
 log = logging.getLogger(__name__)
@@ -59,14 +60,23 @@ def provide_sessions(state: State) -> async_sessionmaker[AsyncSession]:
     return sessions
 
 
-DEPENDENCIES = {
-    "write": Provide(provide_write),
-    "engine": Provide(provide_engine, sync_to_thread=False),
-    "reads": Provide(provide_reads, sync_to_thread=False),
-    "sessions": Provide(provide_sessions, sync_to_thread=False),
-}
+def dependencies(settings: TemplatesSettings) -> dict[str, Provide]:
+    """Every dependency of the templates routes, by the names handlers declare them with."""
+
+    def provide_settings() -> TemplatesSettings:
+        return settings
+
+    return {
+        "settings": Provide(provide_settings, sync_to_thread=False, use_cache=True),
+        "write": Provide(provide_write),
+        "engine": Provide(provide_engine, sync_to_thread=False),
+        "reads": Provide(provide_reads, sync_to_thread=False),
+        "sessions": Provide(provide_sessions, sync_to_thread=False),
+    }
+
 
 Write: TypeAlias = NamedDependency[TemplateWrite]
 Engine: TypeAlias = NamedDependency[TemplateEngine]
 Reads: TypeAlias = NamedDependency[UserReads]
 Sessions: TypeAlias = NamedDependency[async_sessionmaker[AsyncSession]]
+Settings: TypeAlias = NamedDependency[TemplatesSettings]

@@ -15,30 +15,33 @@ from mailmerger_shared.internal_api import RenderBatchRequest, RenderBatchRespon
 from mailmerger_shared.web.auth import requires_caller
 from mailmerger_shared.web.deps import Transaction
 from mailmerger_templates import merge
-from mailmerger_templates.api.deps import Engine, Sessions
+from mailmerger_templates.api.deps import Engine, Sessions, Settings
 from mailmerger_templates.domain import MAX_ID, MAX_VERSION
+from mailmerger_templates.settings import TemplatesSettings
 
 
-def internal_router(queue_token: str, *, max_batch_rows: int) -> Router:
-    @get("/templates/{template_id:int}/versions/{version:int}")
-    async def template_version(
-        template_id: Annotated[int, PathParameter(ge=1, le=MAX_ID)],
-        version: Annotated[int, PathParameter(ge=1, le=MAX_VERSION)],
-        user_id: Annotated[int, QueryParameter(ge=1, le=MAX_ID)],
-        tx: Transaction,
-    ) -> TemplateVersionInfo:
-        return await merge.version_info(tx, user_id, template_id, version)
+@get("/templates/{template_id:int}/versions/{version:int}")
+async def template_version(
+    template_id: Annotated[int, PathParameter(ge=1, le=MAX_ID)],
+    version: Annotated[int, PathParameter(ge=1, le=MAX_VERSION)],
+    user_id: Annotated[int, QueryParameter(ge=1, le=MAX_ID)],
+    tx: Transaction,
+) -> TemplateVersionInfo:
+    return await merge.version_info(tx, user_id, template_id, version)
 
-    @post("/render-batch", status_code=200)
-    async def render_batch(
-        data: JSONBody[RenderBatchRequest], sessions: Sessions, engine: Engine
-    ) -> RenderBatchResponse:
-        return await merge.render_batch(sessions, engine, data, max_rows=max_batch_rows)
 
+@post("/render-batch", status_code=200)
+async def render_batch(
+    data: JSONBody[RenderBatchRequest], sessions: Sessions, engine: Engine, settings: Settings
+) -> RenderBatchResponse:
+    return await merge.render_batch(sessions, engine, data, max_rows=settings.templates.max_batch_rows)
+
+
+def internal_router(settings: TemplatesSettings) -> Router:
     return Router(
         path="/internal/templates",
         route_handlers=[template_version, render_batch],
-        guards=[requires_caller("queue", credentials={"queue": queue_token})],
+        guards=[requires_caller("queue", credentials={"queue": settings.queue_credential.queue_token})],
         opt={"exclude_from_auth": True},
         include_in_schema=False,
     )

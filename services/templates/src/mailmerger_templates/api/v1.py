@@ -8,6 +8,7 @@ from litestar import Controller, Response, delete, get, patch, post
 from litestar.enums import MediaType
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, QueryParameter
+from litestar.types import ControllerRouterHandler
 
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_shared.web.openapi import problems
@@ -101,3 +102,6 @@ class TemplatesController(Controller):
     ) -> Preview:
         """Render the current version for one recipient row; 422 names missing fields."""
         return await merge.preview(sessions, engine, principal.user_id, template_id, data.fields)
+
+
+ROUTES: list[ControllerRouterHandler] = [TemplatesController]

@@ -248,6 +248,28 @@ async def test_metrics_count_and_time_each_route_by_template_and_status(client: 
     assert sample(after, errors, "/v1/boom", 500) - sample(before, errors, "/v1/boom", 500) == 1
 
 
+async def test_a_refused_token_is_counted_as_401_not_as_a_server_error(client: httpx.AsyncClient) -> None:
+    """Authentication fails inside the metrics middleware; it still counts the 401 answered."""
+
+    def sample(text: str, metric: str, status: int) -> float:
+        prefix = (
+            f'{metric}{{app_name="test",method="GET",path="/v1/things/{{thing_id}}",status_code="{status}"}} '
+        )
+        lines = [line for line in text.splitlines() if line.startswith(prefix)]
+        return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+    before = (await client.get("/metrics")).text
+    assert (await client.get("/v1/things/1")).status_code == 401
+    after = (await client.get("/metrics")).text
+    assert (
+        sample(after, "mailmerger_requests_total", 401) - sample(before, "mailmerger_requests_total", 401)
+        == 1
+    )
+    assert sample(after, "mailmerger_requests_error_total", 500) == sample(
+        before, "mailmerger_requests_error_total", 500
+    )
+
+
 def test_state_holder_is_litestar_state() -> None:
     """Apps keep their resources in Litestar's State (read by /ready)."""
     assert isinstance(State({"a": 1}), State)

@@ -14,10 +14,13 @@ import time
 from typing import Any
 
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 
 from mailmerger_shared.context import accept_or_new_id, set_correlation_id
+from mailmerger_shared.errors import DomainError
+from mailmerger_shared.web.problems import Problem, domain_status
 
 _REQUEST_ID_HEADER = b"x-request-id"
 _LABELS = ["method", "path", "status_code", "app_name"]
@@ -43,6 +46,17 @@ class _Children:
         self.requests = REQUESTS.labels(*labels)
         self.duration = REQUEST_SECONDS.labels(*labels)
         self.errors = REQUEST_ERRORS.labels(*labels) if status >= 500 else None
+
+
+def status_of(exc: Exception) -> int:
+    """The status the app's exception handlers answer ``exc`` with."""
+    if isinstance(exc, Problem):
+        return exc.status
+    if isinstance(exc, DomainError):
+        return domain_status(exc)[0]
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    return 500
 
 
 class RequestObservability:
@@ -86,6 +100,11 @@ class RequestObservability:
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Raised inside this middleware (by authentication, say) and answered by the app's
+            # exception handlers outside it: count the status that will be answered, not a 500.
+            status = status_of(exc)
+            raise
         finally:
             elapsed = time.perf_counter() - started
             in_progress.dec()

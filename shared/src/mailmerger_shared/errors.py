@@ -10,7 +10,7 @@ into a 400 only in its Flask entry point).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class DomainError(Exception):
@@ -18,8 +18,10 @@ class DomainError(Exception):
 
     ``extra`` adds named facts for the client (``field``, ``reason``, ids); ``retry_after`` is in
     seconds, for what passes with time; ``title`` names the error where the kind's own name would
-    say too little (e.g. "Invalid link").
+    say too little (e.g. "Invalid link"), and a subclass may name it once as ``default_title``.
     """
+
+    default_title: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -33,7 +35,7 @@ class DomainError(Exception):
         self.detail = detail
         self.extra = extra or {}
         self.retry_after = retry_after
-        self.title = title
+        self.title = title or self.default_title
 
 
 class Malformed(DomainError):
@@ -62,6 +64,10 @@ class Conflict(DomainError):
 
 class TooLarge(DomainError):
     """More bytes than allowed."""
+
+
+class Unsupported(DomainError):
+    """Content of a type this service does not take (a file that is not a PDF, a body not a form)."""
 
 
 class TooManyRequests(DomainError):

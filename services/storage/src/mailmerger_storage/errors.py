@@ -1,34 +1,15 @@
 """What the storage service reports when it cannot do what was asked: plain exceptions, no HTTP.
 
 The kit's kinds (``mailmerger_shared.errors``) say what happened; the subclasses here name the
-storage service's own cases. ``UnsupportedMediaType`` is the one kind the kit lacks: ``api/errors``
-answers it at the edge, as the web kit answers the others.
+storage service's own cases; each class names its title once (``default_title``).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from mailmerger_shared.errors import DomainError, Invalid, Malformed, TooLarge
+from mailmerger_shared.errors import DomainError, Invalid, Malformed, TooLarge, Unsupported
 
 
-class TitledError(DomainError):
-    """A domain error whose class names its title (``default_title``) unless one is given."""
-
-    default_title: ClassVar[str | None] = None
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        extra: dict[str, Any] | None = None,
-        retry_after: int | None = None,
-        title: str | None = None,
-    ) -> None:
-        super().__init__(detail, extra=extra, retry_after=retry_after, title=title or self.default_title)
-
-
-class UnsupportedMediaType(TitledError):
+class UnsupportedMediaType(Unsupported):
     """The body, or the file in it, is of a type this service does not take."""
 
     default_title = "Unsupported media type"
@@ -37,7 +18,7 @@ class UnsupportedMediaType(TitledError):
 # --- the body is not a form -------------------------------------------------------------------
 
 
-class MalformedForm(TitledError, Malformed):
+class MalformedForm(Malformed):
     """The body claims to be multipart/form-data but cannot be read as such."""
 
     default_title = "Malformed form"
@@ -50,7 +31,7 @@ class NotAForm(UnsupportedMediaType):
 # --- why an upload is refused -----------------------------------------------------------------
 
 
-class UploadRejected(TitledError):
+class UploadRejected(DomainError):
     """The file itself was refused; the detail says what to change before trying again."""
 
 

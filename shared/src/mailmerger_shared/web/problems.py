@@ -114,6 +114,7 @@ DOMAIN_STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
     errors.NotFound: (404, "Not found"),
     errors.Conflict: (409, "Conflict"),
     errors.TooLarge: (413, "Content too large"),
+    errors.Unsupported: (415, "Unsupported media type"),
     errors.Invalid: (422, "Unprocessable content"),
     errors.TooManyRequests: (429, "Too many requests"),
     errors.UpstreamFailed: (502, "Bad gateway"),

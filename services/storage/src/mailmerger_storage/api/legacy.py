@@ -14,11 +14,11 @@ from litestar import Request, Response, post
 from litestar.types import ControllerRouterHandler
 
 from mailmerger_shared.web.deps import CurrentUser
-from mailmerger_shared.web.legacy import envelope
+from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
 from mailmerger_shared.web.openapi import documented_body, multipart_form, problems
 from mailmerger_storage.api.deps import Blobs, Sessions, Settings, incoming_body
-from mailmerger_storage.api.errors import legacy_handlers
 from mailmerger_storage.domain import Kind
+from mailmerger_storage.errors import UploadRejected
 from mailmerger_storage.filetypes import PDF
 from mailmerger_storage.settings import MiB, S3Settings
 from mailmerger_storage.uploads import UploadPolicy, upload_attachment
@@ -43,7 +43,8 @@ def legacy_policy(s3: S3Settings) -> UploadPolicy:
     status_code=200,
     request_max_body_size=None,  # the upload streams the body and enforces its own limits
     # Every error class the app maps, so none of them falls through to a problem+json body.
-    exception_handlers=legacy_handlers(),
+    # A refused file (UploadRejected) answers HTTP 200: the old upload page has no error path.
+    exception_handlers=legacy_exception_handlers(answered_with_200=(UploadRejected,)),
     tags=["legacy"],
     # A refused file is a 200 (see above); a body that is no form at all keeps its real status.
     responses=problems(400, 413, 415, 422),

@@ -15,7 +15,6 @@ from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_shared.web.openapi import documented_body, multipart_form, problems
 from mailmerger_storage import service
 from mailmerger_storage.api.deps import Blobs, Sessions, Settings, incoming_body
-from mailmerger_storage.api.errors import EXCEPTION_HANDLERS
 from mailmerger_storage.domain import Attachment, Kind
 from mailmerger_storage.filetypes import ALL_TYPES
 from mailmerger_storage.settings import S3Settings
@@ -75,7 +74,6 @@ def upload_policy(s3: S3Settings) -> UploadPolicy:
 class AttachmentsController(Controller):
     path = "/v1/attachments"
     tags = ["attachments"]
-    exception_handlers = EXCEPTION_HANDLERS
 
     # The body is read as a stream by the upload itself, which enforces its own limits.
     @post(

@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "rekey", help="re-seal every stored secret under MM_AUTH_ENCRYPTION_ACTIVE_KEY (a key rotation)"
     )
-    from mailmerger import account_cli, demo, mailmerge_cli
+    from mailmerger import account_cli, demo, mailmerge_cli, webhook_listener
 
     demo.add_arguments(commands.add_parser("demo", help="a first campaign against a running `make run`"))
     account_cli.add_login_arguments(
@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     mailmerge_cli.add_arguments(
         commands.add_parser("send", help="mail merge a template with a CSV (dry run unless --no-dry-run)")
+    )
+    webhook_listener.add_arguments(
+        commands.add_parser("webhooks", help="webhook tools: `listen` verifies and prints deliveries")
     )
     return parser
 
@@ -155,6 +158,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mailmerger import account_cli
 
         return account_cli.run(args.command, args)
+    if args.command == "webhooks":
+        from mailmerger import webhook_listener
+
+        return webhook_listener.run(args)
     if args.command == "rekey":
         from mailmerger.rekey import rekey
 

@@ -27,6 +27,8 @@ SECRET_VARIABLES = (
     "MM_AMQP_URL",
     *CREDENTIALS,
     "MM_AUTH_ENCRYPTION_KEYS",
+    # Seals the queue's unsubscribe tokens and webhook secrets.
+    "MM_COMPLIANCE_SECRET_KEY",
     "MM_GOOGLE_CLIENT_ID",
     "MM_GOOGLE_CLIENT_SECRET",
     "MM_S3_ACCESS_KEY_ID",

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from mailmerger_queue.app import create_app
 from mailmerger_queue.dispatch.dispatcher import Dispatcher
+from mailmerger_queue.models import metadata
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_queue.worker import open_dispatcher
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
@@ -31,7 +32,8 @@ from tests.queue.world import FakeClock, World
 from tests.tokens import TestSigner
 
 SIGNER = TestSigner()
-_TABLES = "messages, campaigns, recipients, senders, attempts, transitions, attachments, processed_events"
+# Every table of the queue's schema: a table added later is emptied too, without a list to keep.
+_TABLES = ", ".join(f"queue.{table.name}" for table in metadata.sorted_tables)
 _ids = itertools.count(1000)
 
 
@@ -119,7 +121,7 @@ def _empty_ledger(request: pytest.FixtureRequest) -> None:
 async def _emptied_ledger(infra: Infrastructure, fake: FakeServices) -> None:
     assert infra.engine is not None
     async with infra.engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {', '.join(f'queue.{t}' for t in _TABLES.split(', '))}"))
+        await connection.execute(text(f"TRUNCATE {_TABLES}"))
     assert infra.amqp is not None
     channel = await infra.amqp.channel()
     queue = await channel.get_queue("sender.send-email", ensure=False)

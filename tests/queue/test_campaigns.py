@@ -94,6 +94,27 @@ async def test_the_list_is_checked_row_by_row(world: World, settings: QueueSetti
     )
 
 
+async def test_the_report_pages_with_an_opaque_cursor(world: World) -> None:
+    """The report's cursor walks every problem row once, in row order; another list's cursor is a 400."""
+    user, account = await world.user_with_account()
+    campaign = await _campaign(world, user, account)
+    await _upload(world, user, campaign["id"], "email,name\n" + "".join(f"bad{i},B{i}\n" for i in range(5)))
+    url = f"/v1/campaigns/{campaign['id']}/report"
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        report = (await world.client.get(url, params=params, headers=world.auth(user))).json()
+        seen += [p["row"] for p in report["problems"]]
+        cursor = report["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [1, 2, 3, 4, 5]
+    for forged in ("2", "ZW1haWxzOjE"):
+        response = await world.client.get(url, params={"cursor": forged}, headers=world.auth(user))
+        assert response.status_code == 400, forged
+
+
 async def test_json_rows_missing_template_fields_are_reported(world: World) -> None:
     """A JSON row without a field the template uses is reported as missing_fields, naming it."""
     user, account = await world.user_with_account()

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from mailmerger_queue.dispatch.dispatcher import Dispatcher
@@ -233,6 +234,14 @@ async def test_run_dispatcher_sends_as_messages_fall_due(world: World, settings:
             await task
 
 
+def _ticks() -> float:
+    """Dispatcher ticks this process has finished (ok or failed)."""
+    return sum(
+        REGISTRY.get_sample_value("mailmerger_dispatcher_ticks_total", {"result": r}) or 0.0
+        for r in ("ok", "failed")
+    )
+
+
 async def test_an_email_sent_now_wakes_the_dispatcher_before_its_tick(
     world: World, infra: Infrastructure, settings: QueueSettings
 ) -> None:
@@ -241,6 +250,7 @@ async def test_an_email_sent_now_wakes_the_dispatcher_before_its_tick(
         settings, dispatch=msgspec.structs.replace(settings.dispatch, tick_seconds=60)
     )
     user, account = await world.user_with_account()
+    ticks_before = _ticks()
     task = asyncio.create_task(run_dispatcher(slow))
     try:
 
@@ -254,7 +264,9 @@ async def test_an_email_sent_now_wakes_the_dispatcher_before_its_tick(
             return bool(count)
 
         await eventually(listening)
-        await asyncio.sleep(0.3)  # the tick that follows connecting the listener is over
+        # The first tick, then the one that follows connecting the listener, are over: only a
+        # notification can wake the dispatcher now.
+        await eventually(lambda: _ticks() >= ticks_before + 2)
         assert await world.commands() == []
         email = await world.compose(user, account)
         commands: list[c.SendEmail] = []

@@ -274,6 +274,17 @@ async def test_list_filters_and_pages_with_a_cursor(world: World) -> None:
     assert none_before.json()["items"] == []
 
 
+async def test_list_cursor_is_opaque_and_a_forged_one_is_a_400(world: World) -> None:
+    """next_cursor is not an email id, and a cursor this list never handed out answers 400."""
+    user, account = await world.user_with_account()
+    ids = [(await world.compose(user, account))["id"] for _ in range(2)]
+    page = (await world.client.get("/v1/emails", params={"limit": 1}, headers=world.auth(user))).json()
+    assert page["next_cursor"] not in {str(i) for i in ids}
+    for forged in ("12", "cmVwb3J0OjE", "not a cursor"):
+        response = await world.client.get("/v1/emails", params={"cursor": forged}, headers=world.auth(user))
+        assert response.status_code == 400, forged
+
+
 async def test_cancel_before_dispatch_wins_and_is_recorded(world: World, dispatcher: Dispatcher) -> None:
     """A cancelled email is never dispatched; the transition says who cancelled it."""
     user, account = await world.user_with_account()

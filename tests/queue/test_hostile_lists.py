@@ -59,7 +59,18 @@ async def test_results_export_neutralises_cells_that_would_run_as_formulas(world
     assert response.headers["x-content-type-options"] == "nosniff"
     exported = list(csv.reader(io.StringIO(response.text, newline="")))
     header, first, *hostile, attachment = exported
-    assert header == ["row", "address", "state", "problem", "sent_at", "gmail_id", "reason", "detail"]
+    assert header == [
+        "row",
+        "address",
+        "state",
+        "problem",
+        "sent_at",
+        "gmail_id",
+        "reason",
+        "detail",
+        "step",
+        "stop_reason",
+    ]
     assert first[:3] == ["1", "ada@example.com", "not launched"]
     # The stored address is the cell, trimmed: the CR of the last one goes, its formula stays.
     assert [row[1] for row in hostile] == ["'" + cell.strip() for cell in FORMULA_CELLS]

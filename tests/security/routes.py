@@ -81,6 +81,9 @@ PUBLIC: set[Endpoint] = {
     Endpoint("auth", "GET", "/api/auth/renew-refresh-and-jwt-token"),  # bearer = refresh token
     Endpoint("auth", "GET", "/api/oauth/gmail-authorize"),
     Endpoint("auth", "GET", "/api/oauth/oauth2callback"),
+    # RFC 8058 one-click unsubscribe: the sealed token in the link is the credential.
+    Endpoint("queue", "GET", "/v1/unsubscribe/{token}"),
+    Endpoint("queue", "POST", "/v1/unsubscribe/{token}"),
 }
 
 # Each internal route and the one calling service allowed to use it (least privilege: only the
@@ -113,6 +116,13 @@ SELF: set[Endpoint] = {
     Endpoint("queue", "GET", "/v1/campaigns"),
     Endpoint("queue", "POST", "/v1/campaigns"),
     Endpoint("queue", "GET", "/v1/senders"),
+    Endpoint("queue", "GET", "/v1/senders/bulk-sender-report"),
+    Endpoint("queue", "GET", "/v1/suppressions"),
+    Endpoint("queue", "POST", "/v1/suppressions"),
+    Endpoint("queue", "POST", "/v1/suppressions/import"),
+    Endpoint("queue", "GET", "/v1/suppressions/export.csv"),
+    Endpoint("queue", "GET", "/v1/webhooks"),
+    Endpoint("queue", "POST", "/v1/webhooks"),
     Endpoint("queue", "POST", "/api/queue/add-to-queue"),
     Endpoint("queue", "GET", "/api/queue/get-email-queue"),
     Endpoint("queue", "POST", "/api/email/send-email-now"),
@@ -159,6 +169,8 @@ OWNED: dict[Endpoint, Probe] = {
     Endpoint("queue", "GET", "/v1/campaigns/{campaign_id}/report"): Probe(),
     Endpoint("queue", "GET", "/v1/campaigns/{campaign_id}/rows/{row}"): Probe(),
     Endpoint("queue", "POST", "/v1/campaigns/{campaign_id}/rows/{row}/test"): Probe(),
+    Endpoint("queue", "POST", "/v1/campaigns/{campaign_id}/rows/{row}/stop"): Probe({"reason": "stopped"}),
+    Endpoint("queue", "PUT", "/v1/campaigns/{campaign_id}/steps"): Probe({"steps": []}),
     Endpoint("queue", "POST", "/v1/campaigns/{campaign_id}/launch"): Probe({}),
     Endpoint("queue", "POST", "/v1/campaigns/{campaign_id}/pause"): Probe(),
     Endpoint("queue", "POST", "/v1/campaigns/{campaign_id}/resume"): Probe(),
@@ -171,6 +183,14 @@ OWNED: dict[Endpoint, Probe] = {
     Endpoint("queue", "GET", "/v1/campaigns/{campaign_id}/progress/stream"): Probe(),
     Endpoint("queue", "GET", "/v1/campaigns/{campaign_id}/results.csv"): Probe(),
     Endpoint("queue", "PATCH", "/v1/senders/{account_id}"): Probe({"daily_limit": 1}),
+    Endpoint("queue", "DELETE", "/v1/suppressions/{suppression_id}"): Probe(),
+    Endpoint("queue", "GET", "/v1/webhooks/{endpoint_id}"): Probe(),
+    Endpoint("queue", "PATCH", "/v1/webhooks/{endpoint_id}"): Probe({"description": "stolen"}),
+    Endpoint("queue", "DELETE", "/v1/webhooks/{endpoint_id}"): Probe(),
+    Endpoint("queue", "POST", "/v1/webhooks/{endpoint_id}/rotate-secret"): Probe(),
+    Endpoint("queue", "POST", "/v1/webhooks/{endpoint_id}/test"): Probe(),
+    Endpoint("queue", "GET", "/v1/webhooks/{endpoint_id}/deliveries"): Probe(),
+    Endpoint("queue", "POST", "/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/replay"): Probe(),
     Endpoint("queue", "POST", "/api/queue/send-queued-emails"): Probe(["{legacy_email_id}"]),
     Endpoint("queue", "DELETE", "/api/queue/delete-queue-email"): Probe(["{legacy_email_id}"]),
     Endpoint("storage", "GET", "/v1/attachments/{attachment_id}"): Probe(),

@@ -19,9 +19,10 @@ Check settings, each with its reason (no operation is excluded and no check is t
   schema states: an email address the server does not take, a password too short, a legacy
   ``t_key`` that must list ``t_body``'s placeholders, a schedule window that must not be empty.
 - positive_data_acceptance also accepts 400 on the operations that take a token only the API
-  issues, which no schema can tell from any other string: the ``cursor`` of GET /v1/templates and
-  GET /v1/attachments, the connect ``ticket`` of the Google authorize routes, and the OAuth
-  ``state`` of the Google callbacks (which Google redirects to).
+  issues, which no schema can tell from any other string: the ``cursor`` of the v1 lists
+  (templates, attachments, emails, a campaign's report, suppressions, webhook deliveries), the
+  connect ``ticket`` of the Google authorize routes, and the OAuth ``state`` of the Google
+  callbacks (which Google redirects to).
 - positive_data_acceptance also accepts 415 on the uploads (POST /v1/attachments, POST
   /api/storage/upload-file): the file's type is read from its bytes, which no schema describes.
 - negative_data_rejection also accepts 200 on POST /api/storage/upload-file: the legacy client
@@ -78,6 +79,10 @@ REJECTED_NEGATIVE = [
 OPAQUE_TOKENS = [
     "GET /v1/templates",
     "GET /v1/attachments",
+    "GET /v1/emails",
+    "GET /v1/campaigns/{campaign_id}/report",
+    "GET /v1/suppressions",
+    "GET /v1/webhooks/{endpoint_id}/deliveries",
     "GET /v1/auth/google/callback",
     "GET /api/oauth/oauth2callback",
     "GET /v1/auth/google/authorize",

@@ -99,6 +99,16 @@ async def create_owned_resources(owner: User) -> dict[str, Any]:
     )
     assert queued.status_code == 200, queued.text
     legacy = (await client.get("/api/queue/get-email-queue")).json()["data"]["emails"]
+    suppression = await client.post("/v1/suppressions", json={"address": "nobody@example.org"})
+    assert suppression.status_code == 201, suppression.text
+    # A receiver nobody listens on (127.0.0.1 is the harness's development allowlist).
+    webhook = await client.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["message.sent"]}
+    )
+    assert webhook.status_code == 201, webhook.text
+    tested = await client.post(f"/v1/webhooks/{webhook.json()['id']}/test")
+    assert tested.status_code == 202, tested.text
+    [delivery] = (await client.get(f"/v1/webhooks/{webhook.json()['id']}/deliveries")).json()["items"]
     return {
         "template_id": template["id"],
         "attachment_id": attachment["id"],
@@ -107,6 +117,9 @@ async def create_owned_resources(owner: User) -> dict[str, Any]:
         "row": 1,
         "account_id": owner.account_id,
         "legacy_email_id": next(e["eid"] for e in legacy if e["subject"] == "Held"),
+        "suppression_id": suppression.json()["id"],
+        "endpoint_id": webhook.json()["id"],
+        "delivery_id": delivery["id"],
     }
 
 
@@ -246,6 +259,10 @@ async def test_owners_resources_survive_the_other_users_attempts(owner: Owner) -
     assert (sender["state"], sender["daily_limit"]) == ("connected", 2000)
     queue = (await client.get("/api/queue/get-email-queue")).json()["data"]["emails"]
     assert ids["legacy_email_id"] in [e["eid"] for e in queue]
+    suppressions = (await client.get("/v1/suppressions")).json()["items"]
+    assert [entry["id"] for entry in suppressions] == [ids["suppression_id"]]
+    webhook = (await client.get(f"/v1/webhooks/{ids['endpoint_id']}")).json()
+    assert webhook["description"] != "stolen"
 
 
 @pytest.mark.parametrize(

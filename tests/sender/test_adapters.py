@@ -217,6 +217,7 @@ async def s3_attachments(s3_endpoint: str) -> AsyncIterator[tuple[Attachments, o
         yield Attachments(blobs, capacity_bytes=1_000_000), client
 
 
+@pytest.mark.slow  # a moto S3 server of its own: about a second to start
 async def test_s3_attachment_is_read_by_its_key(s3_attachments: tuple[Attachments, object]) -> None:
     """An object in the bucket is read, verified and returned."""
     attachments, client = s3_attachments
@@ -227,6 +228,7 @@ async def test_s3_attachment_is_read_by_its_key(s3_attachments: tuple[Attachment
     assert (await attachments.content(ref)).data == data
 
 
+@pytest.mark.slow  # a moto S3 server of its own: about a second to start
 async def test_s3_missing_object_is_a_missing_attachment(s3_attachments: tuple[Attachments, object]) -> None:
     """NoSuchKey means the attachment is gone for good (not a transient failure)."""
     attachments, _ = s3_attachments

@@ -31,6 +31,7 @@ REAL = {
     "MM_AUTH_ENCRYPTION_KEYS": f'{{"k1": "{REAL_KEY}"}}',
     "MM_AUTH_ENCRYPTION_ACTIVE_KEY": "k1",
     "MM_SYSTEM_MAIL_GMAIL_REFRESH_TOKEN": "1//0a-real-system-refresh-token",
+    "MM_COMPLIANCE_SECRET_KEY": REAL_KEY,
 }
 # What .env.example, docker-compose.yml and the all-in-one's emulator give a development run
 # (the encryption key is the built-in default when its variables are unset).
@@ -114,7 +115,7 @@ def test_production_refuses_the_development_key_kept_under_another_id() -> None:
 
 
 # The published values each service would run with: the credentials its settings read (each
-# process holds only those), and auth's Google client and encryption key.
+# process holds only those), auth's Google client and encryption key, the queue's secret key.
 REFUSED_BY_SERVICE = {
     "auth": {
         "MM_INTERNAL_QUEUE_TOKEN",
@@ -125,7 +126,7 @@ REFUSED_BY_SERVICE = {
         "MM_SYSTEM_MAIL_GMAIL_REFRESH_TOKEN",
     },
     "templates": {"MM_INTERNAL_QUEUE_TOKEN"},
-    "queue": {"MM_INTERNAL_QUEUE_TOKEN"},
+    "queue": {"MM_INTERNAL_QUEUE_TOKEN", "MM_COMPLIANCE_SECRET_KEY"},
     "storage": {"MM_INTERNAL_QUEUE_TOKEN"},
     "sender": {"MM_INTERNAL_SENDER_TOKEN"},
 }

@@ -74,7 +74,8 @@ class CountingBody:
 def pdf(size: int = 2048, *, seed: bytes = b"") -> bytes:
     """A PDF-looking file of exactly ``size`` bytes (magic number, then filler)."""
     head = b"%PDF-1.7\n" + seed
-    return head + bytes(i % 251 for i in range(size - len(head)))
+    filler = bytes(range(251)) * ((size - len(head)) // 251 + 1)  # 0, 1, … 250, 0, 1, …
+    return head + filler[: size - len(head)]
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)

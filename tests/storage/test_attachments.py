@@ -8,6 +8,7 @@ import httpx
 import msgspec
 import pytest
 
+from mailmerger_shared.pagination import encode_cursor
 from mailmerger_storage.adapters.s3 import open_blob_store
 from mailmerger_storage.settings import StorageSettings
 from tests.storage.conftest import Bucket, Events, Rows, User
@@ -50,6 +51,14 @@ async def test_forged_cursor_is_400(client: httpx.AsyncClient, user: User) -> No
     """A cursor the API did not hand out is refused, not misread."""
     response = await client.get("/v1/attachments", params={"cursor": "bm9wZQ"}, headers=user.headers)
     assert response.status_code == 400
+
+
+async def test_a_cursor_of_another_list_is_400(client: httpx.AsyncClient, user: User) -> None:
+    """Another list's cursor (here the templates list's) names no attachment: refused, naming the field."""
+    cursor = encode_cursor("templates", 1)
+    response = await client.get("/v1/attachments", params={"cursor": cursor}, headers=user.headers)
+    assert response.status_code == 400
+    assert response.json()["field"] == "cursor"
 
 
 async def test_new_resume_becomes_the_designated_one(client: httpx.AsyncClient, user: User) -> None:

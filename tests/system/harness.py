@@ -75,6 +75,10 @@ def system_environment(service_env: Mapping[str, str], port: int) -> dict[str, s
         "MM_DISPATCH_TICK_SECONDS": "0.2",
         "MM_DISPATCH_BATCH_SIZE": "500",
         "MM_COMPOSE_PROGRESS_INTERVAL_SECONDS": "0.5",
+        # Webhook receivers of the tests listen on this machine (the development allowlist), and a
+        # receiver that was down is retried within seconds, not the production schedule's minutes.
+        "MM_WEBHOOKS_ALLOWED_HOSTS": "127.0.0.1",
+        "MM_WEBHOOKS_RETRY_SCHEDULE_SECONDS": "[1, 2, 4, 8, 10, 10, 10, 10, 10, 10, 10, 10]",
     }
 
 

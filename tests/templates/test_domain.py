@@ -1,28 +1,42 @@
-"""Rules without I/O: pagination cursors and the legacy key list."""
+"""Rules without I/O: the list's pagination cursors and the legacy key list."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from mailmerger_templates.domain import (
-    InvalidCursor,
-    decode_cursor,
-    encode_cursor,
-    legacy_key_mismatch,
-    parse_legacy_keys,
-)
+from mailmerger_shared.errors import Malformed
+from mailmerger_shared.pagination import decode_cursor, encode_cursor
+from mailmerger_templates.domain import CURSOR_KIND, legacy_key_mismatch, parse_legacy_keys
+
+
+def _opaque(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def test_a_cursor_round_trips() -> None:
-    """decode_cursor returns the id encode_cursor was given."""
-    assert decode_cursor(encode_cursor(123_456)) == 123_456
+    """A templates cursor decodes to the id it was made from."""
+    assert decode_cursor(CURSOR_KIND, encode_cursor(CURSOR_KIND, 123_456)) == 123_456
 
 
-@pytest.mark.parametrize("cursor", ["", "!!", "eDEyMw", "dC0x", "dDEyMzQ1Njc4OTAxMjM0NTY3ODkw", "dMK5"])
-def test_a_cursor_not_made_here_is_refused(cursor: str) -> None:
-    """Garbage, other prefixes, negative, overlong and non-ASCII digits are all InvalidCursor."""
-    with pytest.raises(InvalidCursor):
-        decode_cursor(cursor)
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "!!",
+        _opaque("t123"),  # the format this service used before the kit's
+        _opaque("attachments:123"),
+        _opaque("templates:-1"),
+        _opaque("templates:" + "9" * 20),
+        _opaque("templates:\u00b9"),
+    ],
+)
+def test_a_cursor_not_made_for_this_list_is_refused(cursor: str) -> None:
+    """Garbage, other lists' cursors, negative, overlong and non-ASCII digits are all Malformed."""
+    with pytest.raises(Malformed) as refused:
+        decode_cursor(CURSOR_KIND, cursor)
+    assert refused.value.extra == {"field": "cursor"}
 
 
 def test_legacy_keys_are_trimmed_and_blanks_dropped() -> None:

@@ -92,6 +92,10 @@ class SendEmail(Command, frozen=True, kw_only=True):
     thread_id: str | None = None
     in_reply_to: str | None = None
     references: list[str] = []
+    # RFC 8058 one-click unsubscribe (campaign mail): the https URL a POST unsubscribes with, and
+    # a mailto: for readers without it. Both None: no List-Unsubscribe header.
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
     attempt: int = 1
     generation: int = 0
 

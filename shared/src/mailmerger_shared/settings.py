@@ -347,6 +347,28 @@ class LogSettings(Settings, frozen=True, kw_only=True):
     json: bool = True
 
 
+# --- a service's settings ----------------------------------------------------------------------
+# A service's settings are a Struct whose every field is a group (``load_service`` loads each);
+# it subclasses one of these two and declares only its own groups. Their fields come first.
+
+
+class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The groups every service reads, a worker without an HTTP app (the sender) included."""
+
+    deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
+    database: DatabaseSettings
+    redis: RedisSettings
+    broker: BrokerSettings
+    log: LogSettings
+
+
+class HttpServiceSettings(ServiceSettings, frozen=True, kw_only=True):
+    """The groups of a service with an HTTP app: where it listens and how it verifies access tokens."""
+
+    http: HttpSettings
+    jwt: JwtSettings
+
+
 T = TypeVar("T", bound=msgspec.Struct)
 
 

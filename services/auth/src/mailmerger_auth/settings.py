@@ -13,14 +13,8 @@ from mailmerger_shared.settings import (
     DEV_GOOGLE_CLIENT_SECRET,
     DEV_SYSTEM_MAIL_ADDRESS,
     DEV_SYSTEM_MAIL_REFRESH_TOKEN,
-    BrokerSettings,
-    DatabaseSettings,
-    Deployment,
-    HttpSettings,
-    JwtSettings,
-    LogSettings,
+    HttpServiceSettings,
     QueueCredential,
-    RedisSettings,
     SenderCredential,
     Settings,
 )
@@ -197,14 +191,7 @@ class SystemMailSettings(Settings, frozen=True, kw_only=True):
         ]
 
 
-class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
-    deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
-    http: HttpSettings
-    database: DatabaseSettings
-    redis: RedisSettings
-    broker: BrokerSettings
-    jwt: JwtSettings
-    log: LogSettings
+class AuthSettings(HttpServiceSettings, frozen=True, kw_only=True):
     # The callers of auth's internal routes: the queue (connect tickets), the sender (access tokens).
     queue_credential: QueueCredential
     sender_credential: SenderCredential

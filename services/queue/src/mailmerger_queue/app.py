@@ -17,7 +17,7 @@ from mailmerger_queue.adapters.auth import AuthClient
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.api import routes
-from mailmerger_queue.api.deps import dependencies
+from mailmerger_queue.api.deps import dependencies, use_cases_lifespan
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_queue.worker import account_events, delivery_outcomes, run_dispatcher
 from mailmerger_shared.registration import ServiceRegistration
@@ -46,6 +46,7 @@ def create_app(
                 NAME, database=settings.database, redis=settings.redis, broker=settings.broker
             ),
             _internal_clients(settings, internal_transport),
+            use_cases_lifespan(settings),
             consumer_lifespan("queue.delivery-outcomes", delivery_outcomes(settings), settings.broker),
             consumer_lifespan("queue.account-events", account_events(settings), settings.broker),
         ],
@@ -88,6 +89,9 @@ SERVICE = ServiceRegistration(
         "/v1/emails",
         "/v1/campaigns",
         "/v1/senders",
+        "/v1/suppressions",
+        "/v1/unsubscribe",
+        "/v1/webhooks",
         "/api/email",
         "/api/queue",
         "/schema/queue",

@@ -57,6 +57,8 @@ RESENDABLE = frozenset({State.FAILED, State.UNCONFIRMED})
 OUTCOME_APPLIES = frozenset({State.DISPATCHED, State.SCHEDULED})
 # ``outcome_reason`` of a message the sweep made unconfirmed: no outcome came back for too long.
 NO_OUTCOME = "no_outcome"
+# ``outcome_reason`` of a campaign message cancelled at dispatch: its recipient is suppressed.
+SUPPRESSED = "suppressed"
 # ``outcome_reason`` of an unconfirmed message the user marked as sent.
 MARKED_SENT = "marked_sent_by_user"
 # EmailSent is the truth from Gmail: it applies from every state but ``sent`` itself.

@@ -1,10 +1,11 @@
 """Writing the ledger: creating messages and moving them between states, always with a transition.
 
-``move`` is the only way a message changes state (``move_to_sent`` is its batched form for the
-hottest transition, one row of values per message). It locks the rows it moves, changes them only
-if they are still in one of the allowed ``from`` states, and records one transition per moved
-row in the same statement, so concurrent moves (a cancel racing a dispatch, an event delivered
-twice) each see the other's result and at most one of them wins.
+The rule of a move is written once (``_moving`` and ``_recorded``): it locks the rows it moves,
+changes them only if they are still in one of the allowed ``from`` states, and records one
+transition per moved row in the same statement, so concurrent moves (a cancel racing a dispatch,
+an event delivered twice) each see the other's result and at most one of them wins. ``move`` is
+that rule for the messages matching a condition; ``move_to_sent`` is the same rule for the hottest
+transition, with one row of values per message, prepared once.
 """
 
 from __future__ import annotations
@@ -14,11 +15,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, literal, select, text, update
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    FromClause,
+    Insert,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue.domain import State
-from mailmerger_queue.models import messages, transitions
+from mailmerger_queue.models import attempts, campaigns, messages, transitions
+
+m = messages
+_INSTANT = DateTime(timezone=True)
 
 
 async def next_message_id(session: AsyncSession) -> int:
@@ -42,6 +65,43 @@ async def create(session: AsyncSession, values: Mapping[str, Any], *, now: datet
     )
 
 
+def _moving(
+    where: ColumnElement[bool],
+    *,
+    sources: ColumnElement[bool],
+    target: State,
+    now: ColumnElement[datetime],
+    values: Mapping[str, Any],
+    given: FromClause | None = None,
+    returning: Sequence[ColumnElement[Any]] = (),
+) -> CTE:
+    """The CTE ``moved`` (``id``, ``from_state``, ``attempt``, then ``returning``): the messages
+    matching ``where`` whose state satisfies ``sources``, locked, then set to ``target`` with
+    ``values``. ``given`` (keyed by ``id``) holds per-message values; only its messages move."""
+    locked = select(m.c.id, m.c.state).where(where, sources).with_for_update(of=m)
+    if given is not None:
+        locked = locked.join_from(m, given, given.c.id == m.c.id)
+    old = locked.cte("old")
+    changed = update(m).where(m.c.id == old.c.id)
+    if given is not None:
+        changed = changed.where(given.c.id == old.c.id)
+    return (
+        changed.values(state=target.value, updated_at=now, **values)
+        .returning(m.c.id, old.c.state.label("from_state"), m.c.attempt, *returning)
+        .cte("moved")
+    )
+
+
+def _recorded(
+    moved: CTE, *, target: State, reason: ColumnElement[str], now: ColumnElement[datetime]
+) -> Insert:
+    """The transition of every moved message, recorded in the statement that moved it."""
+    return insert(transitions).from_select(
+        ["message_id", "at", "from_state", "to_state", "reason", "attempt"],
+        select(moved.c.id, now, moved.c.from_state, literal(target.value), reason, moved.c.attempt),
+    )
+
+
 async def move(
     session: AsyncSession,
     where: ColumnElement[bool],
@@ -57,34 +117,16 @@ async def move(
     Returns ``(message id, previous state)`` of every message moved; one that was in another
     state is left alone and absent from the result.
     """
-    m = messages
-    old = (
-        select(m.c.id, m.c.state)
-        .where(where, m.c.state.in_([s.value for s in sources]))
-        .with_for_update()
-        .cte("old")
+    at = literal(now, _INSTANT)
+    moved = _moving(
+        where,
+        sources=m.c.state.in_([s.value for s in sources]),
+        target=target,
+        now=at,
+        values=values or {},
     )
-    moved = (
-        update(m)
-        .where(m.c.id == old.c.id)
-        .values(state=target.value, updated_at=now, **(values or {}))
-        .returning(m.c.id, old.c.state.label("from_state"), m.c.attempt)
-        .cte("moved")
-    )
-    recorded = (
-        insert(transitions)
-        .from_select(
-            ["message_id", "at", "from_state", "to_state", "reason", "attempt"],
-            select(
-                moved.c.id,
-                literal(now, transitions.c.at.type),
-                moved.c.from_state,
-                literal(target.value),
-                literal(reason),
-                moved.c.attempt,
-            ),
-        )
-        .returning(transitions.c.message_id, transitions.c.from_state)
+    recorded = _recorded(moved, target=target, reason=literal(reason), now=at).returning(
+        transitions.c.message_id, transitions.c.from_state
     )
     rows = (await session.execute(recorded)).all()
     return [(row.message_id, State(row.from_state)) for row in rows]
@@ -101,48 +143,75 @@ class Sent:
     reason: str
 
 
-# ``move`` for many messages, each with its own values, as one statement (the SQL text is fixed, so
-# nothing is compiled per call). Same rules: lock, check the ``from`` state, record the transition;
-# and the attempt that sent it is closed as sent, and its campaign's run of failures ends (only a
-# campaign that had failures is written). One statement is atomic alone: callers may run it
-# without a transaction around it.
-_MOVE_TO_SENT = text(
-    """
-    WITH sent AS (
-        SELECT * FROM unnest(
-            CAST(:ids AS bigint[]), CAST(:gmail_ids AS text[]), CAST(:thread_ids AS text[]),
-            CAST(:sent_ats AS timestamptz[]), CAST(:reasons AS text[])
-        ) AS s(id, gmail_id, thread_id, sent_at, reason)
-    ), old AS (
-        SELECT m.id, m.state FROM queue.messages m JOIN sent ON sent.id = m.id
-        WHERE m.state = ANY(CAST(:sources AS text[]))
-        FOR UPDATE OF m
-    ), moved AS (
-        UPDATE queue.messages m
-        SET state = 'sent', updated_at = :now, gmail_id = sent.gmail_id, thread_id = sent.thread_id,
-            sent_at = sent.sent_at, outcome_reason = NULL, outcome_detail = NULL
-        FROM old JOIN sent ON sent.id = old.id
-        WHERE m.id = old.id
-        RETURNING m.id, old.state AS from_state, m.attempt, m.campaign_id, sent.reason
-    ), attempt_closed AS (
-        UPDATE queue.attempts a SET outcome = 'sent', outcome_at = :now, reason = NULL, detail = NULL
-        FROM moved WHERE a.message_id = moved.id AND a.attempt = moved.attempt
-    ), failures_ended AS (
-        UPDATE queue.campaigns c SET consecutive_failures = 0
-        WHERE c.id IN (SELECT campaign_id FROM moved) AND c.consecutive_failures > 0
+def _move_to_sent_statement() -> Insert:
+    """``move`` to ``sent`` for many messages, each with its own values (``Sent``, passed as one
+    array per field), as one statement; and the attempt that sent each is closed as sent, and its
+    campaign's run of failures ends (only a campaign that had failures is written)."""
+    now = bindparam("now", type_=_INSTANT)
+    sent = (
+        select(
+            func.unnest(
+                cast(bindparam("ids"), ARRAY(BigInteger)),
+                cast(bindparam("gmail_ids"), ARRAY(Text)),
+                cast(bindparam("thread_ids"), ARRAY(Text)),
+                cast(bindparam("sent_ats"), ARRAY(_INSTANT)),
+                cast(bindparam("reasons"), ARRAY(Text)),
+            )
+            .table_valued(
+                column("id", BigInteger),
+                column("gmail_id", Text),
+                column("thread_id", Text),
+                column("sent_at", _INSTANT),
+                column("reason", Text),
+            )
+            .render_derived(name="s")
+        )
+    ).cte("sent")
+    moved = _moving(
+        true(),
+        sources=m.c.state == any_(cast(bindparam("sources"), ARRAY(Text))),
+        target=State.SENT,
+        now=now,
+        values={
+            "gmail_id": sent.c.gmail_id,
+            "thread_id": sent.c.thread_id,
+            "sent_at": sent.c.sent_at,
+            "outcome_reason": None,
+            "outcome_detail": None,
+        },
+        given=sent,
+        returning=[m.c.campaign_id, sent.c.reason],
     )
-    INSERT INTO queue.transitions (message_id, at, from_state, to_state, reason, attempt)
-    SELECT id, :now, from_state, 'sent', reason, attempt FROM moved
-    RETURNING message_id, attempt
-    """
-)
+    a, cp = attempts, campaigns
+    attempt_closed = (
+        update(a)
+        .where(a.c.message_id == moved.c.id, a.c.attempt == moved.c.attempt)
+        .values(outcome=State.SENT.value, outcome_at=now, reason=None, detail=None)
+        .cte("attempt_closed")
+    )
+    failures_ended = (
+        update(cp)
+        .where(cp.c.id.in_(select(moved.c.campaign_id)), cp.c.consecutive_failures > 0)
+        .values(consecutive_failures=0)
+        .cte("failures_ended")
+    )
+    return (
+        _recorded(moved, target=State.SENT, reason=moved.c.reason, now=now)
+        .add_cte(attempt_closed, failures_ended)
+        .returning(transitions.c.message_id, transitions.c.attempt)
+    )
+
+
+# Built once: it is the same for every batch (only its parameters change), so EmailSent batches,
+# the hottest path, neither build nor compile a statement.
+_MOVE_TO_SENT = _move_to_sent_statement()
 
 
 async def move_to_sent(
     session: AsyncSession, sent: Sequence[Sent], *, sources: Iterable[State], now: datetime
 ) -> list[tuple[int, int]]:
     """Move each message of ``sent`` (distinct ids) that is in ``sources`` to ``sent``, closing the
-    attempt that sent it.
+    attempt that sent it. One statement, atomic alone: callers may run it without a transaction.
 
     Returns ``(message id, attempt)`` of every message moved.
     """

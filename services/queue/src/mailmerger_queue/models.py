@@ -3,7 +3,9 @@
 ``messages`` is the ledger: one row per email that must be sent, and its own outbox entry (the
 dispatcher publishes ``SendEmail`` from it). ``attempts`` and ``transitions`` are its history.
 A campaign message keeps its rendered content in its ``recipients`` row (``messages.subject``,
-``html`` and ``text`` are then NULL), so a 100k-row campaign is stored once, not twice.
+``html`` and ``text`` are then NULL), so a 100k-row campaign is stored once, not twice. A follow-up
+(``messages.step`` > 1, ``sequences``) is rendered when it is built and keeps its content in its own
+``messages`` row.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from typing import Any, TypeAlias
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Computed,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
     Index,
     Integer,
+    LargeBinary,
     Row,
     SmallInteger,
     String,
@@ -43,6 +48,7 @@ Record: TypeAlias = Row[*tuple[Any, ...]]
 _MESSAGE_STATES = "'scheduled', 'dispatched', 'sent', 'failed', 'cancelled', 'unconfirmed'"
 _CAMPAIGN_STATES = "'draft', 'running', 'paused', 'completed', 'cancelled'"
 _SENDER_STATES = "'connected', 'reconnect_required', 'disconnected'"
+_STOP_REASONS = "'replied', 'bounced', 'unsubscribed', 'stopped', 'suppressed'"
 
 
 def _when(name: str, *, nullable: bool = False) -> Column[object]:
@@ -120,6 +126,10 @@ campaigns = Table(
     # campaign pauses itself, saying why in ``paused_reason`` (both cleared on resume).
     Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
     Column("paused_reason", Text),
+    # RFC 8058 one-click unsubscribe headers on the campaign's mail (compliance.unsubscribe).
+    Column("list_unsubscribe", Boolean, nullable=False, server_default=text("true")),
+    # At most this many messages a day (the campaign's local day) to one recipient domain; NULL: no rail.
+    Column("domain_daily_cap", Integer),
     CheckConstraint(f"state IN ({_CAMPAIGN_STATES})", name="state"),
 )
 
@@ -138,6 +148,10 @@ recipients = Table(
     Column("subject", Text),
     Column("html", Text),
     Column("text", Text),
+    # A stopped recipient gets no later step of the campaign's sequence (``sequences.stops``).
+    _when("stopped_at", nullable=True),
+    Column("stop_reason", String(16)),
+    CheckConstraint(f"stop_reason IN ({_STOP_REASONS})", name="stop_reason"),
     UniqueConstraint("campaign_id", "row_number"),
     Index(
         "ix_recipients_problems", "campaign_id", "row_number", postgresql_where=text("problem IS NOT NULL")
@@ -153,7 +167,9 @@ messages = Table(
     # the user connects is given it (``emails.legacy.assign_waiting``), and no dispatch sees it before.
     Column("account_id", BigInteger, ForeignKey("senders.account_id")),
     Column("campaign_id", BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE")),
-    Column("recipient_id", BigInteger, ForeignKey("recipients.id", ondelete="CASCADE"), unique=True),
+    Column("recipient_id", BigInteger, ForeignKey("recipients.id", ondelete="CASCADE")),
+    # The step of the campaign's sequence this message is (1: the first email; ``campaign_steps``).
+    Column("step", SmallInteger, nullable=False, server_default=text("1")),
     Column("state", String(16), nullable=False),
     # NULL while held: the legacy queue keeps an email until the user asks to send it.
     _when("send_at", nullable=True),
@@ -173,6 +189,9 @@ messages = Table(
     Column("correlation_id", String(128)),
     Column("gmail_id", String(128)),
     Column("thread_id", String(128)),
+    # A follow-up in its recipient's thread: the Message-ID it answers and the thread's earlier ones.
+    Column("in_reply_to", String(255)),
+    Column("reference_ids", ARRAY(Text)),
     _when("sent_at", nullable=True),
     Column("outcome_reason", String(64)),
     Column("outcome_detail", Text),
@@ -180,6 +199,8 @@ messages = Table(
     _when("updated_at"),
     CheckConstraint(f"state IN ({_MESSAGE_STATES})", name="state"),
     CheckConstraint("account_id IS NOT NULL OR campaign_id IS NULL", name="unassigned_is_direct"),
+    # One message per step of a recipient: a second follow-up builder inserts nothing.
+    UniqueConstraint("recipient_id", "step"),
     Index("ix_messages_user_id_id", "user_id", "id"),
     Index("ix_messages_unassigned", "user_id", postgresql_where=text("account_id IS NULL")),
     Index("ix_messages_campaign_id_state", "campaign_id", "state"),
@@ -195,6 +216,23 @@ messages = Table(
     Index("ix_messages_campaign_due", "campaign_id", "send_at", postgresql_where=text("state = 'scheduled'")),
     # The redispatch sweep (every ~10 s): only messages in flight, never the sent history.
     Index("ix_messages_in_flight", "updated_at", postgresql_where=text("state = 'dispatched'")),
+)
+
+# The follow-ups of a campaign (step 1 is the campaign's own template): each sent ``delay_hours``
+# after the recipient's previous step was sent (counting only the campaign's weekdays, in its time
+# zone, when ``business_days``), in the same Gmail thread unless ``same_thread`` is false.
+campaign_steps = Table(
+    "campaign_steps",
+    metadata,
+    Column("campaign_id", BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("step", SmallInteger, primary_key=True, autoincrement=False),
+    Column("template_id", BigInteger, nullable=False),
+    Column("template_version", Integer, nullable=False),
+    Column("delay_hours", Integer, nullable=False),
+    Column("business_days", Boolean, nullable=False),
+    Column("same_thread", Boolean, nullable=False),
+    CheckConstraint("step >= 2", name="step"),
+    CheckConstraint("delay_hours >= 1", name="delay_hours"),
 )
 
 # One row per dispatch of a message; pacing counts these per account and per campaign.
@@ -237,10 +275,111 @@ processed_events = Table(
     Index("ix_processed_events_processed_at", "processed_at"),
 )
 
+# Who a user's mail must never reach again: an address, or every address of a domain. Checked
+# at dispatch for every campaign message (compliance.suppression). Values are lowercased.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("value", String(320), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("source", Text),  # what added it: a campaign, an import file, the API
+    _when("created_at"),
+    CheckConstraint("kind IN ('address', 'domain')", name="kind"),
+    CheckConstraint(
+        "reason IN ('unsubscribe', 'hard_bounce', 'reply_stop', 'manual', 'import')", name="reason"
+    ),
+    UniqueConstraint("user_id", "kind", "value"),
+    Index("ix_suppressions_user_id_id", "user_id", "id"),
+)
+
+# Messages a campaign dispatched to each recipient domain on each local day: the domain rail's
+# counter, one row per (campaign, domain, day), incremented under its row lock so that any
+# number of dispatchers keep the cap together.
+domain_sends = Table(
+    "domain_sends",
+    metadata,
+    Column("campaign_id", BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("domain", String(255), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("sent", Integer, nullable=False),
+)
+
 # Users whose data was purged: a late account event must not bring any of it back.
 deleted_users = Table(
     "deleted_users",
     metadata,
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
     _when("deleted_at"),
+)
+
+
+# --- outgoing webhooks (``webhooks``) ----------------------------------------------------------
+
+_DELIVERY_STATES = "'pending', 'delivered', 'failed'"
+
+# A user's webhook endpoint: where events go and which. The signing secret is sealed
+# (``webhooks.sealing``); ``failing_since`` is the first failure since the last success.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", BigInteger, nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("description", String(200), nullable=False, server_default=text("''")),
+    Column("events", ARRAY(String(64)), nullable=False),
+    Column("secret_sealed", LargeBinary, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", Text),
+    _when("failing_since", nullable=True),
+    _when("created_at"),
+    _when("updated_at"),
+)
+
+# One event for one endpoint, staged in the transaction of the change it reports: the outbox the
+# courier delivers from. ``event_id`` is the ``webhook-id``, the same at every attempt and replay.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "endpoint_id",
+        BigInteger,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),  # so far; a claim adds one before its POST
+    # The attempt the retry schedule counts from: 1, or the first attempt after a replay.
+    Column("schedule_from", Integer, nullable=False, server_default=text("1")),
+    # Pending: due then (while an attempt is in flight, its lease ends then).
+    _when("next_attempt_at"),
+    _when("created_at"),
+    _when("delivered_at", nullable=True),
+    CheckConstraint(f"state IN ({_DELIVERY_STATES})", name="state"),
+    Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+    Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+)
+
+# Every attempt of a delivery: what the receiver answered, or why there was no answer.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column(
+        "delivery_id",
+        BigInteger,
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("attempt", Integer, primary_key=True, autoincrement=False),
+    _when("at"),
+    Column("status_code", Integer),  # NULL: no answer (refused target, timeout, connection error)
+    Column("latency_ms", Integer, nullable=False),
+    Column("response_excerpt", String(500)),
+    Column("error", Text),
 )

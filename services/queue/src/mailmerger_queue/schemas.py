@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -135,7 +135,8 @@ Weekday = Annotated[int, msgspec.Meta(ge=1, le=7)]
 class ScheduleIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """When a campaign sends: from ``start_at``, on ``weekdays`` (ISO, Monday = 1) between
     ``window_start`` and ``window_end`` (HH:MM, local to ``timezone``), at most ``daily_cap`` per
-    local day, ``spacing_seconds`` ± ``jitter_seconds`` apart."""
+    local day and at most ``domain_daily_cap`` of them to one recipient domain, ``spacing_seconds``
+    ± ``jitter_seconds`` apart."""
 
     start_at: AwareDatetime | None = None
     timezone: str = "UTC"
@@ -143,8 +144,57 @@ class ScheduleIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     window_end: ClockTime | None = None
     weekdays: list[Weekday] = msgspec.field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
     daily_cap: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    domain_daily_cap: Annotated[int, msgspec.Meta(ge=1)] | None = None
     spacing_seconds: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 0
     jitter_seconds: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 0
+
+
+# At most this many follow-ups after a campaign's first email.
+MAX_FOLLOW_UPS = 5
+
+
+class FollowUpStepIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A follow-up: sent ``delay_hours`` after the recipient's previous step was sent (counting only
+    the campaign's weekdays, in its time zone, when ``business_days``), within the sending window,
+    unless the recipient stopped (replied, bounced, unsubscribed, suppressed, or stopped by you).
+    ``same_thread``: a reply in the previous email's Gmail thread ("Re: " and the first subject);
+    otherwise a new email with the template's own subject."""
+
+    template_id: Id
+    template_version: Id
+    delay_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 366)]
+    business_days: bool = False
+    same_thread: bool = True
+
+
+class FollowUpStep(FollowUpStepIn, frozen=True, kw_only=True):
+    step: int  # 2 for the first follow-up
+
+
+FollowUps = Annotated[list[FollowUpStepIn], msgspec.Meta(max_length=MAX_FOLLOW_UPS)]
+
+
+class ReplaceSteps(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every follow-up, in order (step 2 first). A step some recipient's email was already built
+    for must be given unchanged; the steps after it may change, be added or be removed."""
+
+    steps: FollowUps
+
+
+class StopRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``replied``: the recipient answered; ``stopped``: send this recipient nothing more."""
+
+    reason: Literal["replied", "stopped"]
+
+
+class RowStopped(msgspec.Struct, frozen=True, kw_only=True):
+    """The row's stop (the first one stands: stopping again changes nothing) and how many of its
+    emails not yet dispatched were cancelled by it."""
+
+    row: int
+    stop_reason: str
+    stopped_at: datetime
+    cancelled: int
 
 
 class CreateCampaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -156,6 +206,11 @@ class CreateCampaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     attachments_column: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     attachment_ids: list[Id] = msgspec.field(default_factory=list)
     schedule: ScheduleIn = msgspec.field(default_factory=ScheduleIn)
+    # RFC 8058 one-click unsubscribe headers and the {{ unsubscribe_url }} variable (on by default:
+    # Gmail requires them of bulk senders).
+    list_unsubscribe: bool = True
+    # Follow-ups after the first email (step 2 first): a sequence.
+    steps: FollowUps = msgspec.field(default_factory=list)
 
 
 class Campaign(msgspec.Struct, frozen=True, kw_only=True):
@@ -169,11 +224,14 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     attachments_column: str | None
     attachment_ids: list[int]
     schedule: ScheduleIn
+    list_unsubscribe: bool
     created_at: datetime
     launched_at: datetime | None
     finished_at: datetime | None
     # Why a paused campaign paused itself (a run of failures); None when the user paused it.
     paused_reason: str | None = None
+    # The follow-ups after the first email, step 2 first.
+    steps: list[FollowUpStep] = msgspec.field(default_factory=list)
 
 
 class RecipientRows(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -201,6 +259,10 @@ class ValidationReport(msgspec.Struct, frozen=True, kw_only=True):
     summary: BuildSummary
     problems: list[RowProblem]
     next_cursor: str | None
+    # Sendable rows the suppression list stops (as of now: it is checked again at dispatch).
+    suppressed: int = 0
+    # What will send, but should be fixed first (a template without a visible unsubscribe link).
+    warnings: list[str] = msgspec.field(default_factory=list)
 
 
 class RowPreview(msgspec.Struct, frozen=True, kw_only=True):
@@ -243,6 +305,10 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     held_by: str | None = None
     held_until: datetime | None = None
     eta_detail: str | None = None
+    # Recipients whose sequence stopped, per reason (replied, bounced, unsubscribed, stopped,
+    # suppressed); messages per step (``{"1": {"sent": 10}, "2": {"scheduled": 10}}``).
+    stopped: dict[str, int] = msgspec.field(default_factory=dict)
+    steps: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
 
 
 class Retried(msgspec.Struct, frozen=True, kw_only=True):

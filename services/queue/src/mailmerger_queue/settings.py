@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, ClassVar
 
 import msgspec
 
 from mailmerger_shared.settings import (
     AuthServiceUrl,
-    BrokerSettings,
-    DatabaseSettings,
-    Deployment,
-    HttpSettings,
-    JwtSettings,
-    LogSettings,
+    HttpServiceSettings,
     QueueCredential,
-    RedisSettings,
     Settings,
     StorageServiceUrl,
     TemplatesServiceUrl,
@@ -79,17 +75,75 @@ class DispatchSettings(Settings, frozen=True, kw_only=True):
     processed_events_retention_hours: Positive = 72
 
 
-class QueueSettings(msgspec.Struct, frozen=True, kw_only=True):
-    deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
-    http: HttpSettings
-    database: DatabaseSettings
-    broker: BrokerSettings
-    redis: RedisSettings  # ended sessions (shared web.auth.EndedSessions)
-    jwt: JwtSettings
-    log: LogSettings
+# Development only: a published key, so that `make run` works without configuration; outside
+# development (MM_ENVIRONMENT) start-up refuses it, so every real deployment sets its own.
+DEV_QUEUE_SECRET_KEY = "bWFpbG1lcmdlci1xdWV1ZS1kZXYtb25seS1rZXktMzI"  # noqa: S105 (published on purpose)
+_MAKE_A_KEY = "python -c 'import os,base64;print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+
+
+class ComplianceSettings(Settings, frozen=True, kw_only=True):
+    """Unsubscribe links, the suppression list and the recipient-domain rails."""
+
+    prefix: ClassVar[str] = "MM_COMPLIANCE_"
+    # Seals unsubscribe tokens and webhook secrets (each under its own derived key): base64url of
+    # 32 random bytes. Changing it invalidates the unsubscribe links of mail already sent.
+    secret_key: str = DEV_QUEUE_SECRET_KEY
+    # Warn when a sending domain nears Gmail's bulk-sender threshold: 5,000 messages a day to
+    # personal Gmail addresses (GMAIL_FACTS.md 2.6). The warning starts at this many.
+    bulk_sender_warning: Positive = 4000
+
+    def __post_init__(self) -> None:
+        if len(self.key()) != 32:
+            raise ValueError(f"{self.variable('secret_key')} must be base64url of 32 bytes ({_MAKE_A_KEY})")
+
+    def key(self) -> bytes:
+        try:
+            return base64.urlsafe_b64decode(self.secret_key + "=" * (-len(self.secret_key) % 4))
+        except (binascii.Error, ValueError):
+            return b""
+
+    def published_defaults(self) -> list[str]:
+        if self.secret_key.rstrip("=") != DEV_QUEUE_SECRET_KEY:
+            return []
+        return [
+            f"{self.variable('secret_key')} is the published development key; generate one ({_MAKE_A_KEY})"
+        ]
+
+
+class WebhookSettings(Settings, frozen=True, kw_only=True):
+    """Delivering events to the users' webhook endpoints."""
+
+    prefix: ClassVar[str] = "MM_WEBHOOKS_"
+    # Hosts exempt from the public-address rule and from https: development receivers only
+    # (``mailmerger webhooks listen`` on 127.0.0.1). Refused outside development.
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    timeout_seconds: PositiveSeconds = 10.0
+    # Waits between the attempts of one delivery; after the last one it is given up. The default
+    # retries for a little over a day (Standard Webhooks' advice: at least a day).
+    retry_schedule_seconds: list[PositiveSeconds] = msgspec.field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0, 36000.0]
+    )
+    # An endpoint whose deliveries have all failed for this long is disabled, saying why.
+    disable_after_failing_seconds: PositiveSeconds = 5 * 24 * 3600.0
+    # Deliveries in flight at once, all endpoints together, and per endpoint.
+    concurrency: Positive = 64
+    per_endpoint_concurrency: Positive = 16
+
+    def published_defaults(self) -> list[str]:
+        if not self.allowed_hosts:
+            return []
+        return [
+            f"{self.variable('allowed_hosts')} lets webhooks reach private addresses "
+            f"({', '.join(self.allowed_hosts)}); unset it"
+        ]
+
+
+class QueueSettings(HttpServiceSettings, frozen=True, kw_only=True):
     credential: QueueCredential
     auth_service: AuthServiceUrl
     templates_service: TemplatesServiceUrl
     storage_service: StorageServiceUrl
     compose: ComposeSettings
     dispatch: DispatchSettings
+    compliance: ComplianceSettings
+    webhooks: WebhookSettings

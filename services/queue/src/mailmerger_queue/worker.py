@@ -1,17 +1,22 @@
-"""Background work of the queue service: the dispatcher loop and the two event consumers."""
+"""Background work of the queue service: the dispatcher loop (with the webhook courier beside it)
+and the two event consumers."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from mailmerger_queue.compliance.tokens import UnsubscribeTokens
 from mailmerger_queue.dispatch.dispatcher import Clock, Dispatcher, SystemClock
 from mailmerger_queue.dispatch.wakeup import DueListener
 from mailmerger_queue.outcomes.accounts import apply_account_event
 from mailmerger_queue.outcomes.delivery import OutcomeWriter, first_deliveries
+from mailmerger_queue.sequences.builder import open_follow_ups
 from mailmerger_queue.settings import QueueSettings
+from mailmerger_queue.webhooks.courier import run_courier
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker.consumer import Handler
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
@@ -30,17 +35,31 @@ async def run_dispatcher(
     Any number of replicas may run: accounts and messages are claimed with SKIP LOCKED. Once it
     dispatches, its database and broker checks are reported to ``probes`` (the process's ``/ready``).
     """
-    async with open_infrastructure(
-        "queue-dispatcher", database=settings.database, broker=settings.broker
-    ) as infra:
+    async with (
+        open_infrastructure("queue-dispatcher", database=settings.database, broker=settings.broker) as infra,
+        contextlib.AsyncExitStack() as stack,  # sequences: closes the follow-up builder's client
+    ):
         dispatcher = await open_dispatcher(infra, settings, clock or SystemClock())
+        # --- sequences: housekeeping builds follow-ups, rendering through its own templates client
+        assert infra.sessions is not None
+        follow_ups = await stack.enter_async_context(open_follow_ups(settings, infra.sessions))
+        dispatcher.follow_ups = follow_ups
+        # --- end of sequences
         dispatcher.between_ticks = listener = DueListener(
             settings.database.url, application_name="queue-dispatcher-listener"
+        )
+        # Webhook deliveries ride along: every dispatcher replica is also a courier (leases keep
+        # two from posting one delivery at once).
+        courier = asyncio.create_task(
+            run_courier(infra.sessions, settings.webhooks, settings.compliance), name="webhook-courier"
         )
         try:
             with probes.report(infra.readiness) if probes is not None else contextlib.nullcontext():
                 await dispatcher.run()
         finally:
+            courier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await courier
             await listener.close()
 
 
@@ -60,7 +79,14 @@ async def open_dispatcher(infra: Infrastructure, settings: QueueSettings, clock:
         )
     finally:
         await channel.close()
-    return Dispatcher(infra.sessions, infra.publisher, settings.dispatch, clock, random.Random())  # noqa: S311 (jitter, not secrecy)
+    return Dispatcher(
+        infra.sessions,
+        infra.publisher,
+        settings.dispatch,
+        clock,
+        random.Random(),  # noqa: S311 (jitter, not secrecy)
+        unsubscribe=UnsubscribeTokens.of(settings),
+    )
 
 
 def delivery_outcomes(settings: QueueSettings) -> HandlerFactory:

@@ -66,6 +66,15 @@ _MAX_ADDR_SPEC = 254
 _MSG_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")
 _MAX_MSG_ID = 250  # far inside the 998-character line, which a message id cannot be folded across
 
+# List-Unsubscribe URIs (RFC 2369, RFC 8058): an http(s) URL of unreserved and path characters and
+# a mailto: of an addr-spec with an optional subject. No blank, comma, angle bracket or quote, so a
+# URI can neither end the bracketed list item early nor start another one.
+_UNSUBSCRIBE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?/[A-Za-z0-9._~/%?=&:-]*")
+_UNSUBSCRIBE_MAILTO = re.compile(
+    rf"mailto:{_ATEXT}+(?:\.{_ATEXT}+)*@{_LDH_DOMAIN.pattern}(?:\?subject=[A-Za-z0-9%._-]+)?"
+)
+_MAX_UNSUBSCRIBE_URI = 900  # with the field name, well inside the 998-character line
+
 # RFC 2231 attribute-char: what a filename* value keeps as itself; every other byte is %XX.
 _ATTR_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~")
 
@@ -135,6 +144,28 @@ def message_id_field(name: str, message_ids: Sequence[str]) -> str:
     for message_id in message_ids:
         lines.add(message_id)
     return lines.done()
+
+
+def list_unsubscribe_fields(url: str, mailto: str | None) -> str:
+    """RFC 8058 one-click unsubscribe: ``List-Unsubscribe`` naming the https ``url`` (and a
+    ``mailto:`` URI, when given) and ``List-Unsubscribe-Post``, CRLF-terminated.
+
+    Each URI is checked against a strict ASCII grammar, never escaped for the caller: the queue
+    makes them from its public URL and an opaque token, so anything else is a bug upstream.
+    """
+    uris = [f"<{_unsubscribe_uri(url, _UNSUBSCRIBE_URL, 'unsubscribe_url')}>"]
+    if mailto is not None:
+        uris.append(f"<{_unsubscribe_uri(mailto, _UNSUBSCRIBE_MAILTO, 'unsubscribe_mailto')}>")
+    lines = _Lines("List-Unsubscribe", _MAX_LINE)
+    for index, uri in enumerate(uris):
+        lines.add(uri + ("," if index < len(uris) - 1 else ""))
+    return lines.done() + "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+
+
+def _unsubscribe_uri(value: str, grammar: re.Pattern[str], what: str) -> str:
+    if len(value) > _MAX_UNSUBSCRIBE_URI or not grammar.fullmatch(value) or "=?" in value:
+        raise InvalidMessage(f"{what} is not an unsubscribe URI this sender writes: {value[:100]!r}")
+    return value
 
 
 def attachment_disposition(filename: str) -> str:

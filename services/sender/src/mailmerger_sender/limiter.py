@@ -28,7 +28,7 @@ from datetime import timedelta
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from mailmerger_sender.batching import Batcher
+from mailmerger_shared.batching import Batcher
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from mailmerger_sender.headers import (
     InvalidMessage,
     address_field,
     attachment_disposition,
+    list_unsubscribe_fields,
     mailbox,
     message_id,
     message_id_field,
@@ -143,6 +144,8 @@ def _message_headers(command: SendEmail, sender_name: str | None, date: datetime
         references = references or [in_reply_to]
     if references:
         lines.append(message_id_field("References", references))
+    if command.unsubscribe_url is not None:
+        lines.append(list_unsubscribe_fields(command.unsubscribe_url, command.unsubscribe_mailto))
     return "".join(lines).encode("ascii")
 
 

@@ -8,13 +8,9 @@ import msgspec
 
 from mailmerger_shared.settings import (
     AuthServiceUrl,
-    BrokerSettings,
-    DatabaseSettings,
-    Deployment,
-    LogSettings,
     ObjectStoreSettings,
-    RedisSettings,
     SenderCredential,
+    ServiceSettings,
     Settings,
 )
 
@@ -71,14 +67,9 @@ class DeliverySettings(Settings, frozen=True, kw_only=True):
     shutdown_grace_seconds: Positive = 30.0
 
 
-class SenderSettings(msgspec.Struct, frozen=True, kw_only=True):
+class SenderSettings(ServiceSettings, frozen=True, kw_only=True):
     """A sender worker's settings (it has no HTTP app: its probes are on ``MM_METRICS_PORT``)."""
 
-    deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
-    database: DatabaseSettings
-    redis: RedisSettings
-    broker: BrokerSettings
-    log: LogSettings
     credential: SenderCredential
     auth_service: AuthServiceUrl
     s3: ObjectStoreSettings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar
@@ -12,17 +12,16 @@ from mailmerger_shared.registration import ServiceRegistration
 from mailmerger_shared.runtime import consumer_lifespan, infrastructure_lifespan, outbox_lifespan
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
+from mailmerger_shared.web.deps import Lifespan
 from mailmerger_storage import models
 from mailmerger_storage.adapters.s3 import open_blob_store
 from mailmerger_storage.api import routes
-from mailmerger_storage.api.deps import dependencies
+from mailmerger_storage.api.deps import dependencies, use_cases_lifespan
 from mailmerger_storage.api.early_answers import ReadBodyBeforeAnswering
 from mailmerger_storage.settings import S3Settings, StorageSettings
 from mailmerger_storage.worker import USER_DELETED_QUEUE, user_deleted_handler
 
 NAME = "storage"
-
-Lifespan = Callable[[Any], contextlib.AbstractAsyncContextManager[None]]
 
 
 def blob_store_lifespan(settings: S3Settings) -> Lifespan:
@@ -64,6 +63,7 @@ def create_app(settings: StorageSettings, *, jwks: JwksFetcher | None = None) ->
                 NAME, database=settings.database, redis=settings.redis, broker=settings.broker
             ),
             blob_store_lifespan(settings.s3),
+            use_cases_lifespan(settings),
             outbox_lifespan(models.outbox),
             purge_lifespan(settings),
         ],

@@ -6,8 +6,6 @@ in ``uploads``; it shares the per-user lock defined here.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -19,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_shared.contracts import AttachmentDeleted
 from mailmerger_shared.db import transaction
-from mailmerger_shared.errors import Invalid, Malformed, NotFound
+from mailmerger_shared.errors import Invalid, NotFound
 from mailmerger_shared.object_store import user_prefix
 from mailmerger_shared.outbox import stage
+from mailmerger_shared.pagination import decode_cursor, encode_cursor
 from mailmerger_storage import models
 from mailmerger_storage.adapters.blobs import BlobStore
 from mailmerger_storage.domain import DESIGNATABLE, Attachment, Kind, content_disposition
@@ -29,6 +28,9 @@ from mailmerger_storage.domain import DESIGNATABLE, Attachment, Kind, content_di
 log = logging.getLogger(__name__)
 
 _a, _b, _d = models.attachments, models.blobs, models.designations
+
+# The kind of the attachment list's pagination cursors (mailmerger_shared.pagination).
+CURSOR_KIND = "attachments"
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,26 +91,11 @@ async def list_attachments(
     if kind is not None:
         query = query.where(_a.c.kind == kind)
     if cursor is not None:
-        query = query.where(_a.c.id < _decode_cursor(cursor))
+        query = query.where(_a.c.id < decode_cursor(CURSOR_KIND, cursor))
     rows = (await session.execute(query)).all()
     items = [_attachment(row) for row in rows[:limit]]
     more = len(rows) > limit
-    return Page(items=items, next_cursor=_encode_cursor(items[-1].id) if more else None)
-
-
-def _encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"before:{last_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        label, _, value = raw.partition(":")
-        if label != "before":
-            raise ValueError(label)
-        return int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Malformed("the cursor is not one this API returned; list again without it") from None
+    return Page(items=items, next_cursor=encode_cursor(CURSOR_KIND, items[-1].id) if more else None)
 
 
 async def set_designation(session: AsyncSession, user_id: int, kind: Kind, attachment_id: int) -> None:

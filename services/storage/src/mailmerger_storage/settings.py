@@ -7,15 +7,9 @@ from typing import Annotated
 import msgspec
 
 from mailmerger_shared.settings import (
-    BrokerSettings,
-    DatabaseSettings,
-    Deployment,
-    HttpSettings,
-    JwtSettings,
-    LogSettings,
+    HttpServiceSettings,
     ObjectStoreSettings,
     QueueCredential,
-    RedisSettings,
 )
 
 MiB = 1024 * 1024
@@ -38,13 +32,6 @@ class S3Settings(ObjectStoreSettings, frozen=True, kw_only=True):
     part_size_bytes: PartSize = 8 * MiB
 
 
-class StorageSettings(msgspec.Struct, frozen=True, kw_only=True):
-    deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
-    http: HttpSettings
-    database: DatabaseSettings
-    broker: BrokerSettings
-    redis: RedisSettings  # ended sessions (shared web.auth.EndedSessions)
-    jwt: JwtSettings
+class StorageSettings(HttpServiceSettings, frozen=True, kw_only=True):
     queue_credential: QueueCredential  # the only caller of its internal routes
     s3: S3Settings
-    log: LogSettings

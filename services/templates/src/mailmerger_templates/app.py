@@ -14,7 +14,7 @@ from mailmerger_shared.runtime import Infrastructure, consumer_lifespan, infrast
 from mailmerger_shared.web.app import service_app
 from mailmerger_shared.web.auth import JwksFetcher, token_verifier
 from mailmerger_templates.api import routes
-from mailmerger_templates.api.deps import dependencies
+from mailmerger_templates.api.deps import dependencies, use_cases_lifespan
 from mailmerger_templates.cache import TemplateCache
 from mailmerger_templates.engine import TemplateEngine
 from mailmerger_templates.rendering import Renderer
@@ -54,6 +54,7 @@ def create_app(settings: TemplatesSettings, *, jwks: JwksFetcher | None = None) 
             NAME, database=settings.database, redis=settings.redis, broker=settings.broker
         ),
         cache_lifespan,
+        use_cases_lifespan(settings),
         consumer_lifespan(USER_DELETED_QUEUE, user_deleted_handler, settings.broker),
     ]
     return service_app(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Iterable
 
 import msgspec
@@ -14,7 +11,8 @@ from mailmerger_templates.errors import TemplateTooLarge
 from mailmerger_templates.limits import RenderLimits
 from mailmerger_templates.rendering import TemplateSource
 
-_CURSOR = re.compile(r"t([0-9]{1,19})")
+# The kind of the v1 list's pagination cursors (mailmerger_shared.pagination).
+CURSOR_KIND = "templates"
 
 # (template_id, version): what queued mail refers to, and the key of a compiled version.
 VersionKey = tuple[int, int]
@@ -83,24 +81,3 @@ def check_legacy_keys(t_key: str, variables: Iterable[str]) -> None:
     mismatch = legacy_key_mismatch(t_key, variables)
     if mismatch is not None:
         raise Invalid(mismatch, extra={"placeholders": sorted(variables)})
-
-
-class InvalidCursor(ValueError):
-    """A pagination cursor this service did not hand out."""
-
-
-def encode_cursor(after_id: int) -> str:
-    """An opaque cursor for the page after the template ``after_id`` (pages go newest first)."""
-    return base64.urlsafe_b64encode(f"t{after_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The template id a cursor continues after; raise :class:`InvalidCursor` for anything else."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidCursor(cursor) from None
-    match = _CURSOR.fullmatch(text)
-    if match is None:
-        raise InvalidCursor(cursor)
-    return int(match.group(1))

@@ -14,10 +14,10 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_shared.db import transaction
-from mailmerger_shared.errors import Malformed
+from mailmerger_shared.pagination import decode_cursor
 from mailmerger_templates import service
 from mailmerger_templates.cache import TemplateCache
-from mailmerger_templates.domain import InvalidCursor, decode_cursor
+from mailmerger_templates.domain import CURSOR_KIND
 
 _encoder = msgspec.json.Encoder()
 
@@ -37,12 +37,7 @@ async def template_page_json(
 
     Searches are not cached: their number is unbounded, and each is usually typed once.
     """
-    after = None
-    if cursor is not None:
-        try:
-            after = decode_cursor(cursor)
-        except InvalidCursor:
-            raise Malformed("the cursor is not one this API returned; pass next_cursor unchanged") from None
+    after = decode_cursor(CURSOR_KIND, cursor) if cursor is not None else None
 
     async def produce(session: AsyncSession) -> bytes:
         page = await service.list_templates(session, reads.user_id, limit=limit, after=after, search=search)

@@ -15,12 +15,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_shared.errors import NotFound
+from mailmerger_shared.pagination import encode_cursor
 from mailmerger_templates import models
 from mailmerger_templates.domain import (
+    CURSOR_KIND,
     TemplateContent,
     check_legacy_keys,
     check_size,
-    encode_cursor,
     legacy_name,
 )
 from mailmerger_templates.engine import TemplateEngine, compile_or_explain
@@ -232,7 +233,7 @@ async def list_templates(
         )
         for row in rows[:limit]
     ]
-    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(CURSOR_KIND, items[-1].id) if len(rows) > limit else None
     return TemplatePage(items=items, next_cursor=next_cursor)
 
 

@@ -7,14 +7,8 @@ from typing import Annotated, ClassVar
 import msgspec
 
 from mailmerger_shared.settings import (
-    BrokerSettings,
-    DatabaseSettings,
-    Deployment,
-    HttpSettings,
-    JwtSettings,
-    LogSettings,
+    HttpServiceSettings,
     QueueCredential,
-    RedisSettings,
     Settings,
 )
 
@@ -34,13 +28,6 @@ class TemplatesConfig(Settings, frozen=True, kw_only=True):
     max_batch_rows: Positive = 1000
 
 
-class TemplatesSettings(msgspec.Struct, frozen=True, kw_only=True):
-    deployment: Deployment  # MM_ENVIRONMENT: outside development, published values are refused
-    http: HttpSettings
-    database: DatabaseSettings
-    redis: RedisSettings
-    broker: BrokerSettings
-    jwt: JwtSettings
-    log: LogSettings
+class TemplatesSettings(HttpServiceSettings, frozen=True, kw_only=True):
     queue_credential: QueueCredential  # the only caller of its internal routes
     templates: TemplatesConfig

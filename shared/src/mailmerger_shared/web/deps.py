@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeAlias
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +29,41 @@ async def provide_transaction(state: State) -> AsyncIterator[AsyncSession]:
                 yield session
         except IntegrityError as exc:
             raise Conflict("the change conflicts with existing data") from exc
+
+
+Lifespan: TypeAlias = Callable[[Any], contextlib.AbstractAsyncContextManager[None]]
+
+
+def kept_in_state(name: str, build: Callable[[State], object]) -> Lifespan:
+    """A lifespan that keeps ``build(app.state)`` as ``app.state.<name>`` while the app runs.
+
+    For a service's use-case objects: built once, after the lifespans that open what they use
+    (the database, clients, caches), so it goes after those in ``create_app``'s list.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        setattr(app.state, name, build(app.state))
+        try:
+            yield
+        finally:
+            delattr(app.state, name)
+
+    return lifespan
+
+
+def from_state(name: str, attribute: str | None = None) -> Provide:
+    """The dependency ``app.state.<name>`` (or its ``attribute``) of the request's app.
+
+    Read from the request's app, not from a ``state`` parameter: Litestar hands a dependency that
+    asks for ``state`` a copy made per request, which costs on the hot paths.
+    """
+
+    def provide(request: Request[Any, Any, Any]) -> Any:
+        kept = getattr(request.app.state, name)
+        return kept if attribute is None else getattr(kept, attribute)
+
+    return Provide(provide, sync_to_thread=False)
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -1,19 +1,57 @@
-"""Helpers of auth's handlers: the client's address, waking the system post, the caller's session.
+"""What auth's handlers are given, and their helpers: the client's address, waking the system post,
+the caller's session.
 
-What handlers receive by name (``NamedDependency[...]``) besides ``tx`` and ``principal`` is
-listed once, in ``app.dependencies``.
+What handlers receive by name (``NamedDependency[...]``) besides ``tx`` and ``principal`` is listed
+once, in ``dependencies``: the settings, the fields of ``resources.Resources``, ``now`` and
+``client_address``.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
 
+from mailmerger_auth.domain import Clock
+from mailmerger_auth.resources import Resources
+from mailmerger_auth.settings import AuthSettings
 from mailmerger_shared.web.auth import Principal
 
 PUBLIC: dict[str, Any] = {"exclude_from_auth": True}
+
+
+def dependencies(settings: AuthSettings, *, clock: Clock) -> dict[str, Provide]:
+    """Every dependency of the auth routes, by the names handlers declare them with: ``settings``,
+    the fields of ``Resources`` (built by ``resources_lifespan``), the time every rule reads
+    (``now``), and the client's address (``client_address``)."""
+    trusted_proxy_hops = settings.auth.trusted_proxy_hops
+
+    def provide_settings() -> AuthSettings:
+        return settings
+
+    def resource(name: str) -> Provide:
+        def provide(state: State) -> Any:
+            return getattr(state.resources, name)
+
+        return Provide(provide, sync_to_thread=False)
+
+    def provide_now() -> datetime:
+        return clock()
+
+    def provide_client_address(request: Request[Any, Any, Any]) -> str:
+        return client_address(request, trusted_proxy_hops)
+
+    return {
+        "settings": Provide(provide_settings, sync_to_thread=False, use_cache=True),
+        **{field.name: resource(field.name) for field in fields(Resources)},
+        "now": Provide(provide_now, sync_to_thread=False),
+        "client_address": Provide(provide_client_address, sync_to_thread=False),
+    }
 
 
 def client_address(request: Request[Any, Any, Any], trusted_proxy_hops: int) -> str:

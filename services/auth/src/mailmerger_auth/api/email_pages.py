@@ -25,13 +25,7 @@ from mailmerger_auth.passwords import Passwords
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.errors import DomainError
 from mailmerger_shared.web.deps import Transaction
-from mailmerger_shared.web.problems import domain_status
-
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",  # the token is in the URL: never hand it to another site
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-}
+from mailmerger_shared.web.pages import page, refusal
 
 
 class TokenForm(msgspec.Struct, frozen=True):
@@ -43,31 +37,13 @@ class PasswordForm(msgspec.Struct, frozen=True):
     new_password: Annotated[str, msgspec.Meta(max_length=1024)]
 
 
-def _page(title: str, body: str, status: int = 200) -> Response[str]:
-    document = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width">'
-        f"<title>{html.escape(title)} · MailMerger</title>"
-        "<style>body{font:16px system-ui;max-width:32rem;margin:4rem auto;padding:0 1rem}"
-        "input,button{font:inherit;padding:.4rem}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
-    )
-    return Response(document, status_code=status, media_type="text/html", headers=_PAGE_HEADERS)
-
-
-def _refusal(title: str, error: DomainError) -> Response[str]:
-    """The page saying why a link did nothing, with the status its problem response would have."""
-    status, _ = domain_status(error)
-    return _page(title, f"<p>{html.escape(error.detail)}</p>", status=status)
-
-
 def _hidden_token(token: str) -> str:
     return f'<input type=hidden name=token value="{html.escape(token, quote=True)}">'
 
 
 @get(CONFIRM_PATH, opt=PUBLIC, include_in_schema=False)
 async def confirm_page(token: FromQuery[str] = "") -> Response[str]:
-    return _page(
+    return page(
         "Confirm your email address",
         f'<form method=post action="{CONFIRM_PATH}">{_hidden_token(token)}'
         "<p>Confirm that this address is yours.</p><button>Confirm</button></form>",
@@ -84,13 +60,13 @@ async def confirm_form(
     try:
         await ownership.confirm_address(tx, issuer, token=data.token, now=now)
     except DomainError as error:
-        return _refusal("This link cannot be used", error)
-    return _page("Address confirmed", "<p>Your address is confirmed. You can sign in now.</p>")
+        return refusal("This link cannot be used", error)
+    return page("Address confirmed", "<p>Your address is confirmed. You can sign in now.</p>")
 
 
 @get(RESET_PATH, opt=PUBLIC, include_in_schema=False)
 async def reset_page(token: FromQuery[str] = "") -> Response[str]:
-    return _page(
+    return page(
         "Choose a new password",
         f'<form method=post action="{RESET_PATH}">{_hidden_token(token)}'
         "<p><label>New password <input type=password name=new_password minlength=8 required "
@@ -112,10 +88,8 @@ async def reset_form(
             tx, passwords, issuer, guard, token=data.token, new_password=data.new_password, now=now
         )
     except DomainError as error:
-        return _refusal("The password was not changed", error)
-    return _page(
-        "Password changed", "<p>Your new password is set and every other session ended. Sign in.</p>"
-    )
+        return refusal("The password was not changed", error)
+    return page("Password changed", "<p>Your new password is set and every other session ended. Sign in.</p>")
 
 
 ROUTES = [confirm_page, confirm_form, reset_page, reset_form]

@@ -5,7 +5,6 @@ per-recipient results (CSV)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -16,14 +15,12 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import ServerSentEvent, Stream
 from litestar.types import ControllerRouterHandler
 
-from mailmerger_queue.api.deps import Settings, Storage, Templates
+from mailmerger_queue.api.deps import Campaigns
 from mailmerger_queue.campaigns import reports as campaign_reports
-from mailmerger_queue.campaigns import send_to_self
-from mailmerger_queue.campaigns import service as campaigns
-from mailmerger_queue.campaigns.build import Builder, RowAttachments, RowIn, csv_rows, json_rows
-from mailmerger_queue.campaigns.streams import progress_events, results_csv
+from mailmerger_queue.campaigns import service as campaign_service
+from mailmerger_queue.campaigns.build import RowIn
+from mailmerger_queue.campaigns.streams import results_csv
 from mailmerger_queue.domain import CampaignState
-from mailmerger_queue.emails import reads as email_reads
 from mailmerger_queue.schemas import (
     BuildSummary,
     Campaign,
@@ -32,10 +29,13 @@ from mailmerger_queue.schemas import (
     Launch,
     Progress,
     RecipientRows,
+    ReplaceSteps,
     Resolve,
     Resolved,
     Retried,
     RowPreview,
+    RowStopped,
+    StopRow,
     ValidationReport,
 )
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
@@ -44,6 +44,11 @@ from mailmerger_shared.web.problems import Conflict, Problem, Unprocessable
 
 CampaignId = ResourceId
 RowNumber = Annotated[int, PathParameter(ge=0, le=2**31 - 1)]
+# next_cursor is opaque (``mailmerger_shared.pagination``); this only keeps out what it never is.
+Cursor = Annotated[
+    str | None,
+    QueryParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="next_cursor of the previous page"),
+]
 
 # The list is read by the handler itself (CSV streamed), so its two forms are documented here.
 RECIPIENTS = documented_body(
@@ -59,10 +64,6 @@ RECIPIENTS = documented_body(
 )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class CampaignsController(Controller):
     path = "/v1/campaigns"
     tags = ["campaigns"]
@@ -73,30 +74,50 @@ class CampaignsController(Controller):
         data: JSONBody[CreateCampaign],
         principal: CurrentUser,
         tx: Transaction,
-        templates: Templates,
-        storage: Storage,
-        settings: Settings,
+        campaigns: Campaigns,
     ) -> Campaign:
         """A draft campaign: template version, sending account, attachments and schedule."""
-        return await campaigns.create(
-            tx,
-            user_id=principal.user_id,
-            data=data,
-            templates=templates,
-            storage=storage,
-            now=_now(),
-            max_message_bytes=settings.compose.max_message_bytes,
-        )
+        return await campaigns.create(tx, principal.user_id, data)
 
     @get("/")
     async def list_campaigns(self, principal: CurrentUser, tx: Transaction) -> list[Campaign]:
-        return await campaigns.list_campaigns(tx, principal.user_id)
+        return await campaign_service.list_campaigns(tx, principal.user_id)
 
     @get("/{campaign_id:int}")
     async def get_campaign(
         self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction
     ) -> Campaign:
-        return campaigns.view(await campaigns.owned(tx, principal.user_id, campaign_id))
+        return await campaign_service.described(
+            tx, await campaign_service.owned(tx, principal.user_id, campaign_id)
+        )
+
+    @put("/{campaign_id:int}/steps", responses=problems(404, 409, 422))
+    async def replace_steps(
+        self,
+        campaign_id: CampaignId,
+        data: JSONBody[ReplaceSteps],
+        principal: CurrentUser,
+        tx: Transaction,
+        campaigns: Campaigns,
+    ) -> Campaign:
+        """Replace the follow-ups (step 2 first). Steps some email was already built for must be
+        given unchanged; later ones may change, be added or removed. A built email never changes."""
+        return await campaigns.replace_steps(tx, principal.user_id, campaign_id, data)
+
+    @post("/{campaign_id:int}/rows/{row:int}/stop", status_code=200, responses=problems(404, 422))
+    async def stop_row(
+        self,
+        campaign_id: CampaignId,
+        row: RowNumber,
+        data: JSONBody[StopRow],
+        principal: CurrentUser,
+        tx: Transaction,
+        campaigns: Campaigns,
+    ) -> RowStopped:
+        """Mark the row ``replied`` or ``stopped``: it gets no later step, and its emails not yet
+        dispatched are cancelled. Replies are not watched for accounts that only send (the
+        ``gmail.send`` scope), so this is how their sequences stop."""
+        return await campaigns.stop_row(tx, principal.user_id, campaign_id, row, data)
 
     @put(
         "/{campaign_id:int}/recipients",
@@ -110,41 +131,37 @@ class CampaignsController(Controller):
         request: Request[Any, Any, Any],
         principal: CurrentUser,
         tx: Transaction,
-        templates: Templates,
-        storage: Storage,
-        settings: Settings,
+        campaigns: Campaigns,
     ) -> BuildSummary:
         """Replace the list: ``text/csv`` (streamed; first line names the columns) or JSON ``{"rows"}``.
 
         Each row is checked, rendered and stored; the answer counts the rows with each problem.
         """
-        row = await campaigns.owned(tx, principal.user_id, campaign_id, lock=True)
+        row = await campaign_service.owned(tx, principal.user_id, campaign_id, lock=True)
         if row.state != CampaignState.DRAFT:
             raise Conflict(
                 f"campaign {campaign_id} is {row.state}; the list can change only while it is a draft"
             )
-        compose = settings.compose
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         rows: AsyncIterator[RowIn]
         if media in ("text/csv", "text/plain", "application/octet-stream"):
-            rows = csv_rows(request.stream(), compose, address_column=row.address_column)
+            rows = campaigns.csv_rows(request.stream(), row)
         elif media == "application/json":
             body = await request.body()
-            if len(body) > compose.max_upload_bytes:
+            if len(body) > campaigns.max_upload_bytes:
                 raise Problem(
-                    f"the recipient list is larger than {compose.max_upload_bytes} bytes", status=413
+                    f"the recipient list is larger than {campaigns.max_upload_bytes} bytes", status=413
                 )
             try:
                 decoded = msgspec.json.decode(body, type=RecipientRows)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 raise Unprocessable(f'the JSON list must be {{"rows": [{{...}}, ...]}}: {exc}') from exc
-            rows = json_rows(decoded.rows, compose)
+            rows = campaigns.json_rows(decoded.rows)
         else:
             raise Problem(
                 "send the list as text/csv or application/json", status=415, title="Unsupported media type"
             )
-        builder = Builder(tx, row, templates, compose, RowAttachments(storage, principal.user_id))
-        return await builder.build(rows)
+        return await campaigns.build(tx, principal.user_id, row, rows)
 
     @get("/{campaign_id:int}/report")
     async def validation_report(
@@ -152,11 +169,13 @@ class CampaignsController(Controller):
         campaign_id: CampaignId,
         principal: CurrentUser,
         tx: Transaction,
-        cursor: Annotated[int | None, QueryParameter(ge=0, le=2**31 - 1)] = None,
+        campaigns: Campaigns,
+        cursor: Cursor = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> ValidationReport:
-        """Counts of problems and, row by row, what is wrong (invalid address, duplicate, missing fields…)."""
-        return await campaign_reports.report(tx, principal.user_id, campaign_id, cursor=cursor, limit=limit)
+        """Counts of problems and, row by row, what is wrong (invalid address, duplicate, missing
+        fields…); how many rows the suppression list stops; warnings to fix before launching."""
+        return await campaigns.report(tx, principal.user_id, campaign_id, cursor=cursor, limit=limit)
 
     @get("/{campaign_id:int}/rows/{row:int}")
     async def preview_row(
@@ -176,15 +195,12 @@ class CampaignsController(Controller):
         row: RowNumber,
         principal: CurrentUser,
         tx: Transaction,
-        settings: Settings,
+        campaigns: Campaigns,
     ) -> EmailDetail:
         """Send a test of this row to yourself: rendered as it will go, to the campaign's own Gmail
         address instead of the recipient, now, with ``[Test]`` before its subject. The test is an
         email of its own (``campaign_id`` null): it never counts in the campaign's progress."""
-        message_id = await send_to_self.send_row_to_self(
-            tx, principal.user_id, campaign_id, row, settings=settings.compose, now=_now()
-        )
-        return await email_reads.get_email(tx, principal.user_id, message_id)
+        return await campaigns.send_row_to_self(tx, principal.user_id, campaign_id, row)
 
     @post("/{campaign_id:int}/launch", status_code=200, responses=problems(409, 422))
     async def launch(
@@ -193,51 +209,58 @@ class CampaignsController(Controller):
         data: JSONBody[Launch],
         principal: CurrentUser,
         tx: Transaction,
-        settings: Settings,
+        campaigns: Campaigns,
     ) -> Campaign:
         """Schedule every valid row; refused (409) while rows have problems, unless ``skip_invalid``."""
-        return await campaigns.launch(
-            tx, principal.user_id, campaign_id, data, domain=settings.compose.message_id_domain, now=_now()
-        )
+        return await campaigns.launch(tx, principal.user_id, campaign_id, data)
 
     @post("/{campaign_id:int}/pause", status_code=200, responses=problems(409))
-    async def pause(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Campaign:
+    async def pause(
+        self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction, campaigns: Campaigns
+    ) -> Campaign:
         return await campaigns.pause(tx, principal.user_id, campaign_id)
 
     @post("/{campaign_id:int}/resume", status_code=200, responses=problems(409))
-    async def resume(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Campaign:
+    async def resume(
+        self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction, campaigns: Campaigns
+    ) -> Campaign:
         return await campaigns.resume(tx, principal.user_id, campaign_id)
 
     @post("/{campaign_id:int}/cancel", status_code=200, responses=problems(409))
-    async def cancel(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Campaign:
+    async def cancel(
+        self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction, campaigns: Campaigns
+    ) -> Campaign:
         """Cancel the campaign and its messages not yet dispatched."""
-        return await campaigns.cancel(tx, principal.user_id, campaign_id, now=_now())
+        return await campaigns.cancel(tx, principal.user_id, campaign_id)
 
     @post("/{campaign_id:int}/retry-failed", status_code=200, responses=problems(409))
-    async def retry_failed(self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction) -> Retried:
+    async def retry_failed(
+        self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction, campaigns: Campaigns
+    ) -> Retried:
         """Send the failed messages again: a new attempt each, which really reaches Gmail."""
-        return await campaigns.retry_failed(tx, principal.user_id, campaign_id, now=_now())
+        return await campaigns.retry_failed(tx, principal.user_id, campaign_id)
 
     @post("/{campaign_id:int}/resolve-unconfirmed", status_code=200, responses=problems(409))
     async def resolve_unconfirmed(
-        self, campaign_id: CampaignId, data: JSONBody[Resolve], principal: CurrentUser, tx: Transaction
+        self,
+        campaign_id: CampaignId,
+        data: JSONBody[Resolve],
+        principal: CurrentUser,
+        tx: Transaction,
+        campaigns: Campaigns,
     ) -> Resolved:
         """Settle every unconfirmed message (Gmail may or may not have sent it): ``resend_anyway``
         sends them again, and **their recipients may get them twice**; ``mark_as_sent`` records
         them as sent and sends nothing. The answer's ``note`` says which."""
-        return await campaigns.resolve_unconfirmed(
-            tx, principal.user_id, campaign_id, data.resolution, now=_now()
-        )
+        return await campaigns.resolve_unconfirmed(tx, principal.user_id, campaign_id, data.resolution)
 
     @get("/{campaign_id:int}/progress")
     async def progress(
-        self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction, settings: Settings
+        self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction, campaigns: Campaigns
     ) -> Progress:
         """Messages per state, sends per minute now, and the ETA from that rate, the account's
         pace and daily limit, the daily cap and the sending window (saying what the rest waits for)."""
-        return await campaign_reports.progress(
-            tx, principal.user_id, campaign_id, now=_now(), pacing=settings.dispatch
-        )
+        return await campaigns.progress(tx, principal.user_id, campaign_id)
 
     @get("/{campaign_id:int}/progress/stream", media_type="text/event-stream")
     async def progress_stream(
@@ -246,18 +269,12 @@ class CampaignsController(Controller):
         principal: CurrentUser,
         tx: Transaction,
         state: State,
-        settings: Settings,
+        campaigns: Campaigns,
     ) -> ServerSentEvent:
         """The progress as Server-Sent Events, until the campaign completes or is cancelled."""
-        await campaigns.owned(tx, principal.user_id, campaign_id)
+        await campaign_service.owned(tx, principal.user_id, campaign_id)
         return ServerSentEvent(
-            progress_events(
-                state.infra.sessions,
-                principal.user_id,
-                campaign_id,
-                interval=settings.compose.progress_interval_seconds,
-                pacing=settings.dispatch,
-            )
+            campaigns.progress_events(state.infra.sessions, principal.user_id, campaign_id)
         )
 
     @get("/{campaign_id:int}/results.csv", media_type="text/csv")
@@ -265,7 +282,7 @@ class CampaignsController(Controller):
         self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction, state: State
     ) -> Stream:
         """Every recipient with what happened to it, as CSV (streamed)."""
-        await campaigns.owned(tx, principal.user_id, campaign_id)
+        await campaign_service.owned(tx, principal.user_id, campaign_id)
         return Stream(
             results_csv(state.infra.sessions, campaign_id),
             media_type="text/csv",

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.params import JSONBody, QueryParameter
 from litestar.types import ControllerRouterHandler
 
-from mailmerger_queue.api.deps import Settings, Storage, Templates
+from mailmerger_queue.api.deps import Emails
 from mailmerger_queue.domain import State
 from mailmerger_queue.emails import reads as email_reads
-from mailmerger_queue.emails import service as emails
 from mailmerger_queue.schemas import ComposeEmail, EmailDetail, EmailPage, Resolve
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, ResourceIdFilter, Transaction
 from mailmerger_shared.web.openapi import problems
 from mailmerger_shared.web.problems import Problem
 
-# next_cursor is an email id: digits, and never past a bigint (18 digits always fit).
+# next_cursor is opaque (``mailmerger_shared.pagination``); this only keeps out what it never is.
 Cursor = Annotated[
-    str | None, QueryParameter(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")
+    str | None,
+    QueryParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="next_cursor of the previous page"),
 ]
 # Taken as text and parsed here: Litestar's lax decoding also took numbers ("0.5") as instants.
 Instant = Annotated[
@@ -52,22 +52,10 @@ class EmailsController(Controller):
         data: JSONBody[ComposeEmail],
         principal: CurrentUser,
         tx: Transaction,
-        templates: Templates,
-        storage: Storage,
-        settings: Settings,
+        emails: Emails,
     ) -> EmailDetail:
         """Write one email into the ledger, scheduled for ``send_at`` (default: now)."""
-        message_id = await emails.compose(
-            tx,
-            user_id=principal.user_id,
-            account_id=data.account_id,
-            data=data,
-            templates=templates,
-            storage=storage,
-            settings=settings.compose,
-            now=datetime.now(UTC),
-        )
-        return await email_reads.get_email(tx, principal.user_id, message_id)
+        return await emails.compose(tx, principal.user_id, data)
 
     @get("/")
     async def list_emails(
@@ -98,28 +86,34 @@ class EmailsController(Controller):
         return await email_reads.get_email(tx, principal.user_id, email_id)
 
     @post("/{email_id:int}/cancel", status_code=200, responses=problems(409))
-    async def cancel(self, email_id: ResourceId, principal: CurrentUser, tx: Transaction) -> EmailDetail:
+    async def cancel(
+        self, email_id: ResourceId, principal: CurrentUser, tx: Transaction, emails: Emails
+    ) -> EmailDetail:
         """Cancel an email that is not dispatched yet (409 once it is)."""
-        await emails.cancel(tx, principal.user_id, email_id, now=datetime.now(UTC))
-        return await email_reads.get_email(tx, principal.user_id, email_id)
+        return await emails.cancel(tx, principal.user_id, email_id)
 
     @post("/{email_id:int}/send-now", status_code=200, responses=problems(409))
-    async def send_now(self, email_id: ResourceId, principal: CurrentUser, tx: Transaction) -> EmailDetail:
+    async def send_now(
+        self, email_id: ResourceId, principal: CurrentUser, tx: Transaction, emails: Emails
+    ) -> EmailDetail:
         """Make an email due now. A failed or unconfirmed one is sent again: a new attempt that
         really reaches Gmail. An unconfirmed one may then arrive twice (Gmail may already have
         delivered it), as with ``resolve`` ``resend_anyway``."""
-        await emails.send_now(tx, principal.user_id, email_id, now=datetime.now(UTC))
-        return await email_reads.get_email(tx, principal.user_id, email_id)
+        return await emails.send_now(tx, principal.user_id, email_id)
 
     @post("/{email_id:int}/resolve", status_code=200, responses=problems(409))
     async def resolve(
-        self, email_id: ResourceId, data: JSONBody[Resolve], principal: CurrentUser, tx: Transaction
+        self,
+        email_id: ResourceId,
+        data: JSONBody[Resolve],
+        principal: CurrentUser,
+        tx: Transaction,
+        emails: Emails,
     ) -> EmailDetail:
         """Settle an unconfirmed email (Gmail may or may not have sent it; no granted scope can
         check): ``resend_anyway`` sends it again, and **the recipient may get it twice**;
         ``mark_as_sent`` records it as sent and sends nothing. 409 unless the email is unconfirmed."""
-        await emails.resolve(tx, principal.user_id, email_id, data.resolution, now=datetime.now(UTC))
-        return await email_reads.get_email(tx, principal.user_id, email_id)
+        return await emails.resolve(tx, principal.user_id, email_id, data.resolution)
 
 
 ROUTES: list[ControllerRouterHandler] = [EmailsController]

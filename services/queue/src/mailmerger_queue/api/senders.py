@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from litestar import Controller, get, patch
 from litestar.params import JSONBody
 from litestar.types import ControllerRouterHandler
 
-from mailmerger_queue.api.deps import Settings
-from mailmerger_queue.dispatch import senders
+from mailmerger_queue.api.deps import Senders
 from mailmerger_queue.schemas import Sender, SenderLimits
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_shared.web.openapi import problems
@@ -20,9 +17,9 @@ class SendersController(Controller):
     tags = ["senders"]
 
     @get("/")
-    async def list_senders(self, principal: CurrentUser, tx: Transaction) -> list[Sender]:
+    async def list_senders(self, principal: CurrentUser, tx: Transaction, senders: Senders) -> list[Sender]:
         """Connected accounts, their limits, messages sent in the last 24 h, and parked-until."""
-        return await senders.list_senders(tx, principal.user_id, datetime.now(UTC))
+        return await senders.accounts(tx, principal.user_id)
 
     @patch("/{account_id:int}", responses=problems(422))
     async def update_limits(
@@ -31,17 +28,10 @@ class SendersController(Controller):
         data: JSONBody[SenderLimits],
         principal: CurrentUser,
         tx: Transaction,
-        settings: Settings,
+        senders: Senders,
     ) -> Sender:
         """Change an account's daily and per-minute limits (per minute: at most Gmail's quota)."""
-        return await senders.update_limits(
-            tx,
-            principal.user_id,
-            account_id,
-            data,
-            datetime.now(UTC),
-            per_minute_ceiling=settings.dispatch.per_minute_limit,
-        )
+        return await senders.update_limits(tx, principal.user_id, account_id, data)
 
 
 ROUTES: list[ControllerRouterHandler] = [SendersController]

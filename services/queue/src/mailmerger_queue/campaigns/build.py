@@ -24,6 +24,7 @@ from mailmerger_queue import schemas
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.campaigns.csvstream import csv_records
+from mailmerger_queue.compliance.tokens import Row, UnsubscribeTokens
 from mailmerger_queue.domain import InvalidAddress, parse_address, subject_problem
 from mailmerger_queue.emails.message_size import (
     attachment_sizes,
@@ -50,6 +51,8 @@ _COLUMNS = [
     "html",
     "text",
 ]
+# The variable holding a row's one-click unsubscribe link, for a visible link in the body.
+UNSUBSCRIBE_VARIABLE = "unsubscribe_url"
 _ID_SEPARATORS = re.compile(r"[;,\s]+")
 _DUPLICATES = text(
     """
@@ -157,6 +160,9 @@ class Builder:
     templates: TemplatesClient
     settings: ComposeSettings
     attachments: RowAttachments
+    # The campaign's one-click unsubscribe links, offered to its template as {{ unsubscribe_url }};
+    # None when the campaign sends without them.
+    unsubscribe: UnsubscribeTokens | None
     # Encoded bytes of the attachments every message of the campaign carries.
     shared_attachment_bytes: int = field(default=0, init=False)
 
@@ -218,7 +224,7 @@ class Builder:
                 self.campaign.user_id,
                 self.campaign.template_id,
                 self.campaign.template_version,
-                [fields for _, fields in renderable],
+                [self._variables(record, fields) for record, fields in renderable],
             )
             for (record, _), result in zip(renderable, results, strict=True):
                 unsendable = subject_problem(result.subject or "") if result.ok else None
@@ -247,6 +253,14 @@ class Builder:
             attachment_sizes=[info.size for i in record[4] if (info := known.get(i)) is not None],
         )
         return too_large(size, self.settings.max_message_bytes)
+
+    def _variables(self, record: list[Any], fields: dict[str, Any]) -> dict[str, Any]:
+        """What the row's template is rendered with: its cells, and its own unsubscribe link
+        (which a cell of the same name cannot replace)."""
+        if self.unsubscribe is None:
+            return fields
+        link = self.unsubscribe.url(Row(self.campaign.id, record[1]))
+        return {**fields, UNSUBSCRIBE_VARIABLE: link}
 
     async def _check(self, row: RowIn) -> tuple[list[Any], dict[str, Any]]:
         """The row's record (problem and detail at 5 and 6) and the fields to render it with."""

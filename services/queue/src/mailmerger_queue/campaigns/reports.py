@@ -5,32 +5,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue import schemas
+from mailmerger_queue import schemas, structs
 from mailmerger_queue.campaigns.build import summary
 from mailmerger_queue.campaigns.eta import Hold, Outlook, describe, estimate, sending_since
 from mailmerger_queue.campaigns.service import owned
-from mailmerger_queue.dispatch.commands import schedule_of
 from mailmerger_queue.dispatch.pacing import Schedule
 from mailmerger_queue.dispatch.senders import sends_leaving_the_day, sent_last_day
 from mailmerger_queue.domain import PENDING, CampaignState, SenderState, State
 from mailmerger_queue.errors import NotFound
 from mailmerger_queue.models import Record, attempts, messages, recipients, senders
 from mailmerger_queue.settings import DispatchSettings
+from mailmerger_shared.pagination import decode_cursor, encode_cursor
 
 r, m = recipients, messages
+# The report's name in its cursors: a cursor of another list is refused here.
+REPORT_CURSOR_KIND = "report"
 
 
 async def report(
-    session: AsyncSession, user_id: int, campaign_id: int, *, cursor: int | None, limit: int
+    session: AsyncSession, user_id: int, campaign_id: int, *, cursor: str | None, limit: int
 ) -> schemas.ValidationReport:
-    """The build summary and the rows with problems, in row order, a page at a time."""
+    """The build summary and the rows with problems, in row order, a page at a time (400 for a
+    cursor this list did not hand out)."""
     await owned(session, user_id, campaign_id)
     conditions = [r.c.campaign_id == campaign_id, r.c.problem.is_not(None)]
     if cursor is not None:
-        conditions.append(r.c.row_number > cursor)
+        # Compared as a bigint: a cursor may carry any bigint, row numbers are integers.
+        after = literal(decode_cursor(REPORT_CURSOR_KIND, cursor), BigInteger)
+        conditions.append(r.c.row_number > after)
     rows = (
         await session.execute(
             select(r.c.row_number, r.c.address, r.c.problem, r.c.detail)
@@ -39,15 +44,12 @@ async def report(
             .limit(limit + 1)
         )
     ).all()
-    problems = [
-        schemas.RowProblem(row=x.row_number, address=x.address, problem=x.problem, detail=x.detail)
-        for x in rows[:limit]
-    ]
+    problems = [structs.row_problem(x) for x in rows[:limit]]
     more = len(rows) > limit
     return schemas.ValidationReport(
         summary=await summary(session, campaign_id),
         problems=problems,
-        next_cursor=str(problems[-1].row) if more else None,
+        next_cursor=encode_cursor(REPORT_CURSOR_KIND, problems[-1].row) if more else None,
     )
 
 
@@ -60,17 +62,7 @@ async def preview(
     ).first()
     if row is None:
         raise NotFound(f"campaign {campaign_id} has no row {row_number}")
-    return schemas.RowPreview(
-        row=row.row_number,
-        address=row.address,
-        fields=row.fields,
-        attachment_ids=list(row.attachment_ids),
-        problem=row.problem,
-        detail=row.detail,
-        subject=row.subject,
-        html=row.html,
-        text=row.text,
-    )
+    return structs.row_preview(row)
 
 
 async def progress(
@@ -86,6 +78,20 @@ async def progress(
     rate = await _current_rate(session, row, now)
     pending = sum(counts[state.value] for state in PENDING)
     built = await summary(session, campaign_id)
+    stopped = await session.execute(
+        select(r.c.stop_reason, func.count())
+        .where(r.c.campaign_id == campaign_id, r.c.stop_reason.is_not(None))
+        .group_by(r.c.stop_reason)
+    )
+    per_step: dict[str, dict[str, int]] = {}
+    if row.launched_at is not None:
+        stepped = await session.execute(
+            select(m.c.step, m.c.state, func.count())
+            .where(m.c.campaign_id == campaign_id)
+            .group_by(m.c.step, m.c.state)
+        )
+        for step, state, n in stepped:
+            per_step.setdefault(str(step), {})[state] = int(n)
     outlook = await _outlook(session, row, counts[State.SCHEDULED.value], pending, rate, now, pacing)
     return schemas.Progress(
         campaign_id=campaign_id,
@@ -99,6 +105,8 @@ async def progress(
         held_by=outlook.held_by,
         held_until=outlook.held_until,
         eta_detail=outlook.detail,
+        stopped={reason: int(n) for reason, n in stopped},
+        steps=per_step,
     )
 
 
@@ -121,7 +129,7 @@ async def _current_rate(session: AsyncSession, campaign: Record, now: datetime) 
     if campaign.start_at is not None:
         began.append(campaign.start_at)
     if campaign.state == CampaignState.RUNNING:
-        began.append(sending_since(schedule_of(campaign), end) or end - RATE_WINDOW)
+        began.append(sending_since(structs.schedule(campaign), end) or end - RATE_WINDOW)
     since = max(began)
     sent = await session.scalar(
         select(func.count()).where(m.c.campaign_id == campaign.id, m.c.sent_at > since, m.c.sent_at <= end)
@@ -167,7 +175,7 @@ async def _outlook(
             held_by="account",
             detail=f"{account.email} must be reconnected before the rest can be sent",
         )
-    schedule = schedule_of(campaign)
+    schedule = structs.schedule(campaign)
     planned = min(account.per_minute_limit, pacing.per_minute_limit) * pacing.pace_fraction
     if schedule.spacing_seconds > 0:
         planned = min(planned, 60 / schedule.spacing_seconds)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, any_, exists, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailmerger_queue import ledger, schemas
+from mailmerger_queue import ledger, schemas, structs
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.campaigns.build import summary
@@ -33,6 +33,10 @@ from mailmerger_queue.emails import message_size
 from mailmerger_queue.emails.service import resolve_attachments, sending_account
 from mailmerger_queue.errors import Conflict, Invalid, NotFound
 from mailmerger_queue.models import Record, attachments, campaigns, messages, recipients
+from mailmerger_queue.sequences import steps as sequence_steps
+from mailmerger_queue.sequences import stops
+from mailmerger_queue.sequences.domain import StopReason
+from mailmerger_queue.webhooks.events import stage_event
 from mailmerger_shared.context import current_correlation_id
 
 cp, r, m = campaigns, recipients, messages
@@ -59,38 +63,6 @@ _LAUNCH = text(
     SELECT id, :now, NULL, 'scheduled', 'campaign launched', 0 FROM created
     """
 )
-
-
-def _schedule_out(row: Record) -> schemas.ScheduleIn:
-    return schemas.ScheduleIn(
-        start_at=row.start_at,
-        timezone=row.timezone,
-        window_start=row.window_start.strftime("%H:%M") if row.window_start else None,
-        window_end=row.window_end.strftime("%H:%M") if row.window_end else None,
-        weekdays=list(row.weekdays),
-        daily_cap=row.daily_cap,
-        spacing_seconds=row.spacing_seconds,
-        jitter_seconds=row.jitter_seconds,
-    )
-
-
-def view(row: Record) -> schemas.Campaign:
-    return schemas.Campaign(
-        id=row.id,
-        name=row.name,
-        account_id=row.account_id,
-        template_id=row.template_id,
-        template_version=row.template_version,
-        state=row.state,
-        address_column=row.address_column,
-        attachments_column=row.attachments_column,
-        attachment_ids=list(row.attachment_ids),
-        schedule=_schedule_out(row),
-        created_at=row.created_at,
-        launched_at=row.launched_at,
-        finished_at=row.finished_at,
-        paused_reason=row.paused_reason if row.state == CampaignState.PAUSED else None,
-    )
 
 
 def _clock_time(value: str | None) -> time | None:
@@ -126,6 +98,7 @@ async def create(
     await sending_account(session, user_id, data.account_id)
     if await templates.version(user_id, data.template_id, data.template_version) is None:
         raise Invalid(f"template {data.template_id} has no version {data.template_version}")
+    await sequence_steps.check_templates(templates, user_id, data.steps)
     attachment_ids = await resolve_attachments(session, storage, user_id, data.attachment_ids)
     await message_size.require_attachments_fit(session, attachment_ids, limit=max_message_bytes)
     schedule = data.schedule
@@ -148,14 +121,22 @@ async def create(
                 window_end=_clock_time(schedule.window_end),
                 weekdays=sorted(set(schedule.weekdays)),
                 daily_cap=schedule.daily_cap,
+                domain_daily_cap=schedule.domain_daily_cap,
                 spacing_seconds=schedule.spacing_seconds,
                 jitter_seconds=schedule.jitter_seconds,
+                list_unsubscribe=data.list_unsubscribe,
                 created_at=now,
             )
             .returning(cp)
         )
     ).one()
-    return view(row)
+    follow_ups = await sequence_steps.create(session, row.id, data.steps)
+    return structs.campaign(row, follow_ups)
+
+
+async def described(session: AsyncSession, row: Record) -> schemas.Campaign:
+    """The campaign of a ``campaigns`` row, with its follow-ups."""
+    return structs.campaign(row, await sequence_steps.of_campaign(session, row.id))
 
 
 async def owned(session: AsyncSession, user_id: int, campaign_id: int, *, lock: bool = False) -> Record:
@@ -167,8 +148,9 @@ async def owned(session: AsyncSession, user_id: int, campaign_id: int, *, lock: 
 
 
 async def list_campaigns(session: AsyncSession, user_id: int) -> list[schemas.Campaign]:
-    rows = await session.execute(select(cp).where(cp.c.user_id == user_id).order_by(cp.c.id.desc()))
-    return [view(row) for row in rows]
+    rows = (await session.execute(select(cp).where(cp.c.user_id == user_id).order_by(cp.c.id.desc()))).all()
+    follow_ups = await sequence_steps.of_campaigns(session, [row.id for row in rows])
+    return [structs.campaign(row, follow_ups.get(row.id, [])) for row in rows]
 
 
 def _require(row: Record, allowed: frozenset[CampaignState], action: str) -> None:
@@ -212,7 +194,15 @@ async def launch(
             "now": now,
         },
     )
-    return await _set_state(session, campaign_id, CampaignState.RUNNING, launched_at=now)
+    launched = await _set_state(session, campaign_id, CampaignState.RUNNING, launched_at=now)
+    await stage_event(
+        session,
+        user_id,
+        "campaign.launched",
+        {"campaign_id": campaign_id, "name": row.name, "recipients": built.valid},
+        now,
+    )
+    return launched
 
 
 async def _refuse_deleted_attachments(session: AsyncSession, row: Record) -> None:
@@ -243,13 +233,15 @@ async def _set_state(
     ).one()
     if state is CampaignState.RUNNING:
         await announce_due(session)
-    return view(row)
+    return await described(session, row)
 
 
-async def pause(session: AsyncSession, user_id: int, campaign_id: int) -> schemas.Campaign:
+async def pause(session: AsyncSession, user_id: int, campaign_id: int, *, now: datetime) -> schemas.Campaign:
     row = await owned(session, user_id, campaign_id, lock=True)
     _require(row, CAMPAIGN_PAUSABLE, "paused")
-    return await _set_state(session, campaign_id, CampaignState.PAUSED)
+    paused = await _set_state(session, campaign_id, CampaignState.PAUSED)
+    await stage_event(session, user_id, "campaign.paused", {"campaign_id": campaign_id, "by": "user"}, now)
+    return paused
 
 
 async def resume(session: AsyncSession, user_id: int, campaign_id: int) -> schemas.Campaign:
@@ -316,3 +308,36 @@ async def resolve_unconfirmed(
     else:
         done = await lifecycle.mark_sent(session, mine, now=now)
     return schemas.Resolved(resolution=resolution, resolved=len(done), note=_RESOLVED_NOTE[resolution])
+
+
+async def replace_steps(
+    session: AsyncSession,
+    user_id: int,
+    campaign_id: int,
+    data: schemas.ReplaceSteps,
+    *,
+    templates: TemplatesClient,
+) -> schemas.Campaign:
+    """Replace the follow-ups not started yet (a draft's, a running or paused campaign's)."""
+    row = await owned(session, user_id, campaign_id, lock=True)
+    if row.state in (CampaignState.COMPLETED, CampaignState.CANCELLED):
+        raise Conflict(f"campaign {campaign_id} is {row.state}; its steps can no longer change")
+    follow_ups = await sequence_steps.replace(session, templates, user_id, campaign_id, data.steps)
+    return structs.campaign(row, follow_ups)
+
+
+async def stop_row(
+    session: AsyncSession,
+    user_id: int,
+    campaign_id: int,
+    row_number: int,
+    data: schemas.StopRow,
+    *,
+    now: datetime,
+) -> schemas.RowStopped:
+    """The user marks a row replied or stopped: it gets no later step (``sequences.stops``)."""
+    await owned(session, user_id, campaign_id)
+    reason, stopped_at, cancelled = await stops.stop_row(
+        session, campaign_id, row_number, StopReason(data.reason), now
+    )
+    return schemas.RowStopped(row=row_number, stop_reason=reason, stopped_at=stopped_at, cancelled=cancelled)

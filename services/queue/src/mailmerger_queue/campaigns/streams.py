@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import msgspec
 from litestar.response import ServerSentEventMessage
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_queue.campaigns import reports as campaign_reports
@@ -22,7 +22,19 @@ from mailmerger_queue.settings import DispatchSettings
 from mailmerger_shared.csv_export import csv_line
 from mailmerger_shared.db import transaction
 
-_HEADER = ["row", "address", "state", "problem", "sent_at", "gmail_id", "reason", "detail"]
+# One line per email of a row (step 1, then its follow-ups), or one for a row that has none.
+_HEADER = [
+    "row",
+    "address",
+    "state",
+    "problem",
+    "sent_at",
+    "gmail_id",
+    "reason",
+    "detail",
+    "step",
+    "stop_reason",
+]
 _PAGE = 1000
 _FINISHED = {CampaignState.COMPLETED.value, CampaignState.CANCELLED.value}
 
@@ -35,7 +47,8 @@ async def results_csv(sessions: async_sessionmaker[AsyncSession], campaign_id: i
     """
     r, m = recipients, messages
     yield csv_line(_HEADER)
-    after = 0
+    after = (0, 0)
+    step = func.coalesce(m.c.step, 0)
     while True:
         async with transaction(sessions) as session:
             page = (
@@ -50,10 +63,12 @@ async def results_csv(sessions: async_sessionmaker[AsyncSession], campaign_id: i
                         m.c.outcome_reason,
                         m.c.outcome_detail,
                         r.c.detail,
+                        step.label("step"),
+                        r.c.stop_reason,
                     )
                     .select_from(r.outerjoin(m, m.c.recipient_id == r.c.id))
-                    .where(r.c.campaign_id == campaign_id, r.c.row_number > after)
-                    .order_by(r.c.row_number)
+                    .where(r.c.campaign_id == campaign_id, tuple_(r.c.row_number, step) > tuple_(*after))
+                    .order_by(r.c.row_number, step)
                     .limit(_PAGE)
                 )
             ).all()
@@ -70,11 +85,13 @@ async def results_csv(sessions: async_sessionmaker[AsyncSession], campaign_id: i
                     row.gmail_id,
                     row.outcome_reason,
                     row.outcome_detail or row.detail,
+                    row.step or None,
+                    row.stop_reason,
                 ]
             )
             for row in page
         )
-        after = page[-1].row_number
+        after = (page[-1].row_number, page[-1].step)
 
 
 async def progress_events(

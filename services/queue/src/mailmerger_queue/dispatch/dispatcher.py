@@ -34,18 +34,21 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy import and_, delete, exists, func, not_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailmerger_queue import ledger
+from mailmerger_queue import ledger, structs
+from mailmerger_queue.compliance import suppression
+from mailmerger_queue.compliance.rails import DomainRail
+from mailmerger_queue.compliance.tokens import UnsubscribeTokens
 from mailmerger_queue.dispatch import lifecycle, pacers
-from mailmerger_queue.dispatch.commands import publish_commands, schedule_of, sendable
+from mailmerger_queue.dispatch.commands import publish_commands, sendable
 from mailmerger_queue.dispatch.fairness import Candidate, Stream, fair_pick
 from mailmerger_queue.dispatch.pacing import Pace, Schedule, account_allowance
 from mailmerger_queue.dispatch.redispatch import redispatch_stale
-from mailmerger_queue.domain import PENDING, CampaignState, State
+from mailmerger_queue.domain import PENDING, SUPPRESSED, CampaignState, State
 from mailmerger_queue.models import (
     Record,
     attempts,
@@ -54,7 +57,10 @@ from mailmerger_queue.models import (
     processed_events,
     senders,
 )
+from mailmerger_queue.sequences import stops
+from mailmerger_queue.sequences.builder import NO_STEP_OWED
 from mailmerger_queue.settings import DispatchSettings
+from mailmerger_queue.webhooks.events import stage_event
 from mailmerger_shared import metrics
 from mailmerger_shared.broker.publisher import Publisher
 from mailmerger_shared.db import transaction
@@ -62,6 +68,7 @@ from mailmerger_shared.db import transaction
 log = logging.getLogger(__name__)
 
 MINUTE = timedelta(minutes=1)
+T = TypeVar("T")
 
 m, s, cp = messages, senders, campaigns
 
@@ -78,6 +85,20 @@ class Pause(Protocol):
 class Sleep:
     async def wait(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+def _grouped(decided: dict[int, T]) -> dict[T, list[int]]:
+    """Message ids by what was decided for them (one statement per distinct decision)."""
+    groups: dict[T, list[int]] = {}
+    for message_id, decision in decided.items():
+        groups.setdefault(decision, []).append(message_id)
+    return groups
+
+
+class FollowUps(Protocol):
+    """The follow-up builder (``sequences.builder``), run by housekeeping."""
+
+    async def build_due(self, now: datetime) -> int: ...
 
 
 class SystemClock:
@@ -130,7 +151,10 @@ class Dispatcher:
     settings: DispatchSettings
     clock: Clock
     rng: random.Random
+    unsubscribe: UnsubscribeTokens
     between_ticks: Pause = field(default_factory=Sleep)
+    # Builds the next step of each recipient whose previous step was sent (None: no sequences).
+    follow_ups: FollowUps | None = None
 
     async def dispatch_due_messages(self) -> int:
         """One tick; returns how many messages were published and marked dispatched."""
@@ -165,9 +189,12 @@ class Dispatcher:
                 candidates, allowance, self.settings.batch_size, last_served, pacer_of=locked.pacer_of
             )
             claimed = await self._claim(session, [candidate.id for candidate in chosen], now)
+            rail = await self._domain_rail(session, claimed, schedules)
+            claimed = await self._hold_back(session, claimed, rail, now)
             confirmed = await self._publish(session, claimed, locked.accounts)
             metrics.observe_dispatched(now, {x.id: x.send_at for x in chosen}, [row.id for row in confirmed])
             await self._mark_dispatched(session, confirmed, now)
+            await rail.count(session, confirmed, now)
             await self._advance_paces(session, confirmed, locked, paces, now)
             await self._space_campaigns(session, confirmed, schedules, now)
             return len(confirmed)
@@ -187,7 +214,7 @@ class Dispatcher:
                 select(cp).where(cp.c.account_id.in_(list(allowance)), cp.c.state == CampaignState.RUNNING)
             )
         ).all()
-        schedules = {row.id: schedule_of(row) for row in rows}
+        schedules = {row.id: structs.schedule(row) for row in rows}
         capped = [row.id for row in rows if row.daily_cap is not None]
         sent_today: dict[int, int] = {}
         if capped:
@@ -252,13 +279,84 @@ class Dispatcher:
         due = m.c.id.in_(ids) & (m.c.state == State.SCHEDULED) & (m.c.send_at <= now)
         return list(await session.execute(sendable(due)))
 
+    async def _domain_rail(
+        self, session: AsyncSession, claimed: list[Record], schedules: dict[int, tuple[Schedule, int]]
+    ) -> DomainRail:
+        """The domain caps of the claimed messages' campaigns (``compliance.rails``)."""
+        campaign_ids = {row.campaign_id for row in claimed if row.campaign_id is not None}
+        caps: dict[int, int] = {}
+        if campaign_ids:
+            rows = await session.execute(
+                select(cp.c.id, cp.c.domain_daily_cap).where(
+                    cp.c.id.in_(campaign_ids), cp.c.domain_daily_cap.is_not(None)
+                )
+            )
+            caps = {campaign_id: cap for campaign_id, cap in rows}  # noqa: C416 (rows are not pairs to dict())
+        return DomainRail(caps, {campaign_id: schedule for campaign_id, (schedule, _) in schedules.items()})
+
+    async def _hold_back(
+        self, session: AsyncSession, claimed: list[Record], rail: DomainRail, now: datetime
+    ) -> list[Record]:
+        """The claimed messages that may go now. A campaign message to a suppressed address or
+        domain is cancelled, saying why; one over its campaign's domain cap for today waits for
+        the next local day. Both are decided here, inside the tick's transaction, so an
+        unsubscribe or a suppression committed before this tick stops the message. A suppressed
+        recipient's sequence stops for good, and a message of a recipient whose sequence stopped
+        is cancelled with the stop's reason (``sequences.stops``)."""
+        suppressed = await suppression.screen(session, claimed)
+        for why, ids in _grouped(suppressed).items():
+            await ledger.move(
+                session,
+                m.c.id.in_(ids),
+                sources=[State.SCHEDULED],
+                target=State.CANCELLED,
+                reason=why,
+                now=now,
+                values={"outcome_reason": SUPPRESSED, "outcome_detail": why},
+            )
+        await stops.stop_suppressed(session, claimed, suppressed, now)
+        stopped = {
+            row.id: row.stop_reason
+            for row in claimed
+            if row.stop_reason is not None and row.id not in suppressed
+        }
+        for reason, ids in _grouped(stopped).items():
+            await ledger.move(
+                session,
+                m.c.id.in_(ids),
+                sources=[State.SCHEDULED],
+                target=State.CANCELLED,
+                reason=f"the recipient's sequence stopped ({reason})",
+                now=now,
+                values={"outcome_reason": reason},
+            )
+        suppressed = {**suppressed, **stopped}
+        waiting = await rail.over_cap(session, [row for row in claimed if row.id not in suppressed], now)
+        for until, ids in _grouped(waiting).items():
+            await session.execute(update(m).where(m.c.id.in_(ids)).values(send_at=until, updated_at=now))
+        if suppressed or waiting:
+            log.info(
+                "held back at dispatch",
+                extra={
+                    "suppressed": len(suppressed) - len(stopped),
+                    "stopped": len(stopped),
+                    "over_domain_cap": len(waiting),
+                },
+            )
+        return [row for row in claimed if row.id not in suppressed and row.id not in waiting]
+
     async def _publish(
         self, session: AsyncSession, claimed: list[Record], accounts: dict[int, Record]
     ) -> list[Record]:
         """Publish a command per claimed message; returns those the broker confirmed (the others
         stay scheduled and go again next tick; the sender ignores any duplicate)."""
         return await publish_commands(
-            session, self.publisher, claimed, accounts, attempt=lambda row: row.attempt + 1
+            session,
+            self.publisher,
+            claimed,
+            accounts,
+            attempt=lambda row: row.attempt + 1,
+            unsubscribe=self.unsubscribe,
         )
 
     async def _mark_dispatched(self, session: AsyncSession, confirmed: list[Record], now: datetime) -> None:
@@ -316,10 +414,16 @@ class Dispatcher:
                 await session.execute(update(cp).where(cp.c.id == campaign_id).values(next_send_at=next_at))
 
     async def housekeeping(self) -> None:
-        """Complete campaigns with no pending message; forget old processed-event ids; publish again
-        the commands of messages whose outcome never came back; give every stuck message its next
-        step (``lifecycle.sweep``)."""
+        """Build the follow-ups owed (``sequences.builder``); complete campaigns with no pending
+        message and no follow-up still to build; forget old processed-event ids; publish again the
+        commands of messages whose outcome never came back; give every stuck message its next step
+        (``lifecycle.sweep``)."""
         now = self.clock.now()
+        if self.follow_ups is not None:
+            try:
+                await self.follow_ups.build_due(now)
+            except Exception:  # templates unreachable: the rest of housekeeping still runs
+                log.exception("building follow-ups failed; retrying at the next housekeeping")
         async with transaction(self.sessions) as session:
             await lifecycle.sweep(
                 session, now=now, no_outcome_after=timedelta(seconds=self.settings.no_outcome_after_seconds)
@@ -331,14 +435,20 @@ class Dispatcher:
                 now=now,
                 stale_after=timedelta(seconds=self.settings.redispatch_after_seconds),
                 limit=self.settings.batch_size,
+                unsubscribe=self.unsubscribe,
             )
         async with transaction(self.sessions) as session:
             pending = exists().where(m.c.campaign_id == cp.c.id, m.c.state.in_([p.value for p in PENDING]))
-            await session.execute(
+            completed = await session.execute(
                 update(cp)
-                .where(cp.c.state == CampaignState.RUNNING, not_(pending))
+                .where(cp.c.state == CampaignState.RUNNING, not_(pending), text(NO_STEP_OWED))
                 .values(state=CampaignState.COMPLETED.value, finished_at=now)
+                .returning(cp.c.id, cp.c.user_id, cp.c.name)
             )
+            for campaign_id, user_id, name in completed:
+                await stage_event(
+                    session, user_id, "campaign.completed", {"campaign_id": campaign_id, "name": name}, now
+                )
             cutoff = now - timedelta(hours=self.settings.processed_events_retention_hours)
             await session.execute(delete(processed_events).where(processed_events.c.processed_at < cutoff))
             metrics.set_scheduled(*(await session.execute(_SCHEDULED_COUNTS, {"now": now})).one())

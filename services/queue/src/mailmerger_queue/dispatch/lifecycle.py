@@ -53,6 +53,12 @@ def in_open_campaign() -> ColumnElement[bool]:
     return ~exists().where(cp.c.id == m.c.campaign_id, cp.c.state == CampaignState.CANCELLED)
 
 
+def unrendered_follow_up() -> ColumnElement[bool]:
+    """A follow-up that could not be rendered (``sequences.builder``): it has no content to send
+    (step 1's content is its recipient's, a follow-up's its own)."""
+    return (m.c.step > 1) & m.c.subject.is_(None)
+
+
 async def send_again(
     session: AsyncSession,
     where: ColumnElement[bool],
@@ -61,7 +67,8 @@ async def send_again(
     sources: frozenset[State] = RESENDABLE,
 ) -> list[int]:
     """Schedule now, as a new generation, the messages matching ``where`` that are in ``sources``
-    (failed and/or unconfirmed, never of a cancelled campaign); returns their ids.
+    (failed and/or unconfirmed, never of a cancelled campaign, never a follow-up that could not be
+    rendered); returns their ids.
 
     A completed campaign of theirs runs again, so the dispatcher sends them.
     """
@@ -70,7 +77,7 @@ async def send_again(
         if state in sources:
             rows = await ledger.move(
                 session,
-                where & in_open_campaign(),
+                where & in_open_campaign() & ~unrendered_follow_up(),
                 sources=[state],
                 target=State.SCHEDULED,
                 reason=reason,

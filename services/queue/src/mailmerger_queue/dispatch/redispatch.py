@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue import ledger
+from mailmerger_queue.compliance.tokens import UnsubscribeTokens
 from mailmerger_queue.dispatch.commands import publish_commands, sendable
 from mailmerger_queue.domain import State
 from mailmerger_queue.models import messages, senders
@@ -35,7 +36,13 @@ m = messages
 
 
 async def redispatch_stale(
-    session: AsyncSession, publisher: Publisher, *, now: datetime, stale_after: timedelta, limit: int
+    session: AsyncSession,
+    publisher: Publisher,
+    *,
+    now: datetime,
+    stale_after: timedelta,
+    limit: int,
+    unsubscribe: UnsubscribeTokens,
 ) -> int:
     """Publish again up to ``limit`` messages dispatched before ``now - stale_after``; how many."""
     stale = (m.c.state == State.DISPATCHED) & (m.c.updated_at < now - stale_after)
@@ -50,7 +57,9 @@ async def redispatch_stale(
             )
         )
     }
-    confirmed = await publish_commands(session, publisher, rows, accounts, attempt=lambda row: row.attempt)
+    confirmed = await publish_commands(
+        session, publisher, rows, accounts, attempt=lambda row: row.attempt, unsubscribe=unsubscribe
+    )
     if confirmed:
         # dispatched → dispatched: updated_at restarts the wait, the transition tells the story.
         await ledger.move(

@@ -8,7 +8,7 @@ counting: see ``pacing.Pace``.)
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 from sqlalchemy import func, select, update
@@ -101,3 +101,26 @@ async def update_limits(
         if sender.account_id == account_id:
             return sender
     raise NotFound(f"sender account {account_id} does not exist")
+
+
+class Senders:
+    """The senders use cases, built once with Gmail's per-minute quota (``per_minute_ceiling``)."""
+
+    def __init__(self, *, per_minute_ceiling: int) -> None:
+        self._per_minute_ceiling = per_minute_ceiling
+
+    async def accounts(self, session: AsyncSession, user_id: int) -> list[schemas.Sender]:
+        """The user's accounts, their limits, usage in the last 24 h and parking now."""
+        return await list_senders(session, user_id, datetime.now(UTC))
+
+    async def update_limits(
+        self, session: AsyncSession, user_id: int, account_id: int, limits: schemas.SenderLimits
+    ) -> schemas.Sender:
+        return await update_limits(
+            session,
+            user_id,
+            account_id,
+            limits,
+            datetime.now(UTC),
+            per_minute_ceiling=self._per_minute_ceiling,
+        )

@@ -15,6 +15,7 @@ is being connected is either seen by the assignment or sees the account itself, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
@@ -22,6 +23,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue import schemas
+from mailmerger_queue.adapters.auth import AuthClient
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.dispatch.wakeup import announce_due
@@ -196,3 +198,85 @@ async def require_owned(session: AsyncSession, user_id: int, message_ids: list[i
     unknown = sorted(set(message_ids) - owned)
     if unknown:
         raise NotFound(f"no email with id {', '.join(map(str, unknown))} in your queue")
+
+
+@dataclass(frozen=True)
+class ConnectGmail:
+    """The answer when the user has no connected Gmail account: where the browser connects one."""
+
+    url: str
+
+
+class LegacyQueue:
+    """The legacy client's use cases, built once with the templates, storage and auth clients and
+    the compose settings. Reading the queue needs nothing but the transaction (``queued_emails``)."""
+
+    def __init__(
+        self, templates: TemplatesClient, storage: StorageClient, auth: AuthClient, settings: ComposeSettings
+    ) -> None:
+        self._templates = templates
+        self._storage = storage
+        self._auth = auth
+        self._settings = settings
+
+    async def _submit(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        account_id: int | None,
+        email: LegacyEmailIn,
+        *,
+        send_now: bool,
+    ) -> int:
+        return await submit(
+            session,
+            user_id=user_id,
+            account_id=account_id,
+            email=email,
+            send_now=send_now,
+            templates=self._templates,
+            storage=self._storage,
+            settings=self._settings,
+            now=datetime.now(UTC),
+        )
+
+    async def _connect_gmail(self, user_id: int) -> ConnectGmail:
+        # The old client carries no token when the browser follows it: a single-use ticket does.
+        ticket = await self._auth.connect_ticket(user_id)
+        return ConnectGmail(url=ticket.url)
+
+    async def send_email_now(
+        self, session: AsyncSession, user_id: int, email: LegacyEmailIn
+    ) -> int | ConnectGmail:
+        """Send one email now from the user's first connected Gmail (its id), or say where to
+        connect one."""
+        account_id = await first_connected_account(session, user_id)
+        if account_id is None:
+            return await self._connect_gmail(user_id)
+        return await self._submit(session, user_id, account_id, email, send_now=True)
+
+    async def add_to_queue(self, session: AsyncSession, user_id: int, email: LegacyEmailIn) -> int:
+        """Queue an email (see ``submit``), for the first account the user connects if they have
+        none yet; the length of the queue after it."""
+        account_id = await queueing_account(session, user_id)
+        await self._submit(session, user_id, account_id, email, send_now=False)
+        return await queue_length(session, user_id)
+
+    async def send_queued(
+        self, session: AsyncSession, user_id: int, message_ids: list[int]
+    ) -> list[int] | ConnectGmail:
+        """Send the given queued emails now (the ids sent); 404 if any is not the user's; without a
+        connected Gmail, where to connect one."""
+        await require_owned(session, user_id, message_ids)
+        if await first_connected_account(session, user_id) is None:
+            return await self._connect_gmail(user_id)
+        return await emails.send_now_many(session, user_id, message_ids, now=datetime.now(UTC))
+
+    async def delete_queued(
+        self, session: AsyncSession, user_id: int, message_ids: list[int]
+    ) -> tuple[list[int], int]:
+        """Remove the given emails from the queue (404 if any is not the user's): the ids removed,
+        and the length of the queue after."""
+        await require_owned(session, user_id, message_ids)
+        deleted = await emails.cancel_many(session, user_id, message_ids, now=datetime.now(UTC))
+        return deleted, await queue_length(session, user_id)

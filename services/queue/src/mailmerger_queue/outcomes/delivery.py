@@ -18,7 +18,6 @@ Rules (each enforced by the ``from`` states of a ledger move):
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
@@ -29,11 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailmerger_queue import ledger
 from mailmerger_queue.domain import NO_OUTCOME, OUTCOME_APPLIES, SENT_APPLIES, State
 from mailmerger_queue.models import attempts, messages, senders
+from mailmerger_queue.webhooks.events import stage_event, stage_message_events
 from mailmerger_shared import contracts as c
-from mailmerger_shared.db import autocommit, transaction
+from mailmerger_shared.batching import Batcher
+from mailmerger_shared.db import transaction
 
 m = messages
 MAX_BATCH = 100
+Received = tuple[c.Message, c.Envelope]  # an event as consumed: the message and its envelope
 
 
 def _now() -> datetime:
@@ -43,11 +45,11 @@ def _now() -> datetime:
 class OutcomeWriter:
     """Applies outcome events in group commits: one transaction for the events that arrived together.
 
-    There is no timer: while one batch is written the next gathers, so a quiet queue writes each
-    event at once and a busy one many per transaction (a transaction per event cost more than the
-    event itself: BEGIN and COMMIT are two more round trips). Each caller still gets
-    its own answer: when a batch fails, its events are applied again one transaction each, so one
-    bad event fails (and is redelivered) alone.
+    There is no timer (``mailmerger_shared.batching``'s group commit): while one batch is written
+    the next gathers, so a quiet queue writes each event at once and a busy one many per
+    transaction (a transaction per event cost more than the event itself: BEGIN and COMMIT are two
+    more round trips). Each caller still gets its own answer: when a batch fails, its events are
+    applied again one transaction each, so one bad event fails (and is redelivered) alone.
     """
 
     def __init__(
@@ -62,39 +64,28 @@ class OutcomeWriter:
         self._sessions = sessions
         self._failure_limit = campaign_failure_limit
         self._clock = clock
-        self._max_batch = max_batch
-        self._waiting: list[tuple[c.Message, c.Envelope, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._batches: Batcher[Received, None] = Batcher(self._apply_batch, max_size=max_batch)
 
     async def apply(self, message: c.Message, envelope: c.Envelope) -> None:
         """Apply one event (skipped when its envelope was already processed); returns once committed."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((message, envelope, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
-        await future
+        await self._batches.submit((message, envelope))
 
-    async def _write(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
-            try:
-                await self._apply_all([(message, envelope) for message, envelope, _ in batch])
-            except Exception:
-                for message, envelope, future in batch:
-                    try:
-                        await self._apply_all([(message, envelope)])
-                    except Exception as exc:
-                        if not future.done():
-                            future.set_exception(exc)
-                    else:
-                        if not future.done():
-                            future.set_result(None)
-                continue
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+    async def _apply_batch(self, events: list[Received]) -> list[Exception | None]:
+        """Apply the events in one transaction or, if that fails, each in a transaction of its own."""
+        try:
+            await self._apply_all(events)
+        except Exception:
+            return [await self._apply_alone(event) for event in events]
+        return [None] * len(events)
 
-    async def _apply_all(self, events: list[tuple[c.Message, c.Envelope]]) -> None:
+    async def _apply_alone(self, event: Received) -> Exception | None:
+        try:
+            await self._apply_all([event])
+        except Exception as exc:
+            return exc
+        return None
+
+    async def _apply_all(self, events: list[Received]) -> None:
         """Apply the events in order, in one transaction; runs of ``EmailSent`` as one statement each.
 
         Nearly every event is an ``EmailSent``, and one statement for a run of them is what makes
@@ -102,9 +93,9 @@ class OutcomeWriter:
         run holds only ``EmailSent``, which wins from every state but ``sent``.
         """
         now = self._clock()
-        # Only EmailSent (the usual batch) is one statement, atomic alone: no BEGIN and COMMIT.
-        only_sent = all(isinstance(message, c.EmailSent) for message, _ in events)
-        async with (autocommit if only_sent else transaction)(self._sessions) as session:
+        # One transaction even for a batch of EmailSent alone: the move to sent and the webhook
+        # events it stages commit together (a batch costs BEGIN and COMMIT, not an event).
+        async with transaction(self._sessions) as session:
             # An EmailSent needs no record of its envelope (one row write less per email): it moves
             # a message to sent from any state but sent, so applied again it changes nothing.
             others = [envelope.id for message, envelope in events if not isinstance(message, c.EmailSent)]
@@ -144,7 +135,7 @@ async def record_sent(session: AsyncSession, events: list[c.EmailSent], now: dat
     if not events:
         return
     first = {event.message_id: event for event in reversed(events)}
-    await ledger.move_to_sent(
+    moved = await ledger.move_to_sent(
         session,
         [
             ledger.Sent(
@@ -159,6 +150,8 @@ async def record_sent(session: AsyncSession, events: list[c.EmailSent], now: dat
         sources=SENT_APPLIES,
         now=now,
     )
+    # Only the messages this event moved: a redelivered EmailSent moves none and announces none.
+    await stage_message_events(session, "message.sent", [message_id for message_id, _ in moved], now)
 
 
 _SENT_BY_GMAIL = "sent by Gmail"
@@ -183,8 +176,10 @@ async def apply_outcome(
             now=now,
             values={"outcome_reason": event.reason, "outcome_detail": event.detail},
         )
+        if failed:
+            await stage_message_events(session, "message.failed", [event.message_id], now)
         if failed and campaign_failure_limit:
-            await _count_campaign_failure(session, event, campaign_failure_limit)
+            await _count_campaign_failure(session, event, campaign_failure_limit, now)
     elif isinstance(event, c.EmailDeferred):
         await _record(
             session,
@@ -290,12 +285,27 @@ _CAMPAIGN_FAILED = text(
                              ELSE c.paused_reason END
     FROM queue.messages m
     WHERE m.id = :message_id AND c.id = m.campaign_id
+    RETURNING c.id, c.user_id, c.paused_reason,
+              c.state = 'paused' AND c.consecutive_failures = :limit
+              AND c.paused_reason LIKE 'paused itself after %' AS paused_now
     """
 )
 
 
-async def _count_campaign_failure(session: AsyncSession, event: c.EmailFailed, limit: int) -> None:
+async def _count_campaign_failure(
+    session: AsyncSession, event: c.EmailFailed, limit: int, now: datetime
+) -> None:
     last = f"{event.reason}: {event.detail}" if event.detail else event.reason
-    await session.execute(
-        _CAMPAIGN_FAILED, {"message_id": event.message_id, "limit": limit, "last": last[:500]}
-    )
+    counted = (
+        await session.execute(
+            _CAMPAIGN_FAILED, {"message_id": event.message_id, "limit": limit, "last": last[:500]}
+        )
+    ).one_or_none()
+    if counted is not None and counted.paused_now:
+        await stage_event(
+            session,
+            counted.user_id,
+            "campaign.paused",
+            {"campaign_id": counted.id, "reason": counted.paused_reason, "by": "failures"},
+            now,
+        )

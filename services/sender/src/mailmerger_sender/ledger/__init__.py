@@ -5,7 +5,7 @@
   final row stands for.
 - ``statements``: the SQL that claims rows and writes settlements with their outbox rows.
 - ``writer``: ``LedgerWriter``, what delivery calls; it groups concurrent writes into batches
-  (``mailmerger_sender.batching``, which the account limiter uses too), one statement per batch.
+  (``mailmerger_shared.batching``, which the account limiter uses too), one statement per batch.
 
 Invariants:
 - Only one command holds a message at a time: a claim is an INSERT, or an UPDATE of a

@@ -15,12 +15,12 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailmerger_sender.batching import Batcher
 from mailmerger_sender.ledger import statements
 from mailmerger_sender.ledger.settlement import Settlement
 from mailmerger_sender.ledger.statements import ClaimRequest, Outcome
 from mailmerger_sender.ledger.states import Delivery
 from mailmerger_shared import contracts as c
+from mailmerger_shared.batching import Batcher
 from mailmerger_shared.context import current_correlation_id
 from mailmerger_shared.db import autocommit, transaction
 

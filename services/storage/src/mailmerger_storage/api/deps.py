@@ -1,18 +1,19 @@
-"""What the storage routes are given besides the shared ``principal`` and ``tx``."""
+"""What the storage routes are given besides the shared ``principal`` and ``tx``: ``attachments``,
+the service's use cases (:class:`~mailmerger_storage.use_cases.Attachments`), built once when the
+app starts, and ``settings``."""
 
 from __future__ import annotations
 
 from typing import Any, TypeAlias
 
 from litestar import Request
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailmerger_storage.adapters.blobs import BlobStore
+from mailmerger_shared.web.deps import Lifespan, from_state, kept_in_state
 from mailmerger_storage.api.early_answers import GATEWAY_REFUSED_HEADER
 from mailmerger_storage.settings import StorageSettings
 from mailmerger_storage.uploads import IncomingBody
+from mailmerger_storage.use_cases import Attachments as AttachmentUseCases
 
 
 def dependencies(settings: StorageSettings) -> dict[str, Provide]:
@@ -23,24 +24,19 @@ def dependencies(settings: StorageSettings) -> dict[str, Provide]:
 
     return {
         "settings": Provide(provide_settings, sync_to_thread=False, use_cache=True),
-        "blobs": Provide(provide_blobs, sync_to_thread=False),
-        "sessions": Provide(provide_sessions, sync_to_thread=False),
+        "attachments": from_state("attachments"),
     }
 
 
-def provide_blobs(state: State) -> BlobStore:
-    blobs: BlobStore = state.blobs
-    return blobs
+def use_cases_lifespan(settings: StorageSettings) -> Lifespan:
+    """Build the use cases into ``app.state.attachments`` once the database and the blob store are
+    open (so it comes after ``infrastructure_lifespan`` and ``blob_store_lifespan``)."""
+    return kept_in_state(
+        "attachments", lambda state: AttachmentUseCases(state.infra.sessions, state.blobs, settings.s3)
+    )
 
 
-def provide_sessions(state: State) -> async_sessionmaker[AsyncSession]:
-    """For uploads, which open their one short transaction only after the body has streamed."""
-    sessions: async_sessionmaker[AsyncSession] = state.infra.sessions
-    return sessions
-
-
-Blobs: TypeAlias = NamedDependency[BlobStore]
-Sessions: TypeAlias = NamedDependency[async_sessionmaker[AsyncSession]]
+Attachments: TypeAlias = NamedDependency[AttachmentUseCases]
 Settings: TypeAlias = NamedDependency[StorageSettings]
 
 

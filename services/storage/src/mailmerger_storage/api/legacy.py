@@ -16,12 +16,12 @@ from litestar.types import ControllerRouterHandler
 from mailmerger_shared.web.deps import CurrentUser
 from mailmerger_shared.web.legacy import envelope, legacy_exception_handlers
 from mailmerger_shared.web.openapi import documented_body, multipart_form, problems
-from mailmerger_storage.api.deps import Blobs, Sessions, Settings, incoming_body
+from mailmerger_storage.api.deps import Attachments, incoming_body
 from mailmerger_storage.domain import Kind
 from mailmerger_storage.errors import UploadRejected
 from mailmerger_storage.filetypes import PDF
 from mailmerger_storage.settings import MiB, S3Settings
-from mailmerger_storage.uploads import UploadPolicy, upload_attachment
+from mailmerger_storage.uploads import UploadPolicy
 
 # The old client promises its users "PDF, 5 MB or less".
 LEGACY_MAX_BYTES = 5 * MiB
@@ -62,20 +62,10 @@ def legacy_policy(s3: S3Settings) -> UploadPolicy:
 async def upload_file(
     request: Request[Any, Any, Any],
     principal: CurrentUser,
-    blobs: Blobs,
-    sessions: Sessions,
-    settings: Settings,
+    attachments: Attachments,
 ) -> Response[Any]:
     """multipart/form-data: ``uploaded_file`` (a PDF) and ``filecontent`` (resume or cover_letter)."""
-    await upload_attachment(
-        incoming_body(request),
-        principal.user_id,
-        legacy_policy(settings.s3),
-        sessions=sessions,
-        blobs=blobs,
-        part_size=settings.s3.part_size_bytes,
-        quota_bytes=settings.s3.user_quota_bytes,
-    )
+    await attachments.upload(incoming_body(request), principal.user_id, legacy_policy)
     return envelope({}, "file uploaded")
 
 

@@ -14,11 +14,11 @@ from litestar.types import ControllerRouterHandler
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_shared.web.openapi import documented_body, multipart_form, problems
 from mailmerger_storage import service
-from mailmerger_storage.api.deps import Blobs, Sessions, Settings, incoming_body
+from mailmerger_storage.api.deps import Attachments, incoming_body
 from mailmerger_storage.domain import Attachment, Kind
 from mailmerger_storage.filetypes import ALL_TYPES
 from mailmerger_storage.settings import S3Settings
-from mailmerger_storage.uploads import UploadPolicy, upload_attachment
+from mailmerger_storage.uploads import UploadPolicy
 
 AttachmentId = ResourceId
 # The upload streams the form itself, so Litestar cannot see it: documented here.
@@ -87,24 +87,14 @@ class AttachmentsController(Controller):
         self,
         request: Request[Any, Any, Any],
         principal: CurrentUser,
-        blobs: Blobs,
-        sessions: Sessions,
-        settings: Settings,
+        attachments: Attachments,
     ) -> Response[AttachmentRead]:
         """Upload one file as multipart/form-data: ``file``, and ``kind`` (resume, cover_letter, other).
 
         A new resume or cover letter becomes the designated one. Uploading bytes you already
         stored creates a new attachment sharing the stored copy (and costs no quota).
         """
-        attachment = await upload_attachment(
-            incoming_body(request),
-            principal.user_id,
-            upload_policy(settings.s3),
-            sessions=sessions,
-            blobs=blobs,
-            part_size=settings.s3.part_size_bytes,
-            quota_bytes=settings.s3.user_quota_bytes,
-        )
+        attachment = await attachments.upload(incoming_body(request), principal.user_id, upload_policy)
         return Response(
             AttachmentRead.of(attachment),
             status_code=201,
@@ -143,22 +133,19 @@ class AttachmentsController(Controller):
         attachment_id: AttachmentId,
         principal: CurrentUser,
         tx: Transaction,
-        blobs: Blobs,
-        settings: Settings,
+        attachments: Attachments,
     ) -> service.DownloadLink:
         """A short-lived URL that downloads the file under its name (``Content-Disposition: attachment``)."""
-        return await service.download_link(
-            tx, blobs, principal.user_id, attachment_id, ttl_seconds=settings.s3.presign_ttl_seconds
-        )
+        return await attachments.download_link(tx, principal.user_id, attachment_id)
 
     @delete("/{attachment_id:int}", status_code=204)
     async def remove(
-        self, attachment_id: AttachmentId, principal: CurrentUser, tx: Transaction, blobs: Blobs
+        self, attachment_id: AttachmentId, principal: CurrentUser, tx: Transaction, attachments: Attachments
     ) -> Response[None]:
-        orphan = await service.delete_attachment(tx, principal.user_id, attachment_id)
+        orphan = await attachments.delete(tx, principal.user_id, attachment_id)
         # The request's transaction commits before the response is sent, and background tasks
         # run after it: the object is removed only once no committed row can point at it.
-        cleanup = BackgroundTask(service.discard_object, blobs, orphan) if orphan is not None else None
+        cleanup = BackgroundTask(attachments.discard, orphan) if orphan is not None else None
         return Response(None, status_code=204, background=cleanup)
 
 

@@ -15,7 +15,7 @@ from mailmerger_shared.internal_api import RenderBatchRequest, RenderBatchRespon
 from mailmerger_shared.web.auth import requires_caller
 from mailmerger_shared.web.deps import Transaction
 from mailmerger_templates import merge
-from mailmerger_templates.api.deps import Engine, Sessions, Settings
+from mailmerger_templates.api.deps import Templates
 from mailmerger_templates.domain import MAX_ID, MAX_VERSION
 from mailmerger_templates.settings import TemplatesSettings
 
@@ -31,10 +31,8 @@ async def template_version(
 
 
 @post("/render-batch", status_code=200)
-async def render_batch(
-    data: JSONBody[RenderBatchRequest], sessions: Sessions, engine: Engine, settings: Settings
-) -> RenderBatchResponse:
-    return await merge.render_batch(sessions, engine, data, max_rows=settings.templates.max_batch_rows)
+async def render_batch(data: JSONBody[RenderBatchRequest], templates: Templates) -> RenderBatchResponse:
+    return await templates.render_batch(data)
 
 
 def internal_router(settings: TemplatesSettings) -> Router:

@@ -25,9 +25,8 @@ from mailmerger_shared.web.deps import MAX_RESOURCE_ID, CurrentUser
 from mailmerger_shared.web.openapi import documented_body, id_list, problems
 from mailmerger_shared.web.problems import EXCEPTION_HANDLERS
 from mailmerger_templates import service
-from mailmerger_templates.api.deps import Engine, Reads, Write
+from mailmerger_templates.api.deps import Templates, UserRequest
 from mailmerger_templates.domain import legacy_keys
-from mailmerger_templates.reads import cached_json
 from mailmerger_templates.schemas import TemplateId, TemplateRead
 
 
@@ -71,36 +70,34 @@ def _legacy(template: TemplateRead, user_id: int) -> LegacyTemplate:
 _encoder = msgspec.json.Encoder()
 
 
-# The client loads this on every page: served like v1's list, as cached bytes of the whole answer.
+# The client loads this on every page: served like v1's list, as cached bytes of the whole answer
+# (and, like it, with ``templates`` its only dependency: see deps.UserRequest).
 @get("/get-all-templates", responses={200: ResponseSpec(Envelope, description="Every template")})
-async def get_all_templates(reads: Reads) -> Response[bytes]:
+async def get_all_templates(request: UserRequest, templates: Templates) -> Response[bytes]:
+    user_id = request.user.user_id
+
     async def produce(session: AsyncSession) -> bytes:
-        templates = await service.all_templates(session, reads.user_id)
-        listed = [_legacy(template, reads.user_id) for template in templates]
+        listed = [_legacy(template, user_id) for template in await service.all_templates(session, user_id)]
         return _encoder.encode(
             Envelope(success=True, status_code=200, message="templates", data={"templates": listed})
         )
 
-    return Response(await cached_json(reads, "legacy:all", produce), media_type=MediaType.JSON)
+    return Response(await templates.cached_json(user_id, "legacy:all", produce), media_type=MediaType.JSON)
 
 
 @post("/add-template", responses=problems(413, 422))
 async def add_template(
-    data: JSONBody[NewLegacyTemplate], principal: CurrentUser, write: Write, engine: Engine
+    data: JSONBody[NewLegacyTemplate], principal: CurrentUser, templates: Templates
 ) -> Response[Envelope]:
-    template_id = await service.create_legacy_template(
-        write, engine, principal.user_id, data.t_body, data.t_key
-    )
+    template_id = await templates.create_legacy(principal.user_id, data.t_body, data.t_key)
     return _ok("template added", {"template_id": template_id}, status=201)
 
 
 @patch("/update-template", responses=problems(404, 413, 422))
 async def update_template(
-    data: JSONBody[ChangedLegacyTemplate], principal: CurrentUser, write: Write, engine: Engine
+    data: JSONBody[ChangedLegacyTemplate], principal: CurrentUser, templates: Templates
 ) -> Response[Envelope]:
-    await service.update_legacy_template(
-        write, engine, principal.user_id, data.template_id, data.t_body, data.t_key
-    )
+    await templates.update_legacy(principal.user_id, data.template_id, data.t_body, data.t_key)
     return _ok("template updated", {"template_id": data.template_id})
 
 
@@ -111,9 +108,9 @@ async def update_template(
     operation_class=documented_body({"application/json": id_list(minimum=1, maximum=MAX_RESOURCE_ID)}),
 )
 async def delete_template(
-    data: JSONBody[list[TemplateId]], principal: CurrentUser, write: Write
+    data: JSONBody[list[TemplateId]], principal: CurrentUser, templates: Templates
 ) -> Response[Envelope]:
-    deleted = await service.delete_templates(write, principal.user_id, data)
+    deleted = await templates.delete_many(principal.user_id, data)
     return _ok(f"{len(deleted)} template(s) deleted", {"template_ids": deleted})
 
 

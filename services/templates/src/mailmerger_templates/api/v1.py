@@ -12,9 +12,8 @@ from litestar.types import ControllerRouterHandler
 
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_shared.web.openapi import problems
-from mailmerger_templates import merge, service
-from mailmerger_templates.api.deps import Engine, Reads, Sessions, Write
-from mailmerger_templates.reads import template_json, template_page_json
+from mailmerger_templates import service
+from mailmerger_templates.api.deps import Templates, UserRequest
 from mailmerger_templates.rendering import TemplateSource
 from mailmerger_templates.schemas import (
     Preview,
@@ -40,24 +39,33 @@ class TemplatesController(Controller):
 
     @post("/", responses=problems(413, 422))
     async def create_template(
-        self, data: JSONBody[TemplateCreate], principal: CurrentUser, write: Write, engine: Engine
+        self, data: JSONBody[TemplateCreate], principal: CurrentUser, templates: Templates
     ) -> TemplateRead:
         """Create a template (version 1). 422 lists every problem with its part, line and column."""
-        return await service.create_template(write, engine, principal.user_id, data.content())
+        return await templates.create(principal.user_id, data.content())
 
-    # Cached reads answer the cached JSON bytes as they are: no decoding, no re-encoding.
+    # Cached reads answer the cached JSON bytes as they are: no decoding, no re-encoding. They take
+    # the user from the request, so that ``templates`` is their only dependency (see deps.UserRequest).
     @get("/", responses={200: ResponseSpec(TemplatePage, description="A page of templates")})
     async def list_templates(
-        self, reads: Reads, limit: Limit = 20, cursor: Cursor = None, q: Search = None
+        self,
+        request: UserRequest,
+        templates: Templates,
+        limit: Limit = 20,
+        cursor: Cursor = None,
+        q: Search = None,
     ) -> Response[bytes]:
         """The user's templates, newest first, a page at a time; ``q`` searches names."""
-        body = await template_page_json(reads, limit=limit, cursor=cursor, search=q)
+        body = await templates.page_json(request.user.user_id, limit=limit, cursor=cursor, search=q)
         return Response(body, media_type=MediaType.JSON)
 
     @get("/{template_id:int}", responses={200: ResponseSpec(TemplateRead, description="The template")})
-    async def get_template(self, template_id: PathTemplateId, reads: Reads) -> Response[bytes]:
+    async def get_template(
+        self, template_id: PathTemplateId, request: UserRequest, templates: Templates
+    ) -> Response[bytes]:
         """The template as of its current version."""
-        return Response(await template_json(reads, template_id), media_type=MediaType.JSON)
+        body = await templates.template_json(request.user.user_id, template_id)
+        return Response(body, media_type=MediaType.JSON)
 
     @patch("/{template_id:int}", responses=problems(413, 422))
     async def update_template(
@@ -65,18 +73,17 @@ class TemplatesController(Controller):
         template_id: PathTemplateId,
         data: JSONBody[TemplateUpdate],
         principal: CurrentUser,
-        write: Write,
-        engine: Engine,
+        templates: Templates,
     ) -> TemplateRead:
         """Save version n+1 with the fields given changed; earlier versions stay as they were."""
-        return await service.update_template(write, engine, principal.user_id, template_id, data)
+        return await templates.update(principal.user_id, template_id, data)
 
     @delete("/{template_id:int}")
     async def delete_template(
-        self, template_id: PathTemplateId, principal: CurrentUser, write: Write
+        self, template_id: PathTemplateId, principal: CurrentUser, templates: Templates
     ) -> None:
         """Delete the template for its owner; mail already queued with it is still sent as queued."""
-        await service.delete_template(write, principal.user_id, template_id)
+        await templates.delete(principal.user_id, template_id)
 
     @get("/{template_id:int}/variables")
     async def template_variables(
@@ -86,10 +93,12 @@ class TemplatesController(Controller):
         return await service.template_variables(tx, principal.user_id, template_id)
 
     @post("/validate", status_code=200, responses=problems(413, 422))
-    async def validate_template(self, data: JSONBody[SourceCheckRequest], engine: Engine) -> SourceCheck:
+    async def validate_template(
+        self, data: JSONBody[SourceCheckRequest], templates: Templates
+    ) -> SourceCheck:
         """Check a template without saving it: its fields, or 422 with every problem and its place."""
         source = TemplateSource(subject=data.subject, html=data.html, text=data.text)
-        return await merge.check_source(engine, source)
+        return await templates.check_source(source)
 
     @post("/{template_id:int}/preview", status_code=200, responses=problems(422))
     async def preview_template(
@@ -97,11 +106,10 @@ class TemplatesController(Controller):
         template_id: PathTemplateId,
         data: JSONBody[PreviewRequest],
         principal: CurrentUser,
-        sessions: Sessions,
-        engine: Engine,
+        templates: Templates,
     ) -> Preview:
         """Render the current version for one recipient row; 422 names missing fields."""
-        return await merge.preview(sessions, engine, principal.user_id, template_id, data.fields)
+        return await templates.preview(principal.user_id, template_id, data.fields)
 
 
 ROUTES: list[ControllerRouterHandler] = [TemplatesController]

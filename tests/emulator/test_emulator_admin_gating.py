@@ -34,6 +34,10 @@ ADMIN_CALLS = [
     ("GET", "/_emulator/messages/m1"),
     ("GET", "/_emulator/mailbox"),
     ("GET", "/_emulator/mailbox/m1"),
+    ("POST", "/_emulator/incoming"),
+    ("GET", "/_emulator/incoming"),
+    ("PUT", "/_emulator/consent"),
+    ("POST", "/_emulator/users/alice@gmail.local/password-change"),
 ]
 
 

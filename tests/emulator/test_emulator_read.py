@@ -26,6 +26,18 @@ INSUFFICIENT_SCOPES = {
 }
 
 
+def insufficient_scopes(rpc: str) -> dict[str, object]:
+    """Google's 403 for a token without the method's scope, with its ErrorInfo detail
+    (GMAIL_FACTS.md 2.5b: ``details[].reason = ACCESS_TOKEN_SCOPE_INSUFFICIENT``)."""
+    detail = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        "domain": "googleapis.com",
+        "metadata": {"service": "gmail.googleapis.com", "method": f"caribou.api.proto.MailboxService.{rpc}"},
+    }
+    return {"error": {**INSUFFICIENT_SCOPES["error"], "details": [detail]}}
+
+
 async def list_ids(client: httpx.AsyncClient, token: str, **params: str | int) -> dict[str, object]:
     answer = await client.get("/gmail/v1/users/me/messages", params=params, headers=bearer(token))
     assert answer.status_code == 200, answer.text
@@ -207,20 +219,21 @@ async def test_list_with_send_only_scope_is_insufficient(emulator: httpx.AsyncCl
     token = await mint_token(emulator, scopes=[GMAIL_SEND])
     answer = await emulator.get("/gmail/v1/users/me/messages", headers=bearer(token))
     assert answer.status_code == 403
-    assert answer.json() == INSUFFICIENT_SCOPES
+    assert answer.json() == insufficient_scopes("ListMessages")
+    assert 'error="insufficient_scope"' in answer.headers["www-authenticate"]
 
 
 async def test_profile_with_send_only_scope_is_insufficient(emulator: httpx.AsyncClient) -> None:
     """getProfile isn't open to gmail.send alone."""
     token = await mint_token(emulator, scopes=[GMAIL_SEND])
     answer = await emulator.get("/gmail/v1/users/me/profile", headers=bearer(token))
-    assert answer.json() == INSUFFICIENT_SCOPES
+    assert answer.json() == insufficient_scopes("GetProfile")
 
 
 async def test_send_with_read_only_scope_is_insufficient(emulator: httpx.AsyncClient) -> None:
     """gmail.readonly cannot send."""
     token = await mint_token(emulator, scopes=[GMAIL_READONLY])
-    assert (await send(emulator, token, build_message())).json() == INSUFFICIENT_SCOPES
+    assert (await send(emulator, token, build_message())).json() == insufficient_scopes("SendMessage")
 
 
 async def test_metadata_scope_reads_metadata(emulator: httpx.AsyncClient) -> None:

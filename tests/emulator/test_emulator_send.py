@@ -106,10 +106,10 @@ async def test_media_upload_must_be_a_message(emulator: httpx.AsyncClient) -> No
 
 
 async def test_unsupported_upload_type_is_refused(emulator: httpx.AsyncClient) -> None:
-    """Resumable uploads are not emulated and say so."""
+    """An uploadType other than media, multipart or resumable is refused."""
     answer = await emulator.post(
         "/upload/gmail/v1/users/me/messages/send",
-        params={"uploadType": "resumable"},
+        params={"uploadType": "chunked"},
         content=b"",
         headers=bearer(await mint_token(emulator)),
     )

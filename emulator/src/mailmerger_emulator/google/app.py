@@ -16,6 +16,7 @@ from mailmerger_emulator.google.gmail import gmail_router
 from mailmerger_emulator.google.http import (
     google_api_error_response,
     oauth_error_response,
+    route_not_found_response,
     unexpected_error_response,
 )
 from mailmerger_emulator.google.oauth import oauth_router
@@ -52,6 +53,8 @@ def create_app(
         exception_handlers={
             GoogleApiError: google_api_error_response,
             OAuthError: oauth_error_response,
+            404: route_not_found_response,
+            405: route_not_found_response,
             500: unexpected_error_response,
         },
         request_max_body_size=int(settings.max_message_bytes * _BASE64_GROWTH) + _ENVELOPE_SLACK,

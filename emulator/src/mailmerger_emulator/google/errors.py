@@ -19,6 +19,7 @@ _STATUS_NAMES = {
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     409: "ABORTED",
+    413: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
     503: "UNAVAILABLE",
@@ -101,9 +102,57 @@ def login_required() -> GoogleApiError:
     )
 
 
-def insufficient_scopes() -> GoogleApiError:
+def _error_info(reason: str, **metadata: str) -> dict[str, Any]:
+    return {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": "googleapis.com",
+        "metadata": {"service": "gmail.googleapis.com", **metadata},
+    }
+
+
+# The RPC names Google's ErrorInfo metadata gives for each Gmail method.
+_RPC_NAMES = {
+    "messages.send": "SendMessage",
+    "messages.list": "ListMessages",
+    "messages.get": "GetMessage",
+    "messages.attachments.get": "GetAttachment",
+    "threads.get": "GetThread",
+    "history.list": "ListHistory",
+    "labels.list": "ListLabels",
+    "getProfile": "GetProfile",
+}
+
+
+def insufficient_scopes(method: str = "") -> GoogleApiError:
+    """A token without a scope the method accepts: ``details[].reason`` is
+    ``ACCESS_TOKEN_SCOPE_INSUFFICIENT`` and the challenge says ``insufficient_scope``
+    (GMAIL_FACTS.md 2.5b)."""
     error = api_error(403, "insufficientPermissions", "Request had insufficient authentication scopes.")
     error.body["error"]["errors"][0]["message"] = "Insufficient Permission"
+    rpc = _RPC_NAMES.get(method)
+    metadata = {"method": f"caribou.api.proto.MailboxService.{rpc}"} if rpc else {}
+    error.body["error"]["details"] = [_error_info("ACCESS_TOKEN_SCOPE_INSUFFICIENT", **metadata)]
+    error.headers = {
+        "WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="insufficient_scope", '
+        'scope="https://mail.google.com/"'
+    }
+    return error
+
+
+def unauthenticated() -> GoogleApiError:
+    """The newer 401 shape, with ``status`` and the long message (GMAIL_FACTS.md 2.5b)."""
+    error = api_error(
+        401,
+        "authError",
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
+        "or other valid authentication credential. See "
+        "https://developers.google.com/identity/sign-in/web/devconsole-project.",
+        locationType="header",
+        location="Authorization",
+    )
+    error.body["error"]["errors"][0]["message"] = "Invalid Credentials"
+    error.headers = dict(_BEARER_CHALLENGE)
     return error
 
 
@@ -129,6 +178,43 @@ def user_rate_limit_exceeded() -> GoogleApiError:
     return api_error(
         403, "userRateLimitExceeded", "User Rate Limit Exceeded", domain="usageLimits", with_status=False
     )
+
+
+def resource_exhausted() -> GoogleApiError:
+    """The per-minute quota as a 429 ``RESOURCE_EXHAUSTED`` (GMAIL_FACTS.md 2.5b)."""
+    return api_error(
+        429,
+        "rateLimitExceeded",
+        "Resource has been exhausted (e.g. check quota).",
+        status="RESOURCE_EXHAUSTED",
+    )
+
+
+def quota_metric_exceeded() -> GoogleApiError:
+    """The per-minute quota as 403 ``rateLimitExceeded`` naming the quota metric (GMAIL_FACTS.md 2.5b)."""
+    message = (
+        "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service "
+        "'gmail.googleapis.com' for consumer 'project_number:000000000000'."
+    )
+    error = api_error(403, "rateLimitExceeded", message, domain="usageLimits")
+    error.body["error"]["details"] = [
+        _error_info(
+            "RATE_LIMIT_EXCEEDED",
+            quota_metric="gmail.googleapis.com/default",
+            quota_limit="defaultPerMinutePerUser",
+            consumer="projects/000000000000",
+        )
+    ]
+    return error
+
+
+def retry_after_limit(retry_at: float, *, mail_sending: bool) -> GoogleApiError:
+    """A per-user limit naming when to retry, with or without the "(Mail sending)" suffix
+    (both are seen, GMAIL_FACTS.md 2.5b)."""
+    message = f"User-rate limit exceeded.  Retry after {google_timestamp(retry_at)}"
+    if mail_sending:
+        message += " (Mail sending)"
+    return api_error(429, "rateLimitExceeded", message, domain="usageLimits")
 
 
 def mail_sending_limit(retry_at: float) -> GoogleApiError:
@@ -160,6 +246,21 @@ def bad_request(message: str) -> GoogleApiError:
 
 def not_found() -> GoogleApiError:
     return api_error(404, "notFound", "Requested entity was not found.")
+
+
+def payload_too_large(limit: int) -> GoogleApiError:
+    """The JSON send path's 1 MiB limit (GMAIL_FACTS.md 2.5b)."""
+    return api_error(413, "badRequest", f"Request payload size exceeds the limit: {limit} bytes.")
+
+
+def unknown_parameter(name: str) -> GoogleApiError:
+    """A query parameter the method does not declare: Google refuses it rather than ignoring it."""
+    return api_error(
+        400,
+        "invalid",
+        f'Invalid JSON payload received. Unknown name "{name}": Cannot bind query parameter. '
+        f"Field '{name}' could not be found in request message.",
+    )
 
 
 # --- injected failures -------------------------------------------------------------------------

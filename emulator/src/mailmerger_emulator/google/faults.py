@@ -7,7 +7,12 @@ delay, and the first firing error rule and the first firing drop rule apply; lat
 same kind are not consulted, so their ``count`` is not spent.
 
 Kinds:
-- ``error``: answer the call with Google's error body for ``status``/``reason``;
+- ``error``: answer the call with Google's error body for ``status``/``reason``, or with one of
+  the shapes seen in the wild (``shape``, GMAIL_FACTS.md 2.5b): ``resource_exhausted`` (429
+  ``RESOURCE_EXHAUSTED``), ``quota_metric`` (403 "Quota exceeded for quota metric 'Queries'…"),
+  ``mail_sending`` and ``retry_after`` (429 "Retry after <now + retry_after_seconds>" with and
+  without "(Mail sending)"), ``unauthenticated`` (401 with ``status``), ``scope_insufficient``
+  (403 with ``details[].reason = ACCESS_TOKEN_SCOPE_INSUFFICIENT``);
 - ``latency``: answer ``latency_ms`` later;
 - ``drop_connection``: carry the call out (a send IS stored), then close the connection
   without an answer, the "timeout after the request was sent" case the sender must reconcile.
@@ -23,9 +28,34 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from mailmerger_emulator.google.errors import GoogleApiError, injected_error
+from mailmerger_emulator.google.errors import (
+    GoogleApiError,
+    injected_error,
+    insufficient_scopes,
+    quota_metric_exceeded,
+    resource_exhausted,
+    retry_after_limit,
+    unauthenticated,
+)
 
-GmailMethod = Literal["messages.send", "messages.list", "messages.get", "getProfile"]
+GmailMethod = Literal[
+    "messages.send",
+    "messages.list",
+    "messages.get",
+    "messages.attachments.get",
+    "threads.get",
+    "history.list",
+    "labels.list",
+    "getProfile",
+]
+ErrorShape = Literal[
+    "resource_exhausted",
+    "quota_metric",
+    "mail_sending",
+    "retry_after",
+    "unauthenticated",
+    "scope_insufficient",
+]
 
 
 class FaultKind(StrEnum):
@@ -44,6 +74,8 @@ class FaultRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     reason: str = "backendError"
     message: str | None = None
     latency_ms: Annotated[int, msgspec.Meta(ge=0, le=600_000)] = 0
+    shape: ErrorShape | None = None
+    retry_after_seconds: Annotated[int, msgspec.Meta(ge=0)] = 3600
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.count is not None:
@@ -92,7 +124,7 @@ class FaultPlan:
     def active(self) -> list[ActiveFault]:
         return list(self._faults)
 
-    def draw(self, user: str, method: str) -> FaultOutcome:
+    def draw(self, user: str, method: str, now: float = 0.0) -> FaultOutcome:
         """Decide what goes wrong with this call, spending the counts of the rules that fire."""
         if not self._faults:
             return NO_FAULT
@@ -109,7 +141,7 @@ class FaultPlan:
             if kind is FaultKind.LATENCY:
                 latency += fault.rule.latency_ms
             elif kind is FaultKind.ERROR:
-                error = injected_error(fault.rule.status, fault.rule.reason, fault.rule.message)
+                error = _error(fault.rule, now)
             else:
                 drop = True
         return FaultOutcome(latency_ms=latency, error=error, drop_connection=drop)
@@ -122,3 +154,17 @@ class FaultPlan:
             return True
         rate = fault.rule.rate
         return rate is None or self._random.random() < rate
+
+
+def _error(rule: FaultRule, now: float) -> GoogleApiError:
+    if rule.shape is None:
+        return injected_error(rule.status, rule.reason, rule.message)
+    if rule.shape == "resource_exhausted":
+        return resource_exhausted()
+    if rule.shape == "quota_metric":
+        return quota_metric_exceeded()
+    if rule.shape == "unauthenticated":
+        return unauthenticated()
+    if rule.shape == "scope_insufficient":
+        return insufficient_scopes()
+    return retry_after_limit(now + rule.retry_after_seconds, mail_sending=rule.shape == "mail_sending")

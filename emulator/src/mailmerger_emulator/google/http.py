@@ -9,8 +9,9 @@ from urllib.parse import parse_qsl
 import msgspec
 from litestar import Request, Response
 from litestar.enums import MediaType
+from litestar.exceptions import HTTPException
 
-from mailmerger_emulator.google.errors import GoogleApiError, OAuthError
+from mailmerger_emulator.google.errors import GoogleApiError, OAuthError, not_found
 
 log = logging.getLogger("mailmerger_emulator.google")
 
@@ -64,6 +65,17 @@ def google_api_error_response(_: Request[Any, Any, Any], error: GoogleApiError) 
 
 def oauth_error_response(_: Request[Any, Any, Any], error: OAuthError) -> Response[bytes]:
     return json_response(error.body, error.status_code, NO_STORE)
+
+
+# Paths under which Google's API front end answers (and so answers unknown routes in its shape).
+GOOGLE_API_PREFIXES = ("/gmail/", "/upload/gmail/", "/resumable/upload/gmail/")
+
+
+def route_not_found_response(request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
+    """No route: under a Gmail path, Google's 404 error body; elsewhere the framework's."""
+    if request.url.path.startswith(GOOGLE_API_PREFIXES):
+        return google_api_error_response(request, not_found())
+    return json_response({"status_code": error.status_code, "detail": error.detail}, error.status_code)
 
 
 def unexpected_error_response(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:

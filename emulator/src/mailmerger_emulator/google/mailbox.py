@@ -5,8 +5,12 @@ Invariants:
   a thread's id is the id of its first message.
 - Looking a message up by id, by RFC Message-ID or by thread is a dict access: storing a message
   never scans the messages already stored.
-- A message joins an existing thread only as the Gmail guide says: the request names the thread,
-  In-Reply-To/References cite a message of it, and the subject matches (ignoring Re:/Fwd:).
+- A sent message joins an existing thread only as the Gmail guide says: the request names the
+  thread, In-Reply-To/References cite a message of it, and the subject matches (ignoring Re:/Fwd:).
+  A received one joins the thread of a message it cites with a matching subject, or the thread
+  it is delivered into (Gmail's own delivery reports, auto-replies).
+- Every stored message is one ``messagesAdded`` history record; history ids come from one
+  increasing counter, so each mailbox's ids increase too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from mailmerger_emulator.google.content import Content, read_content
 from mailmerger_emulator.google.mime import Envelope
 
 SENT = "SENT"
+INBOX = "INBOX"
+UNREAD = "UNREAD"
+# What a received message carries (a message sent by the owner keeps SENT only).
+RECEIVED_LABELS = (INBOX, UNREAD)
 _REPLY_PREFIXES = re.compile(r"^\s*(?:(?:re|fwd?|aw|wg)(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 
@@ -53,6 +61,16 @@ class Thread:
     id: str
     subject_key: str
     rfc_message_ids: set[str] = field(default_factory=set)
+    messages: list[StoredMessage] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryRecord:
+    """One ``messagesAdded`` change of a mailbox (the only kind the emulator records)."""
+
+    id: int
+    at: float
+    message: StoredMessage
 
 
 @dataclass(slots=True)
@@ -62,6 +80,10 @@ class Mailbox:
     by_id: dict[str, StoredMessage] = field(default_factory=dict)
     by_rfc_message_id: dict[str, list[StoredMessage]] = field(default_factory=dict)
     threads: dict[str, Thread] = field(default_factory=dict)
+    # Changes in order, oldest first; records older than the retention are dropped by
+    # ``PostOffice.history`` and ``expired_through`` remembers the newest id dropped.
+    history: list[HistoryRecord] = field(default_factory=list)
+    expired_through: int = 0
 
 
 def rfc_message_id_key(message_id: str) -> str:
@@ -96,11 +118,39 @@ class PostOffice:
         return box
 
     def deliver(self, owner: str, envelope: Envelope, requested_thread_id: str | None) -> StoredMessage:
+        """Store a message the owner sent (labelled SENT)."""
         box = self.mailbox(owner)
+        return self._store(box, envelope, self._thread_for(box, envelope, requested_thread_id), (SENT,))
+
+    def receive(self, owner: str, envelope: Envelope, thread_id: str | None = None) -> StoredMessage:
+        """Store a message that arrived for the owner (INBOX, UNREAD).
+
+        ``thread_id`` puts it in that thread whatever its subject (Gmail threads its own delivery
+        reports and the auto-replies it receives with the original, GMAIL_FACTS.md 2.5); without
+        one it joins the thread of a message it cites whose subject matches, as a reply does.
+        """
+        box = self.mailbox(owner)
+        thread = box.threads.get(thread_id) if thread_id else None
+        if thread is None:
+            thread = self._cited_thread(box, envelope)
+        return self._store(box, envelope, thread, RECEIVED_LABELS)
+
+    def _cited_thread(self, box: Mailbox, envelope: Envelope) -> Thread | None:
+        subject_key = thread_subject(envelope.subject)
+        for reference in reversed(envelope.referenced_ids):
+            for cited in box.by_rfc_message_id.get(rfc_message_id_key(reference), []):
+                thread = box.threads[cited.thread_id]
+                if thread.subject_key == subject_key:
+                    return thread
+        return None
+
+    def _store(
+        self, box: Mailbox, envelope: Envelope, thread: Thread | None, labels: tuple[str, ...]
+    ) -> StoredMessage:
+        owner = box.owner
         now = self._clock()
         self._last_id = max(self._last_id + 1, int(now * 1000) << 20)
         message_id = f"{self._last_id:016x}"
-        thread = self._thread_for(box, envelope, requested_thread_id)
         if thread is None:
             thread = box.threads[message_id] = Thread(
                 id=message_id, subject_key=thread_subject(envelope.subject)
@@ -115,7 +165,10 @@ class PostOffice:
             history_id=self._history_id,
             internal_date_ms=int(now * 1000),
             envelope=envelope,
+            label_ids=labels,
         )
+        thread.messages.append(stored)
+        box.history.append(HistoryRecord(id=self._history_id, at=now, message=stored))
         box.messages.append(stored)
         box.by_id[message_id] = stored
         key = rfc_message_id_key(envelope.message_id)
@@ -133,6 +186,18 @@ class PostOffice:
         if not any(reference in thread.rfc_message_ids for reference in envelope.referenced_ids):
             return None
         return thread
+
+    def history(self, owner: str, retention_seconds: float) -> Mailbox:
+        """The owner's mailbox with the records older than the retention dropped."""
+        box = self.mailbox(owner)
+        horizon = self._clock() - retention_seconds
+        expired = 0
+        while expired < len(box.history) and box.history[expired].at < horizon:
+            expired += 1
+        if expired:
+            box.expired_through = box.history[expired - 1].id
+            del box.history[:expired]
+        return box
 
     def find(self, message_id: str) -> StoredMessage | None:
         return self._by_id.get(message_id)

@@ -202,3 +202,40 @@ def check_message_media(content_type: str) -> None:
     media_type = content_type.split(";", 1)[0].strip().lower()
     if not media_type.startswith("message/"):
         raise bad_request(f"Media type '{media_type}' is not supported. Valid media types: [message/*]")
+
+
+def read_received(raw: bytes, *, now: float) -> Envelope:
+    """A message arriving from elsewhere, as Gmail stores it: no sender or recipient checks (the
+    other side's server made them), a Date and Message-ID added when missing."""
+    blank = _BLANK_LINE.search(raw)
+    header_end = blank.start() if blank else len(raw)
+    parsed = _HEADERS.parsestr(raw[:header_end].decode("utf-8", "replace"), headersonly=True)
+    added: list[tuple[str, str]] = []
+    if parsed["Date"] is None:
+        added.append(("Date", formatdate(now)))
+    message_id = _first_msgid(parsed["Message-ID"])
+    if message_id is None:
+        message_id = make_msgid(domain="mx.google.com")
+        added.append(("Message-ID", message_id))
+    stored_raw = raw
+    if added:
+        eol = "\r\n" if raw[header_end : header_end + 1] == b"\r" else "\n"
+        stored_raw = "".join(f"{name}: {value}{eol}" for name, value in added).encode() + raw
+    senders = [address for _, address in getaddresses(parsed.get_all("From", [])) if address]
+    recipients = {
+        field: tuple(address for _, address in getaddresses(parsed.get_all(field, [])) if address)
+        for field in ("To", "Cc")
+    }
+    return Envelope(
+        raw=stored_raw,
+        headers=tuple(added) + tuple((name, _FOLD.sub("", value)) for name, value in parsed.items()),
+        message_id=message_id,
+        subject=decode_header_value(parsed["Subject"] or ""),
+        sender=senders[0] if senders else "",
+        to=recipients["To"],
+        cc=recipients["Cc"],
+        bcc=(),
+        referenced_ids=tuple(
+            _MSGID.findall(" ".join([*parsed.get_all("In-Reply-To", []), *parsed.get_all("References", [])]))
+        ),
+    )

@@ -5,10 +5,13 @@ The token, revocation and userinfo endpoints are in ``oauth_tokens.py``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+from urllib.parse import parse_qsl
 
 from litestar import Request, Response, Router, get, post
 
+from mailmerger_emulator.google import scopes as scope_catalog
 from mailmerger_emulator.google.accounts import looks_like_email
 from mailmerger_emulator.google.authorize import (
     AuthorizationPageError,
@@ -16,7 +19,7 @@ from mailmerger_emulator.google.authorize import (
     error_redirect,
     parse_authorization_request,
 )
-from mailmerger_emulator.google.http import form_body, html_response, json_response, query, redirect
+from mailmerger_emulator.google.http import html_response, json_response, parse_form, query, redirect
 from mailmerger_emulator.google.pages import access_blocked_page, consent_page
 from mailmerger_emulator.google.state import EmulatorState
 from mailmerger_emulator.google.tokens import AuthorizationRequest
@@ -62,7 +65,13 @@ def discovery_document(base_url: str, browser_url: str) -> dict[str, Any]:
 def oauth_router(state: EmulatorState) -> Router:
     settings = state.settings
 
-    def approve(request: AuthorizationRequest, user_email: str) -> Response[bytes]:
+    def approve(
+        request: AuthorizationRequest, user_email: str, ticked: set[str] | None = None
+    ) -> Response[bytes]:
+        """Grant what the user approved: with ``ticked`` (the consent page's checkboxes) only
+        those and the sign-in scopes (granular consent, GMAIL_FACTS.md 2.5)."""
+        if ticked is not None:
+            request = dataclasses.replace(request, scopes=scope_catalog.keep_ticked(request.scopes, ticked))
         code, scopes = state.tokens.issue_code(request, user_email)
         return redirect(approval_redirect(request, code, scopes))
 
@@ -100,7 +109,10 @@ def oauth_router(state: EmulatorState) -> Router:
                 return html_response(
                     access_blocked_page(400, "invalid_request", f"Invalid login_hint: {email}"), 400
                 )
-            return approve(auth_request, state.directory.get_or_create(email).email)
+            user_email = state.directory.get_or_create(email).email
+            unticked = state.unticked_scopes.get(user_email, frozenset())
+            ticked = set(auth_request.scopes) - unticked if unticked else None
+            return approve(auth_request, user_email, ticked)
         consent_id = state.tokens.hold_for_consent(auth_request)
         return html_response(
             consent_page(
@@ -108,12 +120,18 @@ def oauth_router(state: EmulatorState) -> Router:
                 consent_id=consent_id,
                 request=auth_request,
                 users=state.directory.all(),
+                unticked=state.unticked_scopes.get((auth_request.login_hint or "").lower(), frozenset()),
             )
         )
 
     @post(CONSENT_PATH, status_code=302)
     async def decide(request: Request[Any, Any, Any]) -> Response[Any]:
-        form = await form_body(request)
+        body = (await request.body()).decode("utf-8", "replace")
+        form = parse_form(body)
+        # The page marks itself granular; a form without the mark (an older page) grants all.
+        ticked = (
+            {value for name, value in parse_qsl(body) if name == "scope"} if form.get("granular") else None
+        )
         auth_request = state.tokens.take_consent(form.get("consent_id", ""))
         if auth_request is None:
             description = (
@@ -125,11 +143,11 @@ def oauth_router(state: EmulatorState) -> Router:
         account = form.get("account", "")
         existing = state.directory.get(account) if account != "new" else None
         if existing is not None:
-            return approve(auth_request, existing.email)
+            return approve(auth_request, existing.email, ticked)
         email = form.get("new_email", "").strip()
         if not looks_like_email(email):
             return html_response(access_blocked_page(400, "invalid_request", f"Invalid email: {email}"), 400)
         user = state.directory.get_or_create(email, form.get("new_name", "").strip() or None)
-        return approve(auth_request, user.email)
+        return approve(auth_request, user.email, ticked)
 
     return Router(path="/", route_handlers=[openid_configuration, certs, authorize, decide])

@@ -32,9 +32,24 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def _scope_item(scope: str, unticked: frozenset[str]) -> str:
+    text = f"{escape(scope_catalog.describe(scope))} <code>{escape(scope)}</code>"
+    if scope in scope_catalog.SIGN_IN:
+        return f"<li>{text}</li>"
+    checked = "" if scope in unticked else " checked"
+    return f'<li><label><input type=checkbox name=scope value="{escape(scope)}"{checked}> {text}</label></li>'
+
+
 def consent_page(
-    *, action_url: str, consent_id: str, request: AuthorizationRequest, users: list[TestUser]
+    *,
+    action_url: str,
+    consent_id: str,
+    request: AuthorizationRequest,
+    users: list[TestUser],
+    unticked: frozenset[str] = frozenset(),
 ) -> str:
+    """The account chooser and the requested scopes, each but the sign-in ones with a checkbox
+    ticked by default (granular consent); an unticked scope is not granted."""
     hint = (request.login_hint or "").lower()
     choices = "".join(
         f'<label><input type=radio name=account value="{escape(user.email)}"'
@@ -43,15 +58,13 @@ def consent_page(
         for index, user in enumerate(users)
     )
     new_checked = "" if users else " checked"
-    scope_items = "".join(
-        f"<li>{escape(scope_catalog.describe(scope))} <code>{escape(scope)}</code></li>"
-        for scope in request.scopes
-    )
+    scope_items = "".join(_scope_item(scope, unticked) for scope in request.scopes)
     body = (
         "<h1>Sign in with Google</h1>"
         f"<p><b>{escape(request.client_id)}</b> wants to access your Google Account.</p>"
         f'<form method=post action="{escape(action_url)}">'
         f'<input type=hidden name=consent_id value="{escape(consent_id)}">'
+        "<input type=hidden name=granular value=1>"
         f"<h2>Choose an account</h2>{choices}"
         f"<label><input type=radio name=account value=new{new_checked}> Use another account:</label>"
         f'<label>Email <input type=email name=new_email value="{escape(request.login_hint or "")}"></label>'

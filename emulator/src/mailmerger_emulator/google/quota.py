@@ -10,8 +10,18 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-# Units per call, from the Gmail API quota reference.
-METHOD_UNITS = {"messages.send": 100, "messages.list": 5, "messages.get": 5, "getProfile": 1}
+# Units per call, from the Gmail API quota reference (GMAIL_FACTS.md 2.2, the legacy table:
+# history.list 2, messages.get 5; threads.get 10 there).
+METHOD_UNITS = {
+    "messages.send": 100,
+    "messages.list": 5,
+    "messages.get": 5,
+    "messages.attachments.get": 5,
+    "threads.get": 10,
+    "history.list": 2,
+    "labels.list": 1,
+    "getProfile": 1,
+}
 MINUTE = 60.0
 DAY = 86_400.0
 

@@ -49,9 +49,18 @@ KNOWN = frozenset(
 SEND = frozenset({MAIL_FULL, GMAIL_MODIFY, GMAIL_COMPOSE, GMAIL_SEND, GMAIL_ADDONS_COMPOSE})
 # messages.list and messages.get.
 READ = frozenset({MAIL_FULL, GMAIL_MODIFY, GMAIL_READONLY, GMAIL_METADATA})
+# history.list and threads.get take the same scopes as messages.get.
+HISTORY = READ
+# labels.list also opens to gmail.labels.
+LABELS = READ | frozenset({GMAIL_LABELS})
+# messages.attachments.get: bodies, so never gmail.metadata.
+ATTACHMENTS = READ - frozenset({GMAIL_METADATA})
 # users.getProfile: note that gmail.send alone cannot read the profile.
 PROFILE = READ | frozenset({GMAIL_COMPOSE})
 USERINFO = frozenset({OPENID, USERINFO_EMAIL, USERINFO_PROFILE})
+# Sign-in scopes: the consent screen grants them without a checkbox (granular consent lets the
+# user untick only the others, GMAIL_FACTS.md 2.5).
+SIGN_IN = USERINFO
 
 _DESCRIPTIONS = {
     OPENID: "Associate you with your personal info on Google",
@@ -91,3 +100,8 @@ def metadata_only_restrictions(granted: frozenset[str]) -> bool:
     115621456; googleworkspace/cli #104).
     """
     return GMAIL_METADATA in granted
+
+
+def keep_ticked(requested: tuple[str, ...], ticked: set[str] | frozenset[str]) -> tuple[str, ...]:
+    """What a granular consent grants: the sign-in scopes, and the others the user left ticked."""
+    return tuple(scope for scope in requested if scope in SIGN_IN or scope in ticked)

@@ -8,7 +8,7 @@ same app works standalone and when mounted under a prefix by a path-stripping ro
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
@@ -23,12 +23,15 @@ from mailmerger_shared.settings import (
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
 
-class OAuthClient(msgspec.Struct, frozen=True, kw_only=True):
+class OAuthClient(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A registered OAuth client; redirect URIs are matched exactly, as Google does."""
 
     client_id: str
     client_secret: str
     redirect_uris: list[str]
+    # "testing" or "production": Google ends the refresh tokens of an app in "Testing" publishing
+    # status after 7 days (GMAIL_FACTS.md 2.5).
+    publishing_status: Literal["testing", "production"] = "production"
 
 
 def _dev_clients() -> list[OAuthClient]:
@@ -72,6 +75,16 @@ class GoogleEmulatorSettings(Settings, frozen=True, kw_only=True):
     quotas_enabled: bool = True
     max_message_bytes: PositiveInt = 35 * 1024 * 1024
     max_recipients: PositiveInt = 100
+    # The JSON (non-upload) ``messages.send`` path refuses bodies above 1 MiB with a 413
+    # (GMAIL_FACTS.md 2.5b); large messages go through ``/upload/...``.
+    json_send_max_bytes: PositiveInt = 1_048_576
+    # History records are "typically available for at least one week" (GMAIL_FACTS.md 2.5); an
+    # older ``startHistoryId`` answers 404.
+    history_retention_seconds: PositiveInt = 7 * 86_400
+    # Mail sent to the reserved test domains (bounces.test, replies.test, ooo.test, delays.test)
+    # gets its bounce or reply this many seconds later, on the emulator's clock.
+    incoming_rules_enabled: bool = True
+    incoming_delay_seconds: Annotated[float, msgspec.Meta(ge=0)] = 3.0
     # MM_ENVIRONMENT: the admin API (``/_emulator``: tokens for anyone, every mailbox, faults,
     # reset) exists only in development.
     deployment: Deployment = msgspec.field(default_factory=Deployment)

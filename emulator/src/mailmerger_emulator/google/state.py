@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from mailmerger_emulator.google.accounts import Directory
 from mailmerger_emulator.google.faults import FaultPlan
+from mailmerger_emulator.google.incoming import Inbound
 from mailmerger_emulator.google.mailbox import PostOffice
 from mailmerger_emulator.google.quota import QuotaLedger
 from mailmerger_emulator.google.scopes import GMAIL_SEND
@@ -29,19 +30,30 @@ class EmulatorState:
         self.signer = signer
         self.clients: dict[str, OAuthClient] = {client.client_id: client for client in settings.clients}
         self.directory = Directory()
-        self.tokens = TokenStore(clock, settings.access_token_ttl_seconds)
+        self.tokens = self._token_store()
         self.post_office = PostOffice(clock)
         self.quota = QuotaLedger(clock)
         self.faults = FaultPlan()
+        self.inbound = Inbound(self.post_office, clock)
+        # Scopes each user unticks on the consent page (granular consent), for auto-approval.
+        self.unticked_scopes: dict[str, frozenset[str]] = {}
         self._seed_system_account()
 
     def reset(self) -> None:
         self.directory = Directory()
-        self.tokens = TokenStore(self.clock, self.settings.access_token_ttl_seconds)
+        self.tokens = self._token_store()
         self.post_office.clear()
         self.quota.clear()
         self.faults.clear()
+        self.inbound.clear()
+        self.unticked_scopes.clear()
         self._seed_system_account()
+
+    def _token_store(self) -> TokenStore:
+        testing = frozenset(
+            client.client_id for client in self.settings.clients if client.publishing_status == "testing"
+        )
+        return TokenStore(self.clock, self.settings.access_token_ttl_seconds, testing)
 
     def _seed_system_account(self) -> None:
         if not self.settings.clients:

@@ -7,6 +7,10 @@ Invariants:
   Revoking any of its tokens revokes the grant, with every token issued under it (Google: "if the
   token is an access token with a corresponding refresh token, the refresh token is also revoked").
 - A grant keeps at most 100 refresh tokens; a new one silently invalidates the oldest.
+- A refresh token also ends, as Google ends them (GMAIL_FACTS.md 2.5): after six months unused,
+  when the user changes their password (tokens with Gmail scopes), and seven days after it was
+  issued when the client is in "Testing" publishing status (tokens with more than sign-in scopes).
+  Every ended token answers ``invalid_grant`` "Token has been expired or revoked.".
 """
 
 from __future__ import annotations
@@ -23,6 +27,20 @@ from mailmerger_emulator.google.errors import OAuthError
 CODE_TTL_SECONDS = 600
 CONSENT_TTL_SECONDS = 3600
 MAX_REFRESH_TOKENS_PER_GRANT = 100
+UNUSED_REFRESH_TOKEN_SECONDS = 183 * 86_400  # "has not been used for six months"
+TESTING_REFRESH_TOKEN_SECONDS = 7 * 86_400
+_SIGN_IN_SCOPES = frozenset(
+    {
+        "openid",
+        "https://www.googleapis.com/auth/userinfo.email",
+        "https://www.googleapis.com/auth/userinfo.profile",
+    }
+)
+_EXPIRED_OR_REVOKED = "Token has been expired or revoked."
+
+
+def _has_gmail_scope(scopes: tuple[str, ...]) -> bool:
+    return any(scope == "https://mail.google.com/" or "/auth/gmail." in scope for scope in scopes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +84,9 @@ class RefreshToken:
     client_id: str
     user_email: str
     scopes: tuple[str, ...]
+    last_used_at: float
+    # When it ends regardless of use (a "Testing" client's 7 days), if it does.
+    ends_at: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -95,8 +116,14 @@ def _pkce_matches(verifier: str, challenge: str, method: str) -> bool:
 
 
 class TokenStore:
-    def __init__(self, clock: Callable[[], float], access_token_ttl: int) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        access_token_ttl: int,
+        testing_clients: frozenset[str] = frozenset(),
+    ) -> None:
         self._clock = clock
+        self._testing_clients = testing_clients
         self._access_token_ttl = access_token_ttl
         self._pending: dict[str, tuple[AuthorizationRequest, float]] = {}
         self._codes: dict[str, IssuedCode] = {}
@@ -172,7 +199,14 @@ class TokenStore:
     def refresh(self, token: str, *, client_id: str, scope: str | None) -> AccessToken:
         refresh = self._refresh.get(token)
         if refresh is None or refresh.client_id != client_id:
-            raise OAuthError(400, "invalid_grant", "Token has been expired or revoked.")
+            raise OAuthError(400, "invalid_grant", _EXPIRED_OR_REVOKED)
+        now = self._clock()
+        if now - refresh.last_used_at > UNUSED_REFRESH_TOKEN_SECONDS or (
+            refresh.ends_at is not None and now >= refresh.ends_at
+        ):
+            self._forget_refresh(refresh)
+            raise OAuthError(400, "invalid_grant", _EXPIRED_OR_REVOKED)
+        refresh.last_used_at = now
         scopes = refresh.scopes
         if scope is not None:
             narrowed = tuple(scope.split())
@@ -193,6 +227,25 @@ class TokenStore:
         for access_token in grant.access_tokens:
             self._access.pop(access_token, None)
         return True
+
+    def password_changed(self, user_email: str) -> int:
+        """The user changed their password: their refresh tokens with Gmail scopes end.
+
+        Returns how many ended."""
+        ended = [
+            refresh
+            for refresh in self._refresh.values()
+            if refresh.user_email == user_email and _has_gmail_scope(refresh.scopes)
+        ]
+        for refresh in ended:
+            self._forget_refresh(refresh)
+        return len(ended)
+
+    def _forget_refresh(self, refresh: RefreshToken) -> None:
+        self._refresh.pop(refresh.token, None)
+        grant = self._grants.get((refresh.user_email, refresh.client_id))
+        if grant is not None:
+            grant.refresh_tokens.pop(refresh.token, None)
 
     # --- resource servers ------------------------------------------------------------------
 
@@ -244,8 +297,15 @@ class TokenStore:
         token: str | None = None,
     ) -> str:
         token = token or "1//0" + secrets.token_urlsafe(72)
+        now = self._clock()
+        testing = client_id in self._testing_clients and not set(scopes) <= _SIGN_IN_SCOPES
         self._refresh[token] = RefreshToken(
-            token=token, client_id=client_id, user_email=user_email, scopes=scopes
+            token=token,
+            client_id=client_id,
+            user_email=user_email,
+            scopes=scopes,
+            last_used_at=now,
+            ends_at=now + TESTING_REFRESH_TOKEN_SECONDS if testing else None,
         )
         grant.refresh_tokens[token] = None
         if len(grant.refresh_tokens) > MAX_REFRESH_TOKENS_PER_GRANT:

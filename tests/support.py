@@ -1,4 +1,5 @@
-"""Helpers for tests: waiting on a condition instead of sleeping; a free port to listen on."""
+"""Helpers for tests: waiting on a condition instead of sleeping; a free port to listen on; processes
+the tests start."""
 
 from __future__ import annotations
 
@@ -71,6 +72,18 @@ def start_worker_process(module: str, worker: str, env: Mapping[str, str]) -> su
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+    )
+
+
+def start_webhook_listener(port: int, secret: str) -> subprocess.Popen[str]:
+    """``mailmerger webhooks listen`` on ``port``: verifies each delivery's signature with ``secret``
+    and prints one line per event (stdout and stderr are pipes, in text)."""
+    command = ["webhooks", "listen", "--port", str(port), "--secret", secret]
+    return subprocess.Popen(
+        [sys.executable, "-m", "mailmerger.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.support import free_port
+from tests.support import free_port, start_webhook_listener
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
@@ -21,22 +19,7 @@ SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 def test_the_listener_prints_verified_events_and_refuses_forged_ones() -> None:
     """A signed delivery is printed and answered 204; a wrong signature is answered 401."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mailmerger.cli",
-            "webhooks",
-            "listen",
-            "--port",
-            str(port),
-            "--secret",
-            SECRET,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_webhook_listener(port, SECRET)
     try:
         assert process.stderr is not None
         assert "listening on" in process.stderr.readline()

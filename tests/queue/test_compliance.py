@@ -18,21 +18,8 @@ async def _campaign_to(world: World, user: int, account: int, addresses: list[st
     html = fields.pop("html", "<p>Hi {{name}}</p>")
     world.fake.add_template(user, 7, subject="Hello {{name}}", html=html)
     body = {"name": "Outreach", "account_id": account, "template_id": 7, "template_version": 1, **fields}
-    created = await world.client.post("/v1/campaigns", json=body, headers=world.auth(user))
-    assert created.status_code == 201, created.text
-    campaign_id: int = created.json()["id"]
     listing = "email,name\n" + "".join(f"{address},N{i}\n" for i, address in enumerate(addresses))
-    uploaded = await world.client.put(
-        f"/v1/campaigns/{campaign_id}/recipients",
-        content=listing.encode(),
-        headers={**world.auth(user), "content-type": "text/csv"},
-    )
-    assert uploaded.status_code == 200, uploaded.text
-    launched = await world.client.post(
-        f"/v1/campaigns/{campaign_id}/launch", json={}, headers=world.auth(user)
-    )
-    assert launched.status_code == 200, launched.text
-    return campaign_id
+    return await world.launch_campaign(user, body, listing)
 
 
 async def _suppress(world: World, user: int, **entry: str) -> Any:

@@ -54,23 +54,9 @@ async def _ended(world: World, dispatcher: Dispatcher, kind: str) -> tuple[int, 
 async def _launched_campaign(world: World, rows: int) -> tuple[int, int, int]:
     user, account = await world.user_with_account()
     world.fake.add_template(user, 5, subject="Hi {{name}}", html="<p>Dear {{name}}</p>")
-    created = await world.client.post(
-        "/v1/campaigns",
-        json={"name": "C", "account_id": account, "template_id": 5, "template_version": 1},
-        headers=world.auth(user),
-    )
-    campaign_id = created.json()["id"]
-    body = "email,name\n" + "".join(f"r{i}@example.com,R{i}\n" for i in range(rows))
-    uploaded = await world.client.put(
-        f"/v1/campaigns/{campaign_id}/recipients",
-        content=body.encode(),
-        headers={**world.auth(user), "content-type": "text/csv"},
-    )
-    assert uploaded.status_code == 200, uploaded.text
-    launched = await world.client.post(
-        f"/v1/campaigns/{campaign_id}/launch", json={}, headers=world.auth(user)
-    )
-    assert launched.status_code == 200, launched.text
+    campaign = {"name": "C", "account_id": account, "template_id": 5, "template_version": 1}
+    listed = "email,name\n" + "".join(f"r{i}@example.com,R{i}\n" for i in range(rows))
+    campaign_id = await world.launch_campaign(user, campaign, listed)
     return user, account, campaign_id
 
 

@@ -60,20 +60,8 @@ async def _sequence(
         "steps": steps,
         **fields,
     }
-    created = await world.client.post("/v1/campaigns", json=body, headers=world.auth(user))
-    assert created.status_code == 201, created.text
-    campaign_id = created.json()["id"]
     listed = "email,name\n" + "".join(f"{name.lower()}@example.com,{name}\n" for name in rows)
-    uploaded = await world.client.put(
-        f"/v1/campaigns/{campaign_id}/recipients",
-        content=listed.encode(),
-        headers={**world.auth(user), "content-type": "text/csv"},
-    )
-    assert uploaded.status_code == 200, uploaded.text
-    launched = await world.client.post(
-        f"/v1/campaigns/{campaign_id}/launch", json={}, headers=world.auth(user)
-    )
-    assert launched.status_code == 200, launched.text
+    campaign_id = await world.launch_campaign(user, body, listed)
     return user, account, campaign_id
 
 

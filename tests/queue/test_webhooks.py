@@ -6,9 +6,10 @@ import asyncio
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import msgspec
@@ -24,7 +25,7 @@ from mailmerger_queue.webhooks.courier import Courier, http_client
 from mailmerger_queue.webhooks.endpoints import Webhooks
 from mailmerger_queue.webhooks.events import stage_event, stage_message_events
 from mailmerger_queue.webhooks.outcomes import Job, Outcome, record_outcomes
-from mailmerger_queue.webhooks.schemas import CreateEndpoint, UpdateEndpoint
+from mailmerger_queue.webhooks.schemas import CreateEndpoint, Delivery, DeliveryPage, Endpoint, UpdateEndpoint
 from mailmerger_queue.webhooks.sealing import SecretBox
 from mailmerger_shared.db import transaction
 from mailmerger_shared.egress import RefusedTarget
@@ -215,6 +216,119 @@ def courier(
     return Courier(sessions, webhook_settings(**settings), COMPLIANCE, client, clock=clock, idle_seconds=0.02)
 
 
+# --- a user hooked to the receiver: what the delivery tests start from --------------------------
+
+
+@dataclass
+class Hooked:
+    """A user with one endpoint, and the test's database, receiver, HTTP client and clock at hand
+    to stage events for it and deliver them."""
+
+    user: int
+    endpoint: int
+    secret: str
+    sessions: async_sessionmaker[AsyncSession]
+    webhooks: Webhooks
+    receiver: Receiver
+    client: httpx.AsyncClient
+    clock: FakeClock
+
+    async def send(self, count: int = 1) -> None:
+        """``count`` new sent messages of the user, their message.sent events staged."""
+        await stage_sent(self.sessions, await add_messages(self.sessions, self.user, count))
+
+    def courier(self, **settings: Any) -> Courier:
+        """A courier on the test's clock, with ``settings`` over the test's webhook settings."""
+        return courier(self.sessions, self.client, self.clock, **settings)
+
+    async def deliver(self, **settings: Any) -> int:
+        """One round of a new courier with ``settings``: how many deliveries it attempted."""
+        return await self.courier(**settings).deliver_due()
+
+    async def deliveries(self) -> list[Any]:
+        """The endpoint's delivery rows, oldest first."""
+        return await deliveries(self.sessions, self.endpoint)
+
+    async def attempts(self, delivery: Any) -> list[Any]:
+        """The attempt rows of ``delivery``, in order."""
+        return await attempts_of(self.sessions, delivery.id)
+
+    async def force(self, **values: Any) -> None:
+        """Set ``values`` on every delivery row, as a courier's claim would leave them."""
+        async with transaction(self.sessions) as session:
+            await session.execute(update(webhook_deliveries).values(**values))
+
+    async def get(self) -> Endpoint:
+        async with transaction(self.sessions) as session:
+            return await self.webhooks.get(session, self.user, self.endpoint)
+
+    async def update(self, change: UpdateEndpoint) -> Endpoint:
+        async with transaction(self.sessions) as session:
+            return await self.webhooks.update(session, self.user, self.endpoint, change)
+
+    async def replay(self, delivery_id: int) -> Delivery:
+        async with transaction(self.sessions) as session:
+            return await self.webhooks.replay(session, self.user, self.endpoint, delivery_id)
+
+    async def send_test(self) -> Delivery:
+        async with transaction(self.sessions) as session:
+            return await self.webhooks.send_test(session, self.user, self.endpoint)
+
+    async def page(self, *, cursor: str | None, limit: int) -> DeliveryPage:
+        async with transaction(self.sessions) as session:
+            return await self.webhooks.deliveries(
+                session, self.user, self.endpoint, cursor=cursor, limit=limit
+            )
+
+
+class Hook(Protocol):
+    """Makes a :class:`Hooked`: a new user with an endpoint at ``url`` (the receiver's by default),
+    subscribed to ``events`` (message.sent by default), registered by ``registry`` (the test's
+    ``webhooks`` by default)."""
+
+    async def __call__(
+        self, *, url: str | None = None, events: list[str] | None = None, registry: Webhooks | None = None
+    ) -> Hooked: ...
+
+
+@pytest.fixture
+def hook(
+    sessions: async_sessionmaker[AsyncSession],
+    webhooks: Webhooks,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    clock: FakeClock,
+) -> Hook:
+    async def make(
+        *, url: str | None = None, events: list[str] | None = None, registry: Webhooks | None = None
+    ) -> Hooked:
+        user = next(_users)
+        endpoint, secret = await add_endpoint(
+            sessions, registry or webhooks, user, url or receiver.url, events
+        )
+        return Hooked(user, endpoint, secret, sessions, webhooks, receiver, client, clock)
+
+    return make
+
+
+@pytest.fixture
+async def hooked(hook: Hook) -> Hooked:
+    """A new user with an endpoint on the receiver, subscribed to message.sent."""
+    return await hook()
+
+
+@asynccontextmanager
+async def running(*couriers: Courier) -> AsyncIterator[None]:
+    """The couriers' loops, running until the block ends."""
+    tasks = [asyncio.create_task(each.run()) for each in couriers]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 # --- staging ------------------------------------------------------------------------------------
 
 
@@ -290,24 +404,16 @@ async def test_a_single_event_goes_to_the_users_subscribed_endpoints_only(
 # --- delivery -----------------------------------------------------------------------------------
 
 
-async def test_a_delivery_is_signed_as_standard_webhooks_says(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_a_delivery_is_signed_as_standard_webhooks_says(hooked: Hooked) -> None:
     """The receiver gets the staged payload with webhook-id/-timestamp/-signature that the
     standardwebhooks library verifies with the secret shown at creation."""
-    user = next(_users)
-    endpoint, secret = await add_endpoint(sessions, webhooks, user, receiver.url)
-    await stage_sent(sessions, await add_messages(sessions, user, 1))
+    await hooked.send()
 
-    assert await courier(sessions, client, clock).deliver_due() == 1
+    assert await hooked.deliver() == 1
 
-    [request] = receiver.received
-    payload = Webhook(secret).verify(request.body, request.headers)
-    [row] = await deliveries(sessions, endpoint)
+    [request] = hooked.receiver.received
+    payload = Webhook(hooked.secret).verify(request.body, request.headers)
+    [row] = await hooked.deliveries()
     assert payload == row.payload
     assert request.event_id == row.event_id
     assert request.headers["content-type"] == "application/json"
@@ -316,24 +422,16 @@ async def test_a_delivery_is_signed_as_standard_webhooks_says(
         Webhook(domain.shown_secret(b"x" * 32)).verify(request.body, request.headers)
 
 
-async def test_a_failed_attempt_is_logged_and_retried_after_the_schedule(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_a_failed_attempt_is_logged_and_retried_after_the_schedule(hooked: Hooked) -> None:
     """500 then 200: the first attempt is logged (status, latency, a clean excerpt), the next waits
     for the schedule, then delivers under the same event id."""
-    user = next(_users)
-    endpoint, _ = await add_endpoint(sessions, webhooks, user, receiver.url)
-    await stage_sent(sessions, await add_messages(sessions, user, 1))
-    receiver.answers = [500]
-    deliverer = courier(sessions, client, clock, retry_schedule_seconds=[30.0, 60.0])
+    await hooked.send()
+    hooked.receiver.answers = [500]
+    deliverer = hooked.courier(retry_schedule_seconds=[30.0, 60.0])
 
     assert await deliverer.deliver_due() == 1
-    [row] = await deliveries(sessions, endpoint)
-    [first] = await attempts_of(sessions, row.id)
+    [row] = await hooked.deliveries()
+    [first] = await hooked.attempts(row)
     assert (row.state, row.attempts) == ("pending", 1)
     assert row.next_attempt_at == first.at + timedelta(seconds=30)
     assert (first.status_code, first.error) == (500, "answered 500")
@@ -341,125 +439,81 @@ async def test_a_failed_attempt_is_logged_and_retried_after_the_schedule(
     assert first.latency_ms >= 0
 
     assert await deliverer.deliver_due() == 0  # not due yet
-    clock.advance(seconds=30)
+    hooked.clock.advance(seconds=30)
     assert await deliverer.deliver_due() == 1
 
-    [row] = await deliveries(sessions, endpoint)
+    [row] = await hooked.deliveries()
     assert row.state == "delivered"
-    assert [a.status_code for a in await attempts_of(sessions, row.id)] == [500, 200]
-    assert len(set(receiver.event_ids())) == 1
-    assert len(receiver.received) == 2
+    assert [a.status_code for a in await hooked.attempts(row)] == [500, 200]
+    assert len(set(hooked.receiver.event_ids())) == 1
+    assert len(hooked.receiver.received) == 2
 
 
-async def test_a_delivery_is_given_up_after_the_last_retry(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_a_delivery_is_given_up_after_the_last_retry(hooked: Hooked) -> None:
     """Past the schedule's last wait the delivery is failed, and no later round sends it."""
-    user = next(_users)
-    endpoint, _ = await add_endpoint(sessions, webhooks, user, receiver.url)
-    await stage_sent(sessions, await add_messages(sessions, user, 1))
-    receiver.answers = [503, 503]
-    deliverer = courier(sessions, client, clock, retry_schedule_seconds=[5.0])
+    await hooked.send()
+    hooked.receiver.answers = [503, 503]
+    deliverer = hooked.courier(retry_schedule_seconds=[5.0])
 
     await deliverer.deliver_due()
-    clock.advance(seconds=5)
+    hooked.clock.advance(seconds=5)
     await deliverer.deliver_due()
-    clock.advance(seconds=3600)
+    hooked.clock.advance(seconds=3600)
     assert await deliverer.deliver_due() == 0
-    [row] = await deliveries(sessions, endpoint)
+    [row] = await hooked.deliveries()
     assert (row.state, row.attempts) == ("failed", 2)
 
 
-async def test_a_receiver_down_for_a_minute_then_up_gets_every_event_exactly_once(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_a_receiver_down_for_a_minute_then_up_gets_every_event_exactly_once(hooked: Hooked) -> None:
     """1,000 events while the receiver refuses connections: each is retried, and once it is up
     it receives every event once, with no duplicate request at all."""
-    receiver = Receiver()  # not listening yet: connections are refused
-    user = next(_users)
-    endpoint, secret = await add_endpoint(sessions, webhooks, user, receiver.url)
-    await stage_sent(sessions, await add_messages(sessions, user, 1000))
-    deliverer = courier(sessions, client, clock, retry_schedule_seconds=[60.0, 60.0, 60.0])
-    running = asyncio.create_task(deliverer.run())
-    try:
+    receiver = hooked.receiver
+    await receiver.stop()  # not listening: connections are refused
+    await hooked.send(1000)
 
-        async def attempted_once() -> bool:
-            async with transaction(sessions) as session:
-                count = await session.scalar(select(func.count()).select_from(webhook_attempts))
-            return count == 1000  # the next attempts wait for the clock (a minute)
+    async def attempted_once() -> bool:
+        async with transaction(hooked.sessions) as session:
+            count = await session.scalar(select(func.count()).select_from(webhook_attempts))
+        return count == 1000  # the next attempts wait for the clock (a minute)
 
+    async def all_delivered() -> bool:
+        return all(row.state == "delivered" for row in await hooked.deliveries())
+
+    async with running(hooked.courier(retry_schedule_seconds=[60.0, 60.0, 60.0])):
         await eventually(attempted_once, timeout=60)
-        [sample] = await attempts_of(sessions, (await deliveries(sessions, endpoint))[0].id)
+        [sample] = await hooked.attempts((await hooked.deliveries())[0])
         assert sample.status_code is None
         assert sample.error.startswith("could not connect")
 
         await receiver.start()
-        clock.advance(seconds=60)
-
-        async def all_delivered() -> bool:
-            rows = await deliveries(sessions, endpoint)
-            return all(row.state == "delivered" for row in rows)
-
+        hooked.clock.advance(seconds=60)
         await eventually(all_delivered, timeout=60)
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await receiver.stop()
 
     counts = Counter(receiver.event_ids())
     assert len(counts) == 1000
     assert max(counts.values()) == 1
     for request in receiver.received[:20]:
-        Webhook(secret).verify(request.body, request.headers)
+        Webhook(hooked.secret).verify(request.body, request.headers)
 
 
-async def test_couriers_side_by_side_never_deliver_a_row_twice(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_couriers_side_by_side_never_deliver_a_row_twice(hooked: Hooked, hook: Hook) -> None:
     """Three couriers over the same due deliveries: the lease hands each row to one of them."""
-    users = [next(_users) for _ in range(3)]
-    for user in users:
-        await add_endpoint(sessions, webhooks, user, receiver.url)
-        await stage_sent(sessions, await add_messages(sessions, user, 100))
-    couriers = [
-        courier(sessions, client, clock, concurrency=16, per_endpoint_concurrency=4) for _ in range(3)
-    ]
-    tasks = [asyncio.create_task(each.run()) for each in couriers]
-    try:
-        await eventually(lambda: len(receiver.received) >= 300, timeout=60)
+    for each in (hooked, await hook(), await hook()):
+        await each.send(100)
 
-        async def settled() -> bool:
-            return all(row.state == "delivered" for row in await deliveries(sessions))
+    async def settled() -> bool:
+        return all(row.state == "delivered" for row in await deliveries(hooked.sessions))
 
+    async with running(*(hooked.courier(concurrency=16, per_endpoint_concurrency=4) for _ in range(3))):
+        await eventually(lambda: len(hooked.receiver.received) >= 300, timeout=60)
         await eventually(settled, timeout=10)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    assert len(receiver.received) == 300
-    assert len(set(receiver.event_ids())) == 300
-    async with transaction(sessions) as session:
+    assert len(hooked.receiver.received) == 300
+    assert len(set(hooked.receiver.event_ids())) == 300
+    async with transaction(hooked.sessions) as session:
         assert await session.scalar(select(func.max(webhook_deliveries.c.attempts))) == 1
 
 
-async def test_a_slow_endpoints_backlog_does_not_hold_up_the_others(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_a_slow_endpoints_backlog_does_not_hold_up_the_others(hook: Hook) -> None:
     """An endpoint that never answers, with a backlog staged first, takes its own slots only:
     another endpoint's event staged after it is delivered meanwhile."""
 
@@ -468,23 +522,16 @@ async def test_a_slow_endpoints_backlog_does_not_hold_up_the_others(
         writer.close()
 
     silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    port = silent.sockets[0].getsockname()[1]
-    slow_user, user = next(_users), next(_users)
-    await add_endpoint(sessions, webhooks, slow_user, f"http://127.0.0.1:{port}/hooks")
-    await stage_sent(sessions, await add_messages(sessions, slow_user, 50))
-    endpoint, _ = await add_endpoint(sessions, webhooks, user, receiver.url)
-    await stage_sent(sessions, await add_messages(sessions, user, 1))
-    deliverer = courier(
-        sessions, client, clock, concurrency=8, per_endpoint_concurrency=2, timeout_seconds=60.0
-    )
-    running = asyncio.create_task(deliverer.run())
+    slow = await hook(url=f"http://127.0.0.1:{silent.sockets[0].getsockname()[1]}/hooks")
+    await slow.send(50)
+    hooked = await hook()
+    await hooked.send()
     try:
-        await eventually(lambda: len(receiver.received) == 1)
+        async with running(hooked.courier(concurrency=8, per_endpoint_concurrency=2, timeout_seconds=60.0)):
+            await eventually(lambda: len(hooked.receiver.received) == 1)
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
         silent.close()
-    [row] = await deliveries(sessions, endpoint)
+    [row] = await hooked.deliveries()
     assert row.state == "delivered"
 
 
@@ -507,24 +554,18 @@ async def test_a_private_target_is_refused_at_registration(
 
 
 async def test_a_target_refused_at_delivery_fails_the_attempt_without_a_request(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
+    receiver: Receiver, hook: Hook
 ) -> None:
     """An endpoint whose name resolves to a private address when the courier sends (here: allowed
     at registration, no longer at delivery) fails that attempt, saying why; nothing is sent."""
-    user = next(_users)
     lenient = Webhooks(webhook_settings(allowed_hosts=["localhost"]), COMPLIANCE)
-    url = f"https://localhost:{receiver.port}/hooks"
-    endpoint, _ = await add_endpoint(sessions, lenient, user, url)
-    await stage_sent(sessions, await add_messages(sessions, user, 1))
+    hooked = await hook(url=f"https://localhost:{receiver.port}/hooks", registry=lenient)
+    await hooked.send()
 
-    assert await courier(sessions, client, clock, allowed_hosts=[]).deliver_due() == 1
+    assert await hooked.deliver(allowed_hosts=[]) == 1
 
-    [row] = await deliveries(sessions, endpoint)
-    [attempt] = await attempts_of(sessions, row.id)
+    [row] = await hooked.deliveries()
+    [attempt] = await hooked.attempts(row)
     assert row.state == "pending"
     assert attempt.status_code is None
     assert "refused target" in attempt.error
@@ -532,153 +573,98 @@ async def test_a_target_refused_at_delivery_fails_the_attempt_without_a_request(
     assert receiver.received == []
 
 
-async def test_a_redirect_is_a_failed_attempt_not_followed(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_a_redirect_is_a_failed_attempt_not_followed(hooked: Hooked) -> None:
     """A 307 is not followed: it is logged as a failed attempt saying to give the final URL."""
-    user = next(_users)
-    endpoint, _ = await add_endpoint(sessions, webhooks, user, receiver.url)
-    await stage_sent(sessions, await add_messages(sessions, user, 1))
-    receiver.answers = [307]
+    await hooked.send()
+    hooked.receiver.answers = [307]
 
-    await courier(sessions, client, clock).deliver_due()
+    await hooked.deliver()
 
-    [row] = await deliveries(sessions, endpoint)
-    [attempt] = await attempts_of(sessions, row.id)
+    [row] = await hooked.deliveries()
+    [attempt] = await hooked.attempts(row)
     assert (row.state, attempt.status_code) == ("pending", 307)
     assert "redirects are not followed" in attempt.error
-    assert len(receiver.received) == 1
+    assert len(hooked.receiver.received) == 1
 
 
-async def test_an_endpoint_failing_beyond_the_window_is_disabled_with_the_reason(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_an_endpoint_failing_beyond_the_window_is_disabled_with_the_reason(hooked: Hooked) -> None:
     """Every attempt failing for longer than the window disables the endpoint, naming the last
     error; enabling it again clears the record, and a success clears failing_since."""
-    user = next(_users)
-    endpoint, _ = await add_endpoint(sessions, webhooks, user, receiver.url)
-    await stage_sent(sessions, await add_messages(sessions, user, 1))
-    receiver.answers = [500, 500, 500]
-    deliverer = courier(
-        sessions, client, clock, retry_schedule_seconds=[40.0, 40.0, 40.0], disable_after_failing_seconds=60.0
-    )
+    await hooked.send()
+    hooked.receiver.answers = [500, 500, 500]
+    deliverer = hooked.courier(retry_schedule_seconds=[40.0, 40.0, 40.0], disable_after_failing_seconds=60.0)
 
     await deliverer.deliver_due()
-    async with transaction(sessions) as session:
-        after_one = await webhooks.get(session, user, endpoint)
+    after_one = await hooked.get()
     assert after_one.enabled
     assert after_one.failing_since is not None
 
-    clock.advance(seconds=40)
+    hooked.clock.advance(seconds=40)
     await deliverer.deliver_due()
-    async with transaction(sessions) as session:
-        assert (await webhooks.get(session, user, endpoint)).enabled
+    assert (await hooked.get()).enabled
 
-    clock.advance(seconds=40)
+    hooked.clock.advance(seconds=40)
     await deliverer.deliver_due()
-    async with transaction(sessions) as session:
-        disabled = await webhooks.get(session, user, endpoint)
+    disabled = await hooked.get()
     assert not disabled.enabled
     assert disabled.disabled_reason is not None
     assert "answered 500" in disabled.disabled_reason
     assert "every delivery failed since" in disabled.disabled_reason
 
-    clock.advance(seconds=40)
+    hooked.clock.advance(seconds=40)
     assert await deliverer.deliver_due() == 0  # a disabled endpoint is sent nothing
-    async with transaction(sessions) as session:
-        await stage_message_events(
-            session, "message.sent", await add_messages(sessions, user, 1), datetime.now(UTC)
-        )
-    assert len(await deliveries(sessions, endpoint)) == 1  # nor staged anything
+    await hooked.send()
+    assert len(await hooked.deliveries()) == 1  # nor staged anything
 
-    async with transaction(sessions) as session:
-        enabled = await webhooks.update(session, user, endpoint, UpdateEndpoint(enabled=True))
+    enabled = await hooked.update(UpdateEndpoint(enabled=True))
     assert (enabled.enabled, enabled.disabled_reason, enabled.failing_since) == (True, None, None)
     assert await deliverer.deliver_due() == 1  # the waiting delivery goes out
-    [row] = await deliveries(sessions, endpoint)
+    [row] = await hooked.deliveries()
     assert row.state == "delivered"
 
 
-async def test_a_replay_delivers_the_event_again_under_the_same_id(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_a_replay_delivers_the_event_again_under_the_same_id(hooked: Hooked) -> None:
     """A delivered (or failed) delivery replayed is due now, with the same webhook-id; one whose
     attempt is in flight (claimed, its outcome not logged yet) cannot be replayed."""
-    user = next(_users)
-    endpoint, _ = await add_endpoint(sessions, webhooks, user, receiver.url)
-    await stage_sent(sessions, await add_messages(sessions, user, 1))
-    [row] = await deliveries(sessions, endpoint)
-    async with transaction(sessions) as session:  # as a courier's claim leaves it
-        await session.execute(
-            update(webhook_deliveries).values(attempts=1, next_attempt_at=clock.now() + timedelta(seconds=40))
-        )
-    async with transaction(sessions) as session:
-        with pytest.raises(Conflict, match="being attempted right now"):
-            await webhooks.replay(session, user, endpoint, row.id)
-    async with transaction(sessions) as session:
-        await session.execute(update(webhook_deliveries).values(attempts=0, next_attempt_at=clock.now()))
-    deliverer = courier(sessions, client, clock)
+    await hooked.send()
+    [row] = await hooked.deliveries()
+    # as a courier's claim leaves it
+    await hooked.force(attempts=1, next_attempt_at=hooked.clock.now() + timedelta(seconds=40))
+    with pytest.raises(Conflict, match="being attempted right now"):
+        await hooked.replay(row.id)
+    await hooked.force(attempts=0, next_attempt_at=hooked.clock.now())
+    deliverer = hooked.courier()
     await deliverer.deliver_due()
 
-    async with transaction(sessions) as session:
-        replayed = await webhooks.replay(session, user, endpoint, row.id)
+    replayed = await hooked.replay(row.id)
     assert (replayed.state, replayed.event_id) == ("pending", row.event_id)
     assert await deliverer.deliver_due() == 1
 
-    assert receiver.event_ids() == [row.event_id, row.event_id]
-    [row] = await deliveries(sessions, endpoint)
+    assert hooked.receiver.event_ids() == [row.event_id, row.event_id]
+    [row] = await hooked.deliveries()
     assert (row.state, row.attempts, row.schedule_from) == ("delivered", 2, 2)
 
 
-async def test_a_delivery_waiting_for_a_retry_is_brought_forward_by_a_replay(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_a_delivery_waiting_for_a_retry_is_brought_forward_by_a_replay(hooked: Hooked) -> None:
     """A failed attempt's delivery waits for the schedule; replaying it makes it due now."""
-    user = next(_users)
-    endpoint, _ = await add_endpoint(sessions, webhooks, user, receiver.url)
-    await stage_sent(sessions, await add_messages(sessions, user, 1))
-    receiver.answers = [500]
-    deliverer = courier(sessions, client, clock, retry_schedule_seconds=[3600.0])
+    await hooked.send()
+    hooked.receiver.answers = [500]
+    deliverer = hooked.courier(retry_schedule_seconds=[3600.0])
     await deliverer.deliver_due()
-    [row] = await deliveries(sessions, endpoint)
-    async with transaction(sessions) as session:
-        await webhooks.replay(session, user, endpoint, row.id)
+    [row] = await hooked.deliveries()
+    await hooked.replay(row.id)
     assert await deliverer.deliver_due() == 1
-    [row] = await deliveries(sessions, endpoint)
+    [row] = await hooked.deliveries()
     assert (row.state, row.attempts) == ("delivered", 2)
 
 
-async def test_a_test_event_goes_to_the_one_endpoint(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_a_test_event_goes_to_the_one_endpoint(hook: Hook) -> None:
     """send_test stages a webhook.test event for that endpoint only, whatever it subscribed to."""
-    user = next(_users)
-    endpoint, secret = await add_endpoint(sessions, webhooks, user, receiver.url, ["campaign.completed"])
-    async with transaction(sessions) as session:
-        staged = await webhooks.send_test(session, user, endpoint)
-    await courier(sessions, client, clock).deliver_due()
-    [request] = receiver.received
-    payload = Webhook(secret).verify(request.body, request.headers)
+    hooked = await hook(events=["campaign.completed"])
+    staged = await hooked.send_test()
+    await hooked.deliver()
+    [request] = hooked.receiver.received
+    payload = Webhook(hooked.secret).verify(request.body, request.headers)
     assert payload["type"] == "webhook.test"
     assert request.event_id == staged.event_id
 
@@ -761,22 +747,13 @@ async def test_the_secret_is_stored_sealed_and_rotates(
     assert rotated.secret != secret
 
 
-async def test_deliveries_are_listed_newest_first_with_their_attempts_by_cursor(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_deliveries_are_listed_newest_first_with_their_attempts_by_cursor(hooked: Hooked) -> None:
     """Pages go newest first; each delivery carries its attempts; the cursor continues after."""
-    user = next(_users)
-    endpoint, _ = await add_endpoint(sessions, webhooks, user, receiver.url)
-    await stage_sent(sessions, await add_messages(sessions, user, 3))
-    await courier(sessions, client, clock).deliver_due()
-    async with transaction(sessions) as session:
-        first = await webhooks.deliveries(session, user, endpoint, cursor=None, limit=2)
-        assert first.next_cursor is not None
-        second = await webhooks.deliveries(session, user, endpoint, cursor=first.next_cursor, limit=2)
+    await hooked.send(3)
+    await hooked.deliver()
+    first = await hooked.page(cursor=None, limit=2)
+    assert first.next_cursor is not None
+    second = await hooked.page(cursor=first.next_cursor, limit=2)
     ids = [d.id for d in first.items + second.items]
     assert ids == sorted(ids, reverse=True)
     assert len(ids) == 3
@@ -784,26 +761,16 @@ async def test_deliveries_are_listed_newest_first_with_their_attempts_by_cursor(
     assert all(len(d.attempts) == 1 and d.attempts[0].status_code == 200 for d in first.items)
 
 
-async def test_an_expired_lease_is_claimed_again_and_a_late_outcome_changes_nothing(
-    sessions: async_sessionmaker[AsyncSession],
-    webhooks: Webhooks,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: FakeClock,
-) -> None:
+async def test_an_expired_lease_is_claimed_again_and_a_late_outcome_changes_nothing(hooked: Hooked) -> None:
     """A courier that died after claiming leaves the row to another once the lease ends."""
-    user = next(_users)
-    endpoint, _ = await add_endpoint(sessions, webhooks, user, receiver.url)
-    await stage_sent(sessions, await add_messages(sessions, user, 1))
-    async with transaction(sessions) as session:  # a claim whose courier never came back
-        await session.execute(
-            update(webhook_deliveries).values(attempts=1, next_attempt_at=clock.now() + timedelta(seconds=32))
-        )
-    deliverer = courier(sessions, client, clock)
+    await hooked.send()
+    # a claim whose courier never came back
+    await hooked.force(attempts=1, next_attempt_at=hooked.clock.now() + timedelta(seconds=32))
+    deliverer = hooked.courier()
     assert await deliverer.deliver_due() == 0
-    clock.advance(seconds=33)
+    hooked.clock.advance(seconds=33)
     assert await deliverer.deliver_due() == 1
-    [row] = await deliveries(sessions, endpoint)
+    [row] = await hooked.deliveries()
     assert (row.state, row.attempts) == ("delivered", 2)
 
 

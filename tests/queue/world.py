@@ -120,6 +120,23 @@ class World:
         result: dict[str, Any] = response.json()
         return result
 
+    async def launch_campaign(self, user_id: int, campaign: dict[str, Any], recipients_csv: str) -> int:
+        """Create ``campaign``, upload ``recipients_csv`` as its recipients and launch it: its id."""
+        created = await self.client.post("/v1/campaigns", json=campaign, headers=self.auth(user_id))
+        assert created.status_code == 201, created.text
+        campaign_id: int = created.json()["id"]
+        uploaded = await self.client.put(
+            f"/v1/campaigns/{campaign_id}/recipients",
+            content=recipients_csv.encode(),
+            headers={**self.auth(user_id), "content-type": "text/csv"},
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        launched = await self.client.post(
+            f"/v1/campaigns/{campaign_id}/launch", json={}, headers=self.auth(user_id)
+        )
+        assert launched.status_code == 200, launched.text
+        return campaign_id
+
     async def email(self, user_id: int, email_id: int) -> dict[str, Any]:
         response = await self.client.get(f"/v1/emails/{email_id}", headers=self.auth(user_id))
         assert response.status_code == 200, response.text

@@ -6,6 +6,8 @@ is called with an id of 2**70. Found by schemathesis (ST101) over the OpenAPI do
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.security.routes import OWNED, Endpoint, fill_path
@@ -26,9 +28,6 @@ ROUTES_WITH_PATH_IDS = [_case(e) for e in sorted(OWNED) if "{" in e.path]
 @pytest.mark.parametrize("endpoint", ROUTES_WITH_PATH_IDS)
 async def test_an_id_beyond_bigint_is_a_client_error(user: User, endpoint: Endpoint) -> None:
     """An id of 2**70 in the path is a 4xx problem, not a server error."""
-    path = fill_path(
-        endpoint.path,
-        dict.fromkeys(("template_id", "email_id", "campaign_id", "attachment_id", "account_id", "row"), HUGE),
-    )
+    path = fill_path(endpoint.path, dict.fromkeys(re.findall(r"\{(\w+)\}", endpoint.path), HUGE))
     response = await user.client.request(endpoint.method, path, json={} if endpoint.method != "GET" else None)
     assert 400 <= response.status_code < 500, response.text

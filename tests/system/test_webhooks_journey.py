@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from collections import Counter
 
 import pytest
 
-from tests.support import eventually, free_port
+from tests.support import eventually, free_port, start_webhook_listener
 from tests.system.harness import RunningSystem, User, connect_gmail, sign_up
 from tests.system.test_journey import as_csv, raise_limits
 
@@ -21,26 +19,6 @@ pytestmark = [pytest.mark.system, pytest.mark.slow]
 
 RECIPIENTS = 1000
 DOWN_SECONDS = 60
-
-
-def listen(port: int, secret: str) -> subprocess.Popen[str]:
-    """``mailmerger webhooks listen``: verifies each delivery's signature, prints one line per event."""
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mailmerger.cli",
-            "webhooks",
-            "listen",
-            "--port",
-            str(port),
-            "--secret",
-            secret,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 async def _campaign(user: User) -> int:
@@ -105,7 +83,7 @@ async def test_every_event_of_a_campaign_arrives_once_after_the_receiver_was_dow
 
         await eventually(attempted_while_down, timeout=30)
         await asyncio.sleep(max(0.0, DOWN_SECONDS - (time.monotonic() - down_since)))  # the outage itself
-        receiver = listen(port, endpoint["secret"])
+        receiver = start_webhook_listener(port, endpoint["secret"])
         try:
             assert receiver.stdout is not None
             lines: list[str] = []

@@ -212,6 +212,22 @@ GOALS: list[tuple[str, str, str, str, Callable[[float], bool] | None]] = [
         ">= 0.90",
         lambda v: v >= 0.9,
     ),
+    # Issue 21: webhook deliveries to a local receiver (bench_webhooks.py); each dispatcher replica
+    # runs a courier, so the deployment's rate is that of its replicas together.
+    (
+        "webhook delivery, one courier",
+        "webhooks",
+        "delivery throughput, one courier",
+        ">= 500 events/s",
+        lambda v: v >= 500,
+    ),
+    (
+        "webhook delivery, 2 couriers",
+        "webhooks",
+        "delivery throughput, 2 couriers (dispatcher replicas)",
+        ">= 500 events/s",
+        lambda v: v >= 500,
+    ),
 ]
 
 

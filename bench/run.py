@@ -228,6 +228,37 @@ GOALS: list[tuple[str, str, str, str, Callable[[float], bool] | None]] = [
         ">= 500 events/s",
         lambda v: v >= 500,
     ),
+    # Issue 20: the sender's mailbox watcher (bench_watcher.py): Gmail units it spends per watched
+    # account at the default 300 s poll, and what 10,000 watched accounts cost the project and us.
+    (
+        "watcher units per account-hour at 300 s (idle)",
+        "watcher",
+        "watcher units per account-hour at 300 s (idle)",
+        "<= 30",
+        lambda v: v <= 30,
+    ),
+    (
+        "watcher units per account-hour at 300 s (typical day, messages.get 20)",
+        "watcher",
+        "watcher units per account-hour at 300 s (typical day, messages.get 20)",
+        "none (reported)",
+        None,
+    ),
+    (
+        "10,000 accounts: share of project minute quota (messages.get 5)",
+        "watcher",
+        "10,000 accounts: share of project minute quota (typical day, messages.get 5)",
+        "<= 1 %",
+        lambda v: v <= 1,
+    ),
+    (
+        "10,000 accounts: share of project minute quota (messages.get 20)",
+        "watcher",
+        "10,000 accounts: share of project minute quota (typical day, messages.get 20)",
+        "<= 1 %",
+        lambda v: v <= 1,
+    ),
+    ("10,000 accounts: watcher cores", "watcher", "10,000 accounts: watcher cores", "<= 1", lambda v: v <= 1),
 ]
 
 

@@ -137,6 +137,11 @@ def add_connect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--name", help="the account's display name at the emulator (default: from the address)"
     )
+    parser.add_argument(
+        "--reply-detection",
+        action="store_true",
+        help="also allow reading message headers (gmail.metadata): replies and bounces stop follow-ups",
+    )
     parser.add_argument("--no-browser", action="store_true", help="print the link instead of opening it")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the connection")
     parser.add_argument(
@@ -151,7 +156,7 @@ def add_connect_arguments(parser: argparse.ArgumentParser) -> None:
 def connect(args: argparse.Namespace, api: Api, out: TextIO) -> int:
     authenticate(api, args.email, args.password)
     before = {int(s["account_id"]): str(s["state"]) for s in api.senders()}
-    link = api.connect_ticket()
+    link = api.connect_ticket(reply_detection=args.reply_detection)
     if args.gmail and api.uses_google_emulator():
         name = args.name or args.gmail.split("@", 1)[0].replace(".", " ").title()
         api.approve_at_emulator(link, args.gmail, name)

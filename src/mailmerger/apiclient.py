@@ -9,11 +9,13 @@ environment and ``.env``, as the system itself reads them).
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -152,14 +154,19 @@ class Api:
             return None
         return any(user["email"] == gmail.lower() for user in response.json().get("users", []))
 
-    def connect_ticket(self) -> str:
-        """The URL that connects a Gmail account to this user when a browser opens it."""
-        ticket = self._expect(self.http.post("/v1/auth/google/connect-tickets"), "connect ticket", 201)
+    def connect_ticket(self, *, reply_detection: bool = False) -> str:
+        """The URL that connects a Gmail account to this user when a browser opens it;
+        ``reply_detection`` also asks for gmail.metadata (replies and bounces stop follow-ups)."""
+        body = {"reply_detection": True} if reply_detection else None
+        response = self.http.post("/v1/auth/google/connect-tickets", json=body)
+        ticket = self._expect(response, "connect ticket", 201)
         return str(ticket["url"])
 
-    def connect_gmail(self, gmail: str, name: str, *, timeout: float = 30.0) -> int:
+    def connect_gmail(
+        self, gmail: str, name: str, *, timeout: float = 30.0, reply_detection: bool = False
+    ) -> int:
         """Connect ``gmail`` (the Google emulator) through a connect ticket; the sending account's id."""
-        self.approve_at_emulator(self.connect_ticket(), gmail, name)
+        self.approve_at_emulator(self.connect_ticket(reply_detection=reply_detection), gmail, name)
         return self.wait_for_sender(gmail, timeout=timeout)
 
     def approve_at_emulator(self, url: str, gmail: str, name: str) -> None:
@@ -267,8 +274,10 @@ class Api:
         template: tuple[int, int],
         attachment_ids: list[int],
         address_column: str = "email",
+        follow_ups: Sequence[tuple[tuple[int, int], int]] = (),
     ) -> int:
-        body = {
+        """A draft campaign; ``follow_ups``: (template, delay in hours) of each later step, in order."""
+        body: dict[str, Any] = {
             "name": name,
             "account_id": account_id,
             "template_id": template[0],
@@ -276,6 +285,11 @@ class Api:
             "attachment_ids": attachment_ids,
             "address_column": address_column,
         }
+        if follow_ups:
+            body["steps"] = [
+                {"template_id": step[0], "template_version": step[1], "delay_hours": hours}
+                for step, hours in follow_ups
+            ]
         return int(
             self._expect(self.http.post("/v1/campaigns/", json=body), "create the campaign", 201)["id"]
         )
@@ -298,6 +312,13 @@ class Api:
             return None
         found: dict[str, Any] = self._expect(response, "read the campaign", 200)
         return found
+
+    def results(self, campaign_id: int) -> list[dict[str, str]]:
+        """The campaign's results.csv: one line per email of a row (step 1, then its follow-ups)."""
+        response = self.http.get(f"/v1/campaigns/{campaign_id}/results.csv")
+        if response.status_code != 200:
+            self._expect(response, "read the results", 200)
+        return list(csv.DictReader(io.StringIO(response.text)))
 
     def progress(self, campaign_id: int) -> dict[str, Any]:
         found: dict[str, Any] = self._expect(

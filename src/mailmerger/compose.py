@@ -32,6 +32,7 @@ STAND_INS = {
     "MM_GOOGLE_DISCOVERY_URL": f"http://google:{EMULATOR_PORT}/.well-known/openid-configuration",
     "MM_GMAIL_API_URL": f"http://google:{EMULATOR_PORT}",
     "MM_SYSTEM_MAIL_GMAIL_API_URL": f"http://google:{EMULATOR_PORT}",  # the emulator's system account
+    "MM_GOOGLE_METADATA_TIER": "true",  # the emulator offers gmail.metadata (reply and bounce detection)
 }
 # Development credentials unless the operator's shell sets them (compose interpolates ${...}).
 DEV_CREDENTIALS = {

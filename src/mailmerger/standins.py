@@ -74,6 +74,8 @@ def _mount_google_emulator(stand_ins: StandIns, env: Mapping[str, str], public_u
             "MM_GOOGLE_DISCOVERY_URL": f"{emulator_url}/.well-known/openid-configuration",
             "MM_GMAIL_API_URL": emulator_url,
             "MM_SYSTEM_MAIL_GMAIL_API_URL": emulator_url,  # the system's letters: the emulator's account
+            # The emulator offers the restricted gmail.metadata scope: reply and bounce detection.
+            "MM_GOOGLE_METADATA_TIER": "true",
         }
     )
     stand_ins.notes.append(

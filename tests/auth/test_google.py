@@ -209,6 +209,73 @@ async def test_metadata_scope_is_requested_only_when_the_user_opts_in(auth: Harn
     assert GMAIL_METADATA in gmail[0]["scopes"]
 
 
+async def test_reply_detection_is_asked_through_the_connect_ticket_and_shown_as_the_tier(
+    auth: Harness,
+) -> None:
+    """``{"reply_detection": true}`` makes a ticket whose link asks for gmail.metadata; the
+    account then reads as reply-detection tier, a default connection as send-only."""
+    session = await sign_up(auth)
+    send_only, watched = google_account(), google_account()
+    await _connect(auth, session["access_token"], send_only)
+    ticket = await auth.client.post(
+        "/v1/auth/google/connect-tickets",
+        json={"reply_detection": True},
+        headers=bearer(session["access_token"]),
+    )
+    assert ticket.status_code == 201, ticket.text
+    assert "metadata=true" in ticket.json()["url"]
+    trip = await google_round_trip(auth, path_and_query(ticket.json()["url"]), google_account=watched)
+    assert "notice" not in trip.fragment
+    gmail = (await auth.client.get("/v1/auth/gmail-accounts", headers=bearer(session["access_token"]))).json()
+    tiers = {g["email"]: g["reply_detection"] for g in gmail}
+    assert tiers == {send_only: False, watched: True}
+    unknown = await auth.client.post(
+        "/v1/auth/google/connect-tickets", json={"replies": True}, headers=bearer(session["access_token"])
+    )
+    assert unknown.status_code == 400
+
+
+async def test_a_send_only_account_is_upgraded_by_incremental_consent(auth: Harness) -> None:
+    """Connecting the same Google account again with reply detection keeps its id and adds the
+    scope; the authorization asks Google to include the scopes granted before."""
+    session = await sign_up(auth)
+    account = google_account()
+    await _connect(auth, session["access_token"], account)
+    before = (
+        await auth.client.get("/v1/auth/gmail-accounts", headers=bearer(session["access_token"]))
+    ).json()
+    ticket = await auth.client.post(
+        "/v1/auth/google/connect-tickets",
+        json={"reply_detection": True},
+        headers=bearer(session["access_token"]),
+    )
+    trip = await google_round_trip(auth, path_and_query(ticket.json()["url"]), google_account=account)
+    assert query_of(trip.start.headers["location"])["include_granted_scopes"] == "true"
+    after = (await auth.client.get("/v1/auth/gmail-accounts", headers=bearer(session["access_token"]))).json()
+    assert [g["account_id"] for g in after] == [g["account_id"] for g in before]
+    assert {GMAIL_SEND, GMAIL_METADATA} <= set(after[0]["scopes"])
+    assert after[0]["reply_detection"] is True
+
+
+async def test_unticking_reply_detection_connects_send_only_and_says_so(auth: Harness) -> None:
+    """Granular consent: the user unticks gmail.metadata on Google's screen. The account is
+    connected send-only, and the frontend is told in plain words what that means."""
+    session = await sign_up(auth)
+    account = google_account()
+    untick = await auth.emulator.put(
+        "/_emulator/consent", json={"email": account, "untick": [GMAIL_METADATA]}
+    )
+    assert untick.status_code == 200, untick.text
+    fragment = await _connect(auth, session["access_token"], account, metadata=True)
+    assert fragment["at"]
+    assert fragment["rt"]
+    assert fragment["declined_scopes"] == GMAIL_METADATA
+    assert "replies and bounces are not detected" in fragment["notice"]
+    gmail = (await auth.client.get("/v1/auth/gmail-accounts", headers=bearer(session["access_token"]))).json()
+    assert [(g["email"], g["reply_detection"]) for g in gmail] == [(account, False)]
+    assert GMAIL_SEND in gmail[0]["scopes"]
+
+
 def test_metadata_scope_is_refused_where_the_deployment_does_not_offer_it(auth: Harness) -> None:
     """Without the metadata tier, asking for it is a 422, and the default scopes stay send-only."""
     closed = msgspec.structs.replace(

@@ -172,37 +172,37 @@ async def test_delayed_incoming_arrives_when_the_clock_passes(
 async def test_bounces_test_domain_bounces_after_the_delay(
     emulator: httpx.AsyncClient, clock: FakeClock
 ) -> None:
-    """Mail to an address at bounces.test comes back as a Failure DSN once the delay has passed."""
-    _, original = await sent_message(emulator, to="nobody@bounces.test")
+    """Mail to an address at bounces.example.com comes back as a Failure DSN once the delay has passed."""
+    _, original = await sent_message(emulator, to="nobody@bounces.example.com")
     clock.advance(2.9)
     assert await inbox(emulator) == []
     clock.advance(0.1)
     [dsn] = await inbox(emulator)
     assert dsn["subject"] == "Delivery Status Notification (Failure)"
-    assert header(dsn, "X-Failed-Recipients") == "nobody@bounces.test"
+    assert header(dsn, "X-Failed-Recipients") == "nobody@bounces.example.com"
     assert dsn["threadId"] == original["threadId"]
 
 
 async def test_replies_test_domain_replies(emulator: httpx.AsyncClient, clock: FakeClock) -> None:
-    _, original = await sent_message(emulator, to="dana@replies.test")
+    _, original = await sent_message(emulator, to="dana@replies.example.com")
     clock.advance(3)
     [reply] = await inbox(emulator)
     assert (reply["from"], reply["subject"], reply["threadId"]) == (
-        "dana@replies.test",
+        "dana@replies.example.com",
         "Re: Quick question",
         original["threadId"],
     )
 
 
 async def test_ooo_test_domain_auto_replies(emulator: httpx.AsyncClient, clock: FakeClock) -> None:
-    await sent_message(emulator, to="erin@ooo.test")
+    await sent_message(emulator, to="erin@ooo.example.com")
     clock.advance(3)
     [auto] = await inbox(emulator)
     assert header(auto, "Auto-Submitted") == "auto-replied"
 
 
 async def test_delays_test_domain_soft_bounces(emulator: httpx.AsyncClient, clock: FakeClock) -> None:
-    await sent_message(emulator, to="frank@delays.test")
+    await sent_message(emulator, to="frank@delays.example.com")
     clock.advance(3)
     [dsn] = await inbox(emulator)
     assert dsn["subject"] == "Delivery Status Notification (Delay)"
@@ -217,7 +217,7 @@ async def test_other_domains_get_nothing_back(emulator: httpx.AsyncClient, clock
 
 async def test_rule_delay_is_configurable(make_emulator: MakeEmulator, clock: FakeClock) -> None:
     client = await make_emulator(incoming_delay_seconds=600)
-    await sent_message(client, to="nobody@bounces.test")
+    await sent_message(client, to="nobody@bounces.example.com")
     clock.advance(599)
     assert await inbox(client) == []
     clock.advance(1)
@@ -226,7 +226,7 @@ async def test_rule_delay_is_configurable(make_emulator: MakeEmulator, clock: Fa
 
 async def test_rules_can_be_turned_off(make_emulator: MakeEmulator, clock: FakeClock) -> None:
     client = await make_emulator(incoming_rules_enabled=False)
-    await sent_message(client, to="nobody@bounces.test")
+    await sent_message(client, to="nobody@bounces.example.com")
     clock.advance(3600)
     assert await inbox(client) == []
 
@@ -234,14 +234,16 @@ async def test_rules_can_be_turned_off(make_emulator: MakeEmulator, clock: FakeC
 async def test_each_rule_recipient_gets_its_own_answer(emulator: httpx.AsyncClient, clock: FakeClock) -> None:
     """One message to a bouncing and a replying address brings back one DSN and one reply."""
     token = await mint_token(emulator)
-    await send(emulator, token, build_message(to=("a@bounces.test", "b@replies.test", "c@example.com")))
+    await send(
+        emulator, token, build_message(to=("a@bounces.example.com", "b@replies.example.com", "c@example.com"))
+    )
     clock.advance(3)
     subjects = sorted(m["subject"] for m in await inbox(emulator))
     assert subjects == ["Delivery Status Notification (Failure)", "Re: Hello"]
 
 
 async def test_reset_drops_scheduled_mail(emulator: httpx.AsyncClient, clock: FakeClock) -> None:
-    await sent_message(emulator, to="nobody@bounces.test")
+    await sent_message(emulator, to="nobody@bounces.example.com")
     assert (await emulator.get("/_emulator/incoming")).json() == {"pending": 1}
     await emulator.post("/_emulator/reset")
     clock.advance(3)
@@ -252,7 +254,7 @@ async def test_incoming_mail_is_read_through_the_gmail_api(
     emulator: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     """The DSN is visible to messages.list in:inbox, with INBOX and UNREAD."""
-    token, original = await sent_message(emulator, to="nobody@bounces.test")
+    token, original = await sent_message(emulator, to="nobody@bounces.example.com")
     clock.advance(3)
     listed = await emulator.get(
         "/gmail/v1/users/me/messages", params={"q": "in:inbox"}, headers=bearer(token)

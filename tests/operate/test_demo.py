@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import io
 import re
+from collections import Counter
 
 import httpx
 
@@ -13,10 +14,12 @@ from mailmerger import demo
 from tests.system.harness import SystemUnderTest
 
 
-async def test_demo_sends_every_example_recipient_one_message_and_names_the_mailbox(
+async def test_demo_sends_a_two_step_sequence_that_a_reply_and_a_bounce_stop(
     operated: SystemUnderTest,
 ) -> None:
-    """The demo signs up, connects Gmail through the consent form, sends 5 mails and links the mailbox."""
+    """The demo signs up, connects Gmail with reply detection through the consent form, and sends
+    a two-step sequence to the 5 example recipients and 2 that answer: one replies, one bounces.
+    Those two get only the first email; the 5 others get the follow-up in their thread."""
     parser = argparse.ArgumentParser()
     demo.add_arguments(parser)
     out = io.StringIO()
@@ -28,7 +31,17 @@ async def test_demo_sends_every_example_recipient_one_message_and_names_the_mail
     async with httpx.AsyncClient(base_url=operated.base_url) as client:
         page = await client.get(mailbox.group(1).removeprefix(operated.base_url))
         assert page.status_code == 200
-        counts = (await client.get("/google/_emulator/messages/counts", params={"user": gmail})).json()
-    assert counts["total"] == 5
-    assert set(counts["counts"].values()) == {1}
-    assert "5/5 done: 5 sent" in out.getvalue()
+        sent = (
+            await client.get("/google/_emulator/messages", params={"user": gmail, "label": "SENT"})
+        ).json()["messages"]
+    by_recipient = Counter(message["to"][0] for message in sent)
+    answering = {address for address, _ in demo.ANSWERING}
+    assert {
+        address: count for address, count in by_recipient.items() if address in answering
+    } == dict.fromkeys(answering, 1)
+    assert sorted(count for address, count in by_recipient.items() if address not in answering) == [2] * 5
+    assert len({message["rfc822MessageId"] for message in sent}) == len(sent) == 12
+    text = out.getvalue()
+    assert "step 1: 7 of 7 emails sent" in text
+    assert "1 reply and 1 bounce stopped their follow-ups" in text
+    assert "step 2: 5 follow-ups sent" in text

@@ -70,6 +70,8 @@ async def test_results_export_neutralises_cells_that_would_run_as_formulas(world
         "detail",
         "step",
         "stop_reason",
+        "response",
+        "responded_at",
     ]
     assert first[:3] == ["1", "ada@example.com", "not launched"]
     # The stored address is the cell, trimmed: the CR of the last one goes, its formula stays.

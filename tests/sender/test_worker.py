@@ -9,20 +9,21 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
 import httpx
+import msgspec
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailmerger_sender.models import deliveries
-from mailmerger_sender.settings import SenderSettings
+from mailmerger_sender.settings import SenderSettings, WatcherSettings
 from mailmerger_sender.worker import QUEUE, run_sender
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import Publisher, messages_of
 from mailmerger_shared.broker.topology import EVENTS_EXCHANGE
 from mailmerger_shared.db import transaction
 from mailmerger_shared.settings import load_service
-from tests.sender.support import Account, FakeAuth, MemoryBlobs, next_id, send_email
+from tests.sender.support import METADATA, SEND, Account, FakeAuth, MemoryBlobs, next_id, send_email
 from tests.support import connection_with_a_fresh_queue, eventually
 
 OUTCOMES = (
@@ -201,3 +202,54 @@ async def test_shutdown_finishes_in_flight_sends_and_leaves_the_rest_to_redelive
     copies = await _copies(emulator, [account])
     assert sum(copies.values()) == len(commands)
     assert set(copies.values()) == {1}
+
+
+async def test_the_worker_watches_mailboxes_and_publishes_what_comes_back(
+    connection: AbstractRobustConnection,
+    sender_settings: SenderSettings,
+    fake_auth: FakeAuth,
+) -> None:
+    """A worker's watcher finds the emulator's reply and bounce and the relay publishes them."""
+    account = await fake_auth.register(
+        Account(
+            account_id=next_id(),
+            user_id=next_id(),
+            email=f"watched{next_id()}@gmail.test",
+            scopes=(SEND, METADATA),
+        )
+    )
+    replied, bounced = (
+        send_email(account, to=["ann@replies.example.com"]),
+        send_email(account, to=["nobody@bounces.example.com"]),
+    )
+    settings = msgspec.structs.replace(sender_settings, watcher=WatcherSettings(poll_seconds=1))
+    found: list[c.ResponseReceived] = []
+    channel = await connection.channel()
+    exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+    queue = await channel.declare_queue(f"test-responses-{uuid.uuid4().hex[:8]}", exclusive=True)
+    # Every event: the outbox also holds what other tests of the run staged, and a row nothing is
+    # bound for (NO_ROUTE) is put back at the head of the outbox, ahead of ours.
+    await queue.bind(exchange, routing_key="#")
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        found.extend(
+            e
+            for e, _ in messages_of(message)
+            if isinstance(e, c.ResponseReceived) and e.account_id == account.account_id
+        )
+        await message.ack()
+
+    await queue.consume(on_message)
+    worker = asyncio.create_task(
+        run_sender(settings, auth_transport=fake_auth.transport(), blobs=MemoryBlobs())
+    )
+    try:
+        await _publish(connection, [replied, bounced])
+        # The emulator answers mail to replies.example.com and bounces.example.com a few seconds
+        # after it is sent.
+        await eventually(lambda: len({e.message_id for e in found}) == 2, timeout=20, interval=0.1)
+    finally:
+        await stop(worker)
+        await channel.close()
+    kinds = {e.message_id: e.kind for e in found}
+    assert kinds == {replied.message_id: "reply", bounced.message_id: "bounce"}

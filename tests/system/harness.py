@@ -79,6 +79,13 @@ def system_environment(service_env: Mapping[str, str], port: int) -> dict[str, s
         # receiver that was down is retried within seconds, not the production schedule's minutes.
         "MM_WEBHOOKS_ALLOWED_HOSTS": "127.0.0.1",
         "MM_WEBHOOKS_RETRY_SCHEDULE_SECONDS": "[1, 2, 4, 8, 10, 10, 10, 10, 10, 10, 10, 10]",
+        # Sequences in seconds: an hour of a follow-up's delay lasts 4 s, the emulator answers
+        # (replies.example.com, bounces.example.com, ooo.example.com) a second after a message
+        # arrives, and the mailbox watcher looks every second.
+        "MM_GOOGLE_METADATA_TIER": "true",
+        "MM_DISPATCH_FOLLOW_UP_HOUR_SECONDS": "4",
+        "MM_EMULATOR_INCOMING_DELAY_SECONDS": "1",
+        "MM_WATCHER_POLL_SECONDS": "1",
     }
 
 
@@ -315,11 +322,12 @@ async def follow_connect_url(base_url: str, url: str, gmail: str) -> str:
         return finish
 
 
-async def connect_gmail(user: User, base_url: str) -> int:
-    """Connect a fresh emulated Gmail account to ``user``; returns the account id once the queue
-    knows it as a sender."""
+async def connect_gmail(user: User, base_url: str, *, reply_detection: bool = False) -> int:
+    """Connect a fresh emulated Gmail account to ``user`` (with gmail.metadata when
+    ``reply_detection``); returns the account id once the queue knows it as a sender."""
     gmail = f"sender-{uuid.uuid4().hex[:10]}@gmail.local"
-    response = await user.client.post("/v1/auth/google/connect-tickets")
+    body = {"reply_detection": True} if reply_detection else None
+    response = await user.client.post("/v1/auth/google/connect-tickets", json=body)
     assert response.status_code == 201, response.text
     finish = await follow_connect_url(base_url, response.json()["url"], gmail)
     assert "#at=" in finish, finish

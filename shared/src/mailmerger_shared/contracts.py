@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import msgspec
 
@@ -150,6 +150,46 @@ class SenderThrottled(Event, frozen=True, kw_only=True):
     reason: str
 
 
+# --- what comes back: the mailbox watcher (accounts with gmail.metadata) ---------------------
+
+# What arrived in the thread of a message we sent (GMAIL_FACTS.md 2.5): a person's reply, an
+# auto-reply (RFC 3834, out of office), a delivery-status notification that failed for good
+# (a hard bounce) or only delays (a soft one).
+ResponseKind = Literal["reply", "auto_reply", "bounce", "delay"]
+
+
+class ResponseReceived(Event, frozen=True, kw_only=True):
+    """The mailbox watcher found incoming mail in the Gmail thread of one of our sent messages.
+
+    ``message_id`` is the queue's id of our newest sent message in that thread; ``gmail_id`` (the
+    incoming message's) makes the event idempotent: the watcher may find one message twice (a full
+    resync), and the queue applies it once.
+    """
+
+    TAG: ClassVar[str] = "response_received.v1"
+    message_id: int
+    account_id: int
+    kind: ResponseKind
+    gmail_id: str
+    from_address: str  # who wrote (the mailer daemon for a delivery-status notification)
+    received_at: datetime
+    failed_recipient: str | None = None  # a bounce's X-Failed-Recipients
+    detail: str = ""  # why it was classified so, for people: e.g. the subject and the telling header
+
+
+class MessageIdRead(Event, frozen=True, kw_only=True):
+    """The Message-ID Gmail stored for a sent message, read back where a read scope allows.
+
+    No Google page says whether Gmail keeps a caller-supplied Message-ID; follow-ups thread
+    (``In-Reply-To``/``References``) on the one it stored.
+    """
+
+    TAG: ClassVar[str] = "message_id_read.v1"
+    message_id: int
+    account_id: int
+    rfc_message_id: str
+
+
 # --- accounts ---------------------------------------------------------------------------------
 
 
@@ -198,6 +238,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         EmailDeferred,
         EmailUnconfirmed,
         SenderThrottled,
+        ResponseReceived,
+        MessageIdRead,
         UserDeleted,
         GmailConnected,
         GmailDisconnected,

@@ -59,6 +59,17 @@ SCHEDULED_MESSAGES = Gauge(
     "Messages waiting in the ledger; due=true ones are already late (the real queue depth).",
     ["due"],
 )
+WATCHER_QUOTA_UNITS = Counter(
+    "mailmerger_watcher_quota_units",
+    "Gmail quota units the sender's mailbox watcher spent, by API method (history.list, messages.get…).",
+    ["method"],
+)
+WATCHER_RESPONSES = Counter(
+    "mailmerger_watcher_responses",
+    "What the mailbox watcher found in the threads of sent messages, by kind "
+    "(reply, auto_reply, bounce, delay, sending_limit).",
+    ["kind"],
+)
 PARKED_ACCOUNTS = Gauge(
     "mailmerger_accounts_parked",
     "Gmail accounts parked after Gmail throttled them (parked_until in the future).",

@@ -13,10 +13,11 @@ GMAIL_FACTS.md 2.5 describes what a client sees with ``gmail.metadata``:
   address in ``X-Failed-Recipients``, subject "Delivery Status Notification (Failure)" (hard) or
   "(Delay)" (soft), and is threaded with the original.
 
-**Rules** make it happen by itself: a message sent to an address at one of the reserved test
-domains (``bounces.test``, ``replies.test``, ``ooo.test``, ``delays.test``) gets its answer a few
-seconds later (``MM_EMULATOR_INCOMING_DELAY_SECONDS``). Due mail is delivered on the emulator's
-clock, when any API call looks (``Inbound.deliver_due``): a test moves its clock instead of sleeping.
+**Rules** make it happen by itself: a message sent to an address at one of the answering domains
+(``bounces.example.com``, ``replies.example.com``, ``ooo.example.com``, ``delays.example.com``)
+gets its answer a few seconds later (``MM_EMULATOR_INCOMING_DELAY_SECONDS``). Due mail is
+delivered on the emulator's clock, when any API call looks (``Inbound.deliver_due``): a test moves
+its clock instead of sleeping.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ class IncomingKind(StrEnum):
     DELAY = "delay"  # "Delivery Status Notification (Delay)": a soft bounce
 
 
-# The reserved test domains and what a message to an address there brings back.
+# The answering domains and what a message to an address there brings back. Subdomains of
+# example.com (reserved for documentation, RFC 2606: no real mail goes there) rather than ``.test``,
+# which the product refuses as an address no mail can reach (email-validator's special-use names).
 RULE_DOMAINS: dict[str, IncomingKind] = {
-    "bounces.test": IncomingKind.BOUNCE,
-    "replies.test": IncomingKind.REPLY,
-    "ooo.test": IncomingKind.AUTO_REPLY,
-    "delays.test": IncomingKind.DELAY,
+    "bounces.example.com": IncomingKind.BOUNCE,
+    "replies.example.com": IncomingKind.REPLY,
+    "ooo.example.com": IncomingKind.AUTO_REPLY,
+    "delays.example.com": IncomingKind.DELAY,
 }
 
 
@@ -222,7 +225,7 @@ class Inbound:
             self._post_office.receive(due.owner, read_received(due.raw, now=due.at), due.thread_id)
 
     def apply_rules(self, sent: StoredMessage, delay_seconds: float) -> None:
-        """Schedule what the reserved test domains answer to a message just sent."""
+        """Schedule what the answering domains answer to a message just sent."""
         envelope = sent.envelope
         now = self._clock()
         for recipient in dict.fromkeys(

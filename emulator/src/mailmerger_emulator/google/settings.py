@@ -81,8 +81,8 @@ class GoogleEmulatorSettings(Settings, frozen=True, kw_only=True):
     # History records are "typically available for at least one week" (GMAIL_FACTS.md 2.5); an
     # older ``startHistoryId`` answers 404.
     history_retention_seconds: PositiveInt = 7 * 86_400
-    # Mail sent to the reserved test domains (bounces.test, replies.test, ooo.test, delays.test)
-    # gets its bounce or reply this many seconds later, on the emulator's clock.
+    # Mail sent to the answering domains (bounces.example.com, replies.example.com, ooo.example.com,
+    # delays.example.com) gets its bounce or reply this many seconds later, on the emulator's clock.
     incoming_rules_enabled: bool = True
     incoming_delay_seconds: Annotated[float, msgspec.Meta(ge=0)] = 3.0
     # MM_ENVIRONMENT: the admin API (``/_emulator``: tokens for anyone, every mailbox, faults,

@@ -17,7 +17,7 @@ from mailmerger_auth.adapters.google import GoogleOAuth
 from mailmerger_auth.crypto import Sealer
 from mailmerger_auth.domain import Clock, Purpose
 from mailmerger_auth.ownership import AccountGuard
-from mailmerger_auth.settings import AuthSettings
+from mailmerger_auth.settings import GMAIL_METADATA, AuthSettings
 from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.errors import Invalid, Unavailable
 
@@ -38,6 +38,17 @@ def requested_scopes(settings: AuthSettings, *, metadata: bool) -> list[str]:
     if not settings.google.metadata_tier:
         raise Invalid("reading Gmail metadata is not offered by this deployment")
     return [*settings.google.scopes, *settings.google.metadata_scopes]
+
+
+def declined_notice(declined: tuple[str, ...]) -> str:
+    """What a declined Gmail scope costs the user, in plain words."""
+    if GMAIL_METADATA in declined:
+        return (
+            "Gmail is connected for sending only: you did not allow MailMerger to read message "
+            "headers, so replies and bounces are not detected and follow-ups stop only when you "
+            "mark a recipient replied. Connect again and tick that permission to turn detection on."
+        )
+    return "Gmail is connected without: " + ", ".join(declined)
 
 
 class GoogleAuthorization:
@@ -122,7 +133,7 @@ class GoogleAuthorization:
             now=now,
         )
         try:
-            pair = await oauth_flow.complete_authorization(
+            completed = await oauth_flow.complete_authorization(
                 tx,
                 self._require_google(),
                 self._issuer,
@@ -136,7 +147,12 @@ class GoogleAuthorization:
         except oauth_flow.AuthorizationFailed as failure:
             fragment = {"error": failure.error, "error_description": failure.description}
         else:
-            fragment = {"at": pair.access_token, "rt": pair.refresh_token}
+            fragment = {"at": completed.session.access_token, "rt": completed.session.refresh_token}
+            if completed.declined:
+                # The user unticked a scope on Google's consent screen (granular consent): the
+                # account is connected without it, and the frontend can say what that means.
+                fragment["declined_scopes"] = " ".join(completed.declined)
+                fragment["notice"] = declined_notice(completed.declined)
         return self.settings.auth.frontend_url.rstrip("/") + "/oauth-finish#" + urlencode(fragment)
 
     def _require_google(self) -> GoogleOAuth:

@@ -135,6 +135,8 @@ oauth_states = Table(
     Column("code_verifier", String(128), nullable=False),
     Column("redirect_uri", Text, nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    # What the consent screen asked for; the user may untick some (granular consent).
+    Column("scopes", ARRAY(Text), nullable=False, server_default="{}"),
 )
 
 # Lets a browser navigation (which carries no bearer token) start "connect Gmail" for a user.

@@ -35,6 +35,8 @@ from mailmerger_auth.tokens import TokenIssuer
 from mailmerger_shared.db import transaction
 from mailmerger_shared.errors import NotFound
 
+GMAIL_SCOPES = "https://www.googleapis.com/auth/gmail."
+
 states = models.oauth_states
 users = models.users
 tickets = models.connect_tickets
@@ -55,6 +57,15 @@ class PendingAuthorization(NamedTuple):
     nonce: str
     code_verifier: str
     redirect_uri: str
+    scopes: tuple[str, ...] = ()  # what the consent screen asked for
+
+
+class Completed(NamedTuple):
+    """A finished authorization: the new session, and the Gmail scopes asked for but not granted
+    (the user unticked them on Google's consent screen; the connection works without them)."""
+
+    session: TokenPair
+    declined: tuple[str, ...] = ()
 
 
 class AuthorizationFailed(Exception):
@@ -120,6 +131,7 @@ async def begin_authorization(
             code_verifier=verifier,
             redirect_uri=redirect_uri,
             expires_at=now + ttl,
+            scopes=scopes,
         )
     )
     url = await google.authorization_url(
@@ -152,6 +164,7 @@ async def take_pending_authorization(
                     states.c.code_verifier,
                     states.c.redirect_uri,
                     states.c.expires_at,
+                    states.c.scopes,
                 )
             )
         ).one_or_none()
@@ -164,7 +177,7 @@ async def take_pending_authorization(
     ):
         raise InvalidAuthorizationState()
     return PendingAuthorization(
-        Purpose(row.purpose), row.user_id, row.nonce, row.code_verifier, row.redirect_uri
+        Purpose(row.purpose), row.user_id, row.nonce, row.code_verifier, row.redirect_uri, tuple(row.scopes)
     )
 
 
@@ -179,9 +192,10 @@ async def complete_authorization(
     code: str | None,
     error: str | None,
     now: datetime,
-) -> TokenPair:
+) -> Completed:
     """Finish the authorization: the user is signed in (a new session) and, when Google granted
-    sending, the Google account is connected as one of their Gmail accounts."""
+    sending, the Google account is connected as one of their Gmail accounts, with the scopes the
+    user granted: one who unticked reply detection gets a send-only connection, and is told."""
     if error or not code:
         raise AuthorizationFailed(error or "invalid_request", "Google did not authorize MailMerger")
     try:
@@ -211,7 +225,10 @@ async def complete_authorization(
     user_id, name = await _user_for(session, guard, pending, identity, now=now)
     if sends:
         await save_connection(session, sealer, user_id=user_id, identity=identity, grant=grant, now=now)
-    return await start_session(session, issuer, user_id=user_id, user_name=name, now=now)
+    pair = await start_session(session, issuer, user_id=user_id, user_name=name, now=now)
+    granted = set(grant.scopes)
+    declined = tuple(s for s in pending.scopes if s.startswith(GMAIL_SCOPES) and s not in granted)
+    return Completed(pair, declined if sends else ())
 
 
 async def _user_for(

@@ -1,6 +1,7 @@
 """Composition root of the queue service. Emails, campaigns, scheduling and quota-aware dispatch.
 
-The HTTP app also consumes the sender's outcomes and the account events; the dispatcher runs as
+The HTTP app also consumes the sender's outcomes, the account events and what the sender's
+mailbox watcher found (replies, bounces, stored Message-IDs); the dispatcher runs as
 its own worker (``worker.run_dispatcher``) so it scales independently of the API.
 """
 
@@ -19,7 +20,7 @@ from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.api import routes
 from mailmerger_queue.api.deps import dependencies, use_cases_lifespan
 from mailmerger_queue.settings import QueueSettings
-from mailmerger_queue.worker import account_events, delivery_outcomes, run_dispatcher
+from mailmerger_queue.worker import account_events, delivery_outcomes, mailbox_events, run_dispatcher
 from mailmerger_shared.registration import ServiceRegistration
 from mailmerger_shared.runtime import consumer_lifespan, infrastructure_lifespan
 from mailmerger_shared.web.app import service_app
@@ -49,6 +50,7 @@ def create_app(
             use_cases_lifespan(settings),
             consumer_lifespan("queue.delivery-outcomes", delivery_outcomes(settings), settings.broker),
             consumer_lifespan("queue.account-events", account_events(settings), settings.broker),
+            consumer_lifespan("queue.mailbox-events", mailbox_events(settings), settings.broker),
         ],
         dependencies=dependencies(settings),
     )

@@ -49,6 +49,7 @@ _MESSAGE_STATES = "'scheduled', 'dispatched', 'sent', 'failed', 'cancelled', 'un
 _CAMPAIGN_STATES = "'draft', 'running', 'paused', 'completed', 'cancelled'"
 _SENDER_STATES = "'connected', 'reconnect_required', 'disconnected'"
 _STOP_REASONS = "'replied', 'bounced', 'unsubscribed', 'stopped', 'suppressed'"
+_RESPONSE_KINDS = "'reply', 'auto_reply', 'bounce', 'delay'"
 
 
 def _when(name: str, *, nullable: bool = False) -> Column[object]:
@@ -130,6 +131,10 @@ campaigns = Table(
     Column("list_unsubscribe", Boolean, nullable=False, server_default=text("true")),
     # At most this many messages a day (the campaign's local day) to one recipient domain; NULL: no rail.
     Column("domain_daily_cap", Integer),
+    # What a reply found by the mailbox watcher does (``sequences.responses``): stop the replier's
+    # sequence; also stop every other recipient of the campaign at the replier's (non-consumer) domain.
+    Column("stop_on_reply", Boolean, nullable=False, server_default=text("true")),
+    Column("stop_on_domain_reply", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint(f"state IN ({_CAMPAIGN_STATES})", name="state"),
 )
 
@@ -192,6 +197,17 @@ messages = Table(
     # A follow-up in its recipient's thread: the Message-ID it answers and the thread's earlier ones.
     Column("in_reply_to", String(255)),
     Column("reference_ids", ARRAY(Text)),
+    # The Message-ID Gmail stored for this message, read back by the mailbox watcher
+    # (``MessageIdRead``); follow-ups thread on it rather than on ``rfc_message_id`` when known.
+    Column("stored_message_id", String(255)),
+    # The strongest response the mailbox watcher found to this message (bounce > reply >
+    # auto_reply > delay; ``responses`` holds each one) and when it arrived. It is a column of its
+    # own, not a state: a replied or bounced message WAS sent (Gmail accepted it, and that is what
+    # ``state`` records, with its transitions and the pacing counts that read it); what came back
+    # afterwards is a fact about the recipient, and folding it into the state machine would make
+    # every reader of ``sent`` (pacing, progress, completion, the builder) learn new states.
+    Column("response", String(16)),
+    _when("responded_at", nullable=True),
     _when("sent_at", nullable=True),
     Column("outcome_reason", String(64)),
     Column("outcome_detail", Text),
@@ -199,6 +215,7 @@ messages = Table(
     _when("updated_at"),
     CheckConstraint(f"state IN ({_MESSAGE_STATES})", name="state"),
     CheckConstraint("account_id IS NOT NULL OR campaign_id IS NULL", name="unassigned_is_direct"),
+    CheckConstraint(f"response IN ({_RESPONSE_KINDS})", name="response"),
     # One message per step of a recipient: a second follow-up builder inserts nothing.
     UniqueConstraint("recipient_id", "step"),
     Index("ix_messages_user_id_id", "user_id", "id"),
@@ -264,6 +281,26 @@ transitions = Table(
     Column("to_state", String(16), nullable=False),
     Column("reason", Text, nullable=False),
     Column("attempt", Integer, nullable=False),
+)
+
+# Incoming mail the mailbox watcher found in the thread of one of our sent messages
+# (``ResponseReceived``), one row per Gmail message: the primary key applies each one once, however
+# often the watcher reports it (a redelivery, a full resync).
+responses = Table(
+    "responses",
+    metadata,
+    Column("account_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("gmail_id", String(128), primary_key=True),
+    Column(
+        "message_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("kind", String(16), nullable=False),
+    Column("from_address", Text, nullable=False),
+    Column("failed_recipient", Text),
+    _when("received_at"),
+    Column("detail", Text, nullable=False),
+    _when("recorded_at"),
+    CheckConstraint(f"kind IN ({_RESPONSE_KINDS})", name="kind"),
 )
 
 # Envelope ids of consumed events: a redelivered event is recognised and skipped.

@@ -211,6 +211,11 @@ class CreateCampaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     list_unsubscribe: bool = True
     # Follow-ups after the first email (step 2 first): a sequence.
     steps: FollowUps = msgspec.field(default_factory=list)
+    # Where replies are watched (the account granted a read scope): a reply stops the replier's
+    # sequence; with stop_on_domain_reply, a reply also stops every recipient at the replier's
+    # domain (not for consumer domains such as gmail.com).
+    stop_on_reply: bool = True
+    stop_on_domain_reply: bool = False
 
 
 class Campaign(msgspec.Struct, frozen=True, kw_only=True):
@@ -232,6 +237,12 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     paused_reason: str | None = None
     # The follow-ups after the first email, step 2 first.
     steps: list[FollowUpStep] = msgspec.field(default_factory=list)
+    stop_on_reply: bool = True
+    stop_on_domain_reply: bool = False
+    # Whether the sending account lets the mailbox watcher see replies and bounces (a read scope);
+    # when not, ``replies_watched_detail`` says so and how to stop a row by hand.
+    replies_watched: bool = False
+    replies_watched_detail: str | None = None
 
 
 class RecipientRows(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -263,6 +274,10 @@ class ValidationReport(msgspec.Struct, frozen=True, kw_only=True):
     suppressed: int = 0
     # What will send, but should be fixed first (a template without a visible unsubscribe link).
     warnings: list[str] = msgspec.field(default_factory=list)
+    # Recipients who replied, bounced, auto-replied so far (as in ``Progress``).
+    replied: int = 0
+    bounced: int = 0
+    auto_replied: int = 0
 
 
 class RowPreview(msgspec.Struct, frozen=True, kw_only=True):
@@ -309,6 +324,13 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
     # suppressed); messages per step (``{"1": {"sent": 10}, "2": {"scheduled": 10}}``).
     stopped: dict[str, int] = msgspec.field(default_factory=dict)
     steps: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    # Recipients the mailbox watcher found replying, bouncing, auto-replying (one recipient may
+    # count in several); only where replies are watched (``replies_watched``).
+    replied: int = 0
+    bounced: int = 0
+    auto_replied: int = 0
+    replies_watched: bool = False
+    replies_watched_detail: str | None = None
 
 
 class Retried(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,6 +18,7 @@ from mailmerger_shared.settings import (
 )
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+HOUR_SECONDS = 3600.0
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
@@ -73,6 +74,19 @@ class DispatchSettings(Settings, frozen=True, kw_only=True):
     campaign_failure_limit: Annotated[int, msgspec.Meta(ge=0)] = 10
     # Envelope ids of consumed events are kept this long to drop redeliveries.
     processed_events_retention_hours: Positive = 72
+    # Real seconds one hour of a follow-up's ``delay_hours`` lasts (and of an auto-reply's delay):
+    # 3600. Tests and the demo compress time with less (60: a 24-hour step waits 24 minutes).
+    # Only the hours are scaled: with ``business_days`` the weekday rule still walks calendar days.
+    # Refused outside development.
+    follow_up_hour_seconds: PositiveSeconds = 3600.0
+
+    def published_defaults(self) -> list[str]:
+        if self.follow_up_hour_seconds == HOUR_SECONDS:
+            return []
+        return [
+            f"{self.variable('follow_up_hour_seconds')}={self.follow_up_hour_seconds:g} compresses "
+            f"follow-up delays (development and tests only); unset it (one hour is {HOUR_SECONDS:g} s)"
+        ]
 
 
 # Development only: a published key, so that `make run` works without configuration; outside

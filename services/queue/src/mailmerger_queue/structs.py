@@ -18,6 +18,7 @@ from mailmerger_queue.compliance.tokens import Row
 from mailmerger_queue.dispatch.pacing import Schedule
 from mailmerger_queue.domain import CampaignState
 from mailmerger_queue.models import Record, campaigns, messages, recipients
+from mailmerger_queue.sequences.domain import replies_unwatched
 from mailmerger_shared import contracts as c
 
 m, r, cp = messages, recipients, campaigns
@@ -208,8 +209,12 @@ def attachment_ref(row: Record) -> c.AttachmentRef:
 # --- campaigns --------------------------------------------------------------------------------
 
 
-def campaign(row: Record, steps: Iterable[schemas.FollowUpStep] = ()) -> schemas.Campaign:
-    """A row of ``campaigns``, with its follow-ups (``sequences.steps``)."""
+def campaign(
+    row: Record, steps: Iterable[schemas.FollowUpStep] = (), scopes: Iterable[str] | None = None
+) -> schemas.Campaign:
+    """A row of ``campaigns``, with its follow-ups (``sequences.steps``) and whether its replies
+    are watched (``scopes``: its sending account's)."""
+    unwatched = replies_unwatched(scopes, row.id)
     return schemas.Campaign(
         id=row.id,
         name=row.name,
@@ -227,6 +232,10 @@ def campaign(row: Record, steps: Iterable[schemas.FollowUpStep] = ()) -> schemas
         finished_at=row.finished_at,
         paused_reason=row.paused_reason if row.state == CampaignState.PAUSED else None,
         steps=list(steps),
+        stop_on_reply=row.stop_on_reply,
+        stop_on_domain_reply=row.stop_on_domain_reply,
+        replies_watched=unwatched is None,
+        replies_watched_detail=unwatched,
     )
 
 

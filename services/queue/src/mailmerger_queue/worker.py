@@ -1,5 +1,5 @@
 """Background work of the queue service: the dispatcher loop (with the webhook courier beside it)
-and the two event consumers."""
+and the three event consumers."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from mailmerger_queue.dispatch.wakeup import DueListener
 from mailmerger_queue.outcomes.accounts import apply_account_event
 from mailmerger_queue.outcomes.delivery import OutcomeWriter, first_deliveries
 from mailmerger_queue.sequences.builder import open_follow_ups
+from mailmerger_queue.sequences.responses import apply_message_id_read, apply_response
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_queue.webhooks.courier import run_courier
 from mailmerger_shared import contracts as c
@@ -113,6 +114,33 @@ def account_events(settings: QueueSettings) -> HandlerFactory:
             async with transaction(sessions) as session:
                 if await first_deliveries(session, [envelope.id], now):
                     await apply_account_event(session, message, envelope.occurred_at, now, settings.dispatch)
+
+        return handle
+
+    return factory
+
+
+def mailbox_events(settings: QueueSettings) -> HandlerFactory:
+    """Consumer of ``queue.mailbox-events`` (what the sender's mailbox watcher found), one
+    transaction per event.
+
+    Envelopes are not recorded (``first_deliveries``): a response is applied once by its own key
+    (``responses``: account and Gmail message id), which also covers what an envelope id cannot,
+    the watcher finding one message again under a new envelope (a full resync); a stored
+    Message-ID is idempotent by itself.
+    """
+
+    def factory(infra: Infrastructure) -> Handler:
+        sessions = infra.sessions
+        assert sessions is not None
+
+        async def handle(message: c.Message, envelope: c.Envelope) -> None:
+            now = datetime.now(UTC)
+            async with transaction(sessions) as session:
+                if isinstance(message, c.ResponseReceived):
+                    await apply_response(session, message, now, settings.dispatch)
+                elif isinstance(message, c.MessageIdRead):
+                    await apply_message_id_read(session, message, now)
 
         return handle
 

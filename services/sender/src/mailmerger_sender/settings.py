@@ -67,6 +67,43 @@ class DeliverySettings(Settings, frozen=True, kw_only=True):
     shutdown_grace_seconds: Positive = 30.0
 
 
+class WatcherSettings(Settings, frozen=True, kw_only=True):
+    """The mailbox watcher: how often and how deep it reads the mailboxes of accounts that sent."""
+
+    prefix: ClassVar[str] = "MM_WATCHER_"
+    enabled: bool = True
+    # Replies are read by people, not machines: five minutes late is soon enough, and 12 polls an
+    # hour of an idle mailbox cost 24 units an hour (one history.list each).
+    poll_seconds: Positive = 300.0
+    # How long after an account's last send its mailbox is watched: replies and bounces come within
+    # days; a later answer is rare and Gmail keeps history for about a week anyway.
+    watch_days: PositiveInt = 30
+    # Gmail units one pass of one mailbox may spend (history.list 2, messages.list 5, messages.get
+    # 5 or 20, getProfile 1: GMAIL_FACTS 2.2). 500 every poll is far below the per-user minute
+    # (6,000 for new projects), which the account's sends share.
+    units_per_pass: PositiveInt = 500
+    # What messages.get costs: 5 in Google's table, 20 per third-party notes on the 2026 model.
+    message_get_units: PositiveInt = 5
+    # Mailboxes one replica syncs at once (each makes its calls one after the other).
+    concurrency: PositiveInt = 8
+    # Pages of 100 INBOX messages (newest first) a full sync reads for answers in our threads: a
+    # first sync, or after Gmail forgot the stored historyId (404).
+    full_sync_pages: PositiveInt = 5
+    # An account without a read scope is asked for its scopes again this often (it may reconnect
+    # with gmail.metadata); no Gmail call is made for it meanwhile.
+    scope_recheck_seconds: Positive = 3600.0
+    # A "you have reached a limit for sending mail" bounce parks the account this long: Gmail's
+    # sending limits are a rolling 24 hours (GMAIL_FACTS 2.3).
+    sending_limit_pause_seconds: Positive = 86400.0
+    # How long a replica holds a mailbox it syncs; another may take it once this passed (a crashed
+    # replica). Above a pass's longest run: its calls are sequential and each is bounded by the
+    # Gmail request timeout.
+    lease_seconds: Positive = 120.0
+    # Read back the Message-ID Gmail stored for each sent message (GMAIL_FACTS 2.1), one
+    # messages.get each, from what a pass's budget leaves.
+    readback: bool = True
+
+
 class SenderSettings(ServiceSettings, frozen=True, kw_only=True):
     """A sender worker's settings (it has no HTTP app: its probes are on ``MM_METRICS_PORT``)."""
 
@@ -75,3 +112,4 @@ class SenderSettings(ServiceSettings, frozen=True, kw_only=True):
     s3: ObjectStoreSettings
     gmail: GmailSettings
     sender: DeliverySettings
+    watcher: WatcherSettings = msgspec.field(default_factory=WatcherSettings)

@@ -1,7 +1,9 @@
 """The sender worker: consume ``SendEmail`` from ``sender.send-email`` and deliver each one.
 
 Any number of workers may consume the same queue (the ledger keeps them from sending a message
-twice). Each relays its own outbox too; the relay is safe to run in every replica.
+twice). Each relays its own outbox too; the relay is safe to run in every replica. Each also runs
+the mailbox watcher (``watcher``: replies and bounces), kept apart from the other replicas' by
+leases on the mailboxes.
 
 Shutdown (the task is cancelled): stop taking messages, let the sends in flight finish (up to the
 grace period), publish what they staged, then close everything in reverse order. Messages not yet
@@ -27,8 +29,11 @@ from mailmerger_sender.ledger.writer import LedgerWriter
 from mailmerger_sender.limiter import AccountLimiter
 from mailmerger_sender.models import outbox
 from mailmerger_sender.settings import SenderSettings
+from mailmerger_sender.watcher.ports import WatcherPorts
+from mailmerger_sender.watcher.run import run_watcher
 from mailmerger_shared import contracts as c
 from mailmerger_shared.broker import Consumer, ConsumerStalled, Handler
+from mailmerger_shared.broker.topology import declare_queues_of
 from mailmerger_shared.outbox import OutboxRelay
 from mailmerger_shared.runtime import open_infrastructure
 from mailmerger_shared.web.internal import InternalClient
@@ -37,6 +42,17 @@ from mailmerger_shared.web.probes import Probes
 log = logging.getLogger(__name__)
 
 QUEUE = "sender.send-email"
+# What this service publishes (its outbox): their queues are declared at start-up.
+PUBLISHED: tuple[type[c.Message], ...] = (
+    c.EmailSent,
+    c.EmailFailed,
+    c.EmailDeferred,
+    c.EmailUnconfirmed,
+    c.SenderThrottled,
+    c.GmailReconnectRequired,
+    c.ResponseReceived,
+    c.MessageIdRead,
+)
 _FINAL_RELAY_SECONDS = 10.0
 
 
@@ -77,6 +93,11 @@ async def run_sender(
         if blobs is None:
             blobs = await stack.enter_async_context(open_s3(settings.s3))
 
+        channel = await amqp.channel()
+        try:
+            await declare_queues_of(channel, PUBLISHED, delivery_limit=settings.broker.delivery_limit)
+        finally:
+            await channel.close()
         relay = OutboxRelay(sessions, outbox, publisher)
         s = settings.sender
         ports = Ports(
@@ -98,6 +119,17 @@ async def run_sender(
         )
         relay_task = asyncio.create_task(relay.run(), name="sender-outbox-relay")
         stack.push_async_callback(_cancel, relay_task)
+        if settings.watcher.enabled:
+            watcher_ports = WatcherPorts(
+                sessions=sessions,
+                gmail=gmail,
+                tokens=ports.tokens,
+                settings=settings.watcher,
+                clock=clock,
+                wake_relay=relay.wake,
+            )
+            watcher_task = asyncio.create_task(run_watcher(watcher_ports), name="sender-mailbox-watcher")
+            stack.push_async_callback(_cancel, watcher_task)
         consumer = Consumer(
             QUEUE,
             send_email_handler(ports),

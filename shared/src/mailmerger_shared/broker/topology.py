@@ -54,6 +54,8 @@ QUEUES: dict[str, QueueSpec] = {
                 c.AttachmentDeleted,
             ),
         ),
+        # What the sender's mailbox watcher found: replies, auto-replies, bounces, stored Message-IDs.
+        QueueSpec("queue.mailbox-events", EVENTS_EXCHANGE, (c.ResponseReceived, c.MessageIdRead)),
         QueueSpec("templates.user-deleted", EVENTS_EXCHANGE, (c.UserDeleted,)),
         QueueSpec("storage.user-deleted", EVENTS_EXCHANGE, (c.UserDeleted,)),
     )
@@ -97,3 +99,17 @@ async def declare_queue(
     for message_type in spec.messages:
         await queue.bind(exchanges[spec.exchange], routing_key=message_type.TAG)
     return queue
+
+
+async def declare_queues_of(
+    channel: AbstractChannel, published: tuple[type[c.Message], ...], *, delivery_limit: int
+) -> None:
+    """Declare every queue that ``published`` messages are routed to.
+
+    A publisher declares its consumers' queues (idempotent), so that what it publishes before the
+    consumer's service first started (a rolling upgrade that brings the publisher first) is kept
+    rather than refused as unroutable, which would stall its outbox relay.
+    """
+    for spec in QUEUES.values():
+        if any(message_type in spec.messages for message_type in published):
+            await declare_queue(channel, spec, delivery_limit=delivery_limit)

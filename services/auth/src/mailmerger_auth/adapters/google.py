@@ -119,6 +119,8 @@ class GoogleOAuth:
             code_challenge_method="S256",
             access_type="offline",
             prompt="select_account consent",
+            # Incremental consent: adding reply detection later keeps gmail.send in the new grant.
+            include_granted_scopes="true",
         )
         return url
 

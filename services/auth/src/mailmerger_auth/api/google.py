@@ -16,7 +16,7 @@ import msgspec
 from litestar import delete, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
-from litestar.params import CookieParameter, FromQuery, QueryParameter
+from litestar.params import CookieParameter, FromQuery, JSONBody, QueryParameter
 from litestar.response import Redirect
 
 from mailmerger_auth import gmail_accounts, oauth_flow
@@ -24,9 +24,9 @@ from mailmerger_auth.adapters.google import GoogleOAuth
 from mailmerger_auth.api.deps import PUBLIC, wake_post
 from mailmerger_auth.crypto import Sealer
 from mailmerger_auth.domain import Purpose
-from mailmerger_auth.google_authorization import GoogleAuthorization
+from mailmerger_auth.google_authorization import GoogleAuthorization, requested_scopes
 from mailmerger_auth.oauth_flow import Authorization
-from mailmerger_auth.settings import AuthSettings
+from mailmerger_auth.settings import GMAIL_METADATA, AuthSettings
 from mailmerger_shared.internal_api import ConnectTicket
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_shared.web.openapi import problems
@@ -46,6 +46,17 @@ class GmailAccountRead(msgspec.Struct, frozen=True, kw_only=True):
     display_name: str | None
     scopes: list[str]
     state: str
+    # The tier: true when the account granted gmail.metadata (headers only), so the mailbox watcher
+    # detects replies and bounces; false for a send-only connection (gmail.send).
+    reply_detection: bool
+
+
+class ConnectOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``reply_detection``: also ask for gmail.metadata (message headers, never bodies), so replies
+    and bounces stop follow-ups. Asking again for a connected account upgrades it (incremental
+    consent keeps the scopes it has)."""
+
+    reply_detection: bool = False
 
 
 def to_google(flow: GoogleAuthorization, authorization: Authorization) -> Redirect:
@@ -71,13 +82,16 @@ def to_frontend(finish_url: str) -> Redirect:
 
 
 def connect_ticket(
-    settings: AuthSettings, ticket: str, expires_at: datetime, *, legacy: bool
+    settings: AuthSettings, ticket: str, expires_at: datetime, *, legacy: bool, reply_detection: bool = False
 ) -> ConnectTicket:
     base = settings.http.public_url.rstrip("/")
     if legacy:
         url = f"{base}{LEGACY_AUTHORIZE_PATH}?" + urlencode({"purpose": "authorize", "ticket": ticket})
     else:
-        url = f"{base}{AUTHORIZE_PATH}?" + urlencode({"purpose": "connect", "ticket": ticket})
+        query = {"purpose": "connect", "ticket": ticket}
+        if reply_detection:
+            query["metadata"] = "true"
+        url = f"{base}{AUTHORIZE_PATH}?" + urlencode(query)
     return ConnectTicket(ticket=ticket, url=url, expires_at=expires_at)
 
 
@@ -115,21 +129,28 @@ async def callback(
     return to_frontend(finish_url)
 
 
-@post("/google/connect-tickets", status_code=201, responses=problems(404))
+@post("/google/connect-tickets", status_code=201, responses=problems(404, 422))
 async def new_connect_ticket(
     principal: CurrentUser,
     tx: Transaction,
     settings: NamedDependency[AuthSettings],
     now: NamedDependency[datetime],
+    data: JSONBody[ConnectOptions | None] = None,
 ) -> ConnectTicket:
-    """A single-use link that connects a Gmail account to the caller when the browser opens it."""
+    """A single-use link that connects a Gmail account to the caller when the browser opens it.
+
+    Send-only by default (``gmail.send``); ``{"reply_detection": true}`` also asks for
+    ``gmail.metadata`` (a 422 where the deployment does not offer it)."""
+    reply_detection = data is not None and data.reply_detection
+    if reply_detection:
+        requested_scopes(settings, metadata=True)  # refuses where the deployment does not offer it
     ticket, expires_at = await oauth_flow.issue_connect_ticket(
         tx,
         user_id=principal.user_id,
         now=now,
         ttl=timedelta(seconds=settings.auth.connect_ticket_ttl_seconds),
     )
-    return connect_ticket(settings, ticket, expires_at, legacy=False)
+    return connect_ticket(settings, ticket, expires_at, legacy=False, reply_detection=reply_detection)
 
 
 @get("/gmail-accounts")
@@ -141,6 +162,7 @@ async def list_gmail_accounts(principal: CurrentUser, tx: Transaction) -> list[G
             display_name=info.display_name,
             scopes=info.scopes,
             state=info.state,
+            reply_detection=GMAIL_METADATA in info.scopes,
         )
         for info in await gmail_accounts.list_accounts(tx, principal.user_id)
     ]

@@ -16,11 +16,12 @@ from mailmerger_queue.dispatch.pacing import Schedule
 from mailmerger_queue.dispatch.senders import sends_leaving_the_day, sent_last_day
 from mailmerger_queue.domain import PENDING, CampaignState, SenderState, State
 from mailmerger_queue.errors import NotFound
-from mailmerger_queue.models import Record, attempts, messages, recipients, senders
+from mailmerger_queue.models import Record, attempts, messages, recipients, responses, senders
+from mailmerger_queue.sequences.domain import replies_unwatched
 from mailmerger_queue.settings import DispatchSettings
 from mailmerger_shared.pagination import decode_cursor, encode_cursor
 
-r, m = recipients, messages
+r, m, rs = recipients, messages, responses
 # The report's name in its cursors: a cursor of another list is refused here.
 REPORT_CURSOR_KIND = "report"
 
@@ -93,6 +94,9 @@ async def progress(
         for step, state, n in stepped:
             per_step.setdefault(str(step), {})[state] = int(n)
     outlook = await _outlook(session, row, counts[State.SCHEDULED.value], pending, rate, now, pacing)
+    responded = await response_counts(session, campaign_id)
+    scopes = await session.scalar(select(senders.c.scopes).where(senders.c.account_id == row.account_id))
+    unwatched = replies_unwatched(scopes, campaign_id)
     return schemas.Progress(
         campaign_id=campaign_id,
         state=row.state,
@@ -107,7 +111,29 @@ async def progress(
         eta_detail=outlook.detail,
         stopped={reason: int(n) for reason, n in stopped},
         steps=per_step,
+        replied=responded["reply"],
+        bounced=responded["bounce"],
+        auto_replied=responded["auto_reply"],
+        replies_watched=unwatched is None,
+        replies_watched_detail=unwatched,
     )
+
+
+async def response_counts(session: AsyncSession, campaign_id: int) -> dict[str, int]:
+    """Recipients of the campaign with a reply, a (hard) bounce, an auto-reply (``responses``): a
+    recipient counts once per kind, whichever of its emails was answered."""
+    found = await session.execute(
+        select(rs.c.kind, func.count(func.distinct(m.c.recipient_id)))
+        .select_from(rs.join(m, m.c.id == rs.c.message_id))
+        .where(m.c.campaign_id == campaign_id, rs.c.kind.in_(_COUNTED))
+        .group_by(rs.c.kind)
+    )
+    counts = dict.fromkeys(_COUNTED, 0)
+    counts.update({kind: int(n) for kind, n in found})
+    return counts
+
+
+_COUNTED = ("reply", "bounce", "auto_reply")
 
 
 # The rate is read over this much of the recent past (less when sending began more recently).

@@ -32,7 +32,7 @@ from mailmerger_queue.domain import (
 from mailmerger_queue.emails import message_size
 from mailmerger_queue.emails.service import resolve_attachments, sending_account
 from mailmerger_queue.errors import Conflict, Invalid, NotFound
-from mailmerger_queue.models import Record, attachments, campaigns, messages, recipients
+from mailmerger_queue.models import Record, attachments, campaigns, messages, recipients, senders
 from mailmerger_queue.sequences import steps as sequence_steps
 from mailmerger_queue.sequences import stops
 from mailmerger_queue.sequences.domain import StopReason
@@ -95,7 +95,7 @@ async def create(
     max_message_bytes: int,
 ) -> schemas.Campaign:
     _check_schedule(data.schedule)
-    await sending_account(session, user_id, data.account_id)
+    account = await sending_account(session, user_id, data.account_id)
     if await templates.version(user_id, data.template_id, data.template_version) is None:
         raise Invalid(f"template {data.template_id} has no version {data.template_version}")
     await sequence_steps.check_templates(templates, user_id, data.steps)
@@ -125,18 +125,31 @@ async def create(
                 spacing_seconds=schedule.spacing_seconds,
                 jitter_seconds=schedule.jitter_seconds,
                 list_unsubscribe=data.list_unsubscribe,
+                stop_on_reply=data.stop_on_reply,
+                stop_on_domain_reply=data.stop_on_domain_reply,
                 created_at=now,
             )
             .returning(cp)
         )
     ).one()
     follow_ups = await sequence_steps.create(session, row.id, data.steps)
-    return structs.campaign(row, follow_ups)
+    return structs.campaign(row, follow_ups, account.scopes)
 
 
 async def described(session: AsyncSession, row: Record) -> schemas.Campaign:
     """The campaign of a ``campaigns`` row, with its follow-ups."""
-    return structs.campaign(row, await sequence_steps.of_campaign(session, row.id))
+    scopes = (await account_scopes(session, [row.account_id])).get(row.account_id)
+    return structs.campaign(row, await sequence_steps.of_campaign(session, row.id), scopes)
+
+
+async def account_scopes(session: AsyncSession, account_ids: list[int]) -> dict[int, list[str]]:
+    """The OAuth scopes each of the accounts granted (whether its replies can be watched)."""
+    if not account_ids:
+        return {}
+    rows = await session.execute(
+        select(senders.c.account_id, senders.c.scopes).where(senders.c.account_id.in_(set(account_ids)))
+    )
+    return {account_id: list(scopes) for account_id, scopes in rows}
 
 
 async def owned(session: AsyncSession, user_id: int, campaign_id: int, *, lock: bool = False) -> Record:
@@ -150,7 +163,8 @@ async def owned(session: AsyncSession, user_id: int, campaign_id: int, *, lock: 
 async def list_campaigns(session: AsyncSession, user_id: int) -> list[schemas.Campaign]:
     rows = (await session.execute(select(cp).where(cp.c.user_id == user_id).order_by(cp.c.id.desc()))).all()
     follow_ups = await sequence_steps.of_campaigns(session, [row.id for row in rows])
-    return [structs.campaign(row, follow_ups.get(row.id, [])) for row in rows]
+    scopes = await account_scopes(session, [row.account_id for row in rows])
+    return [structs.campaign(row, follow_ups.get(row.id, []), scopes.get(row.account_id)) for row in rows]
 
 
 def _require(row: Record, allowed: frozenset[CampaignState], action: str) -> None:
@@ -323,7 +337,8 @@ async def replace_steps(
     if row.state in (CampaignState.COMPLETED, CampaignState.CANCELLED):
         raise Conflict(f"campaign {campaign_id} is {row.state}; its steps can no longer change")
     follow_ups = await sequence_steps.replace(session, templates, user_id, campaign_id, data.steps)
-    return structs.campaign(row, follow_ups)
+    scopes = (await account_scopes(session, [row.account_id])).get(row.account_id)
+    return structs.campaign(row, follow_ups, scopes)
 
 
 async def stop_row(

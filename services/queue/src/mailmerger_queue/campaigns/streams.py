@@ -34,6 +34,8 @@ _HEADER = [
     "detail",
     "step",
     "stop_reason",
+    "response",  # the strongest the mailbox watcher found: bounce, reply, auto_reply, delay
+    "responded_at",
 ]
 _PAGE = 1000
 _FINISHED = {CampaignState.COMPLETED.value, CampaignState.CANCELLED.value}
@@ -65,6 +67,8 @@ async def results_csv(sessions: async_sessionmaker[AsyncSession], campaign_id: i
                         r.c.detail,
                         step.label("step"),
                         r.c.stop_reason,
+                        m.c.response,
+                        m.c.responded_at,
                     )
                     .select_from(r.outerjoin(m, m.c.recipient_id == r.c.id))
                     .where(r.c.campaign_id == campaign_id, tuple_(r.c.row_number, step) > tuple_(*after))
@@ -87,6 +91,8 @@ async def results_csv(sessions: async_sessionmaker[AsyncSession], campaign_id: i
                     row.outcome_detail or row.detail,
                     row.step or None,
                     row.stop_reason,
+                    row.response,
+                    row.responded_at.isoformat() if row.responded_at else None,
                 ]
             )
             for row in page

@@ -107,10 +107,14 @@ class Campaigns:
                     f"the template has no {{{{ {UNSUBSCRIBE_VARIABLE} }}}}: Gmail asks bulk senders for a "
                     "visible unsubscribe link in the body as well as the one-click header; add one"
                 )
+        responded = await reports.response_counts(session, campaign_id)
         return msgspec.structs.replace(
             found,
             suppressed=await suppression.suppressed_rows(session, user_id, campaign_id),
             warnings=warnings,
+            replied=responded["reply"],
+            bounced=responded["bounce"],
+            auto_replied=responded["auto_reply"],
         )
 
     # --- steering -----------------------------------------------------------------------------

@@ -7,14 +7,19 @@ step that is not built yet. A pass takes a batch of them (their recipient rows l
 LOCKED``, so concurrent builders split the work and a stop waits for the build), renders each
 step's template for them through templates' ``render-batch`` with the row's own fields (and its
 unsubscribe link when the campaign's mail carries one), and inserts the messages, ``scheduled`` at
-the previous step's ``sent_at`` plus the step's delay (``domain.follow_up_at``; the dispatcher holds
-them to the sending window). A row that does not render becomes a ``failed`` message saying why,
-not a silent gap. ``(recipient_id, step)`` is unique and the insert skips a conflict, so a second
-builder that raced past the locks inserts nothing.
+the previous step's ``sent_at`` (or the out-of-office answer to it, if one came) plus the step's
+delay (``domain.follow_up_at``; the dispatcher holds them to the sending window); an auto-reply
+that comes after the build moves the built follow-up instead (``stops.delay_recipient``). A row
+that does not render becomes a ``failed`` message saying why, not a silent gap.
+``(recipient_id, step)`` is unique and the insert skips a conflict, so a second builder that raced
+past the locks inserts nothing.
 
 A follow-up in the same thread carries the previous step's Gmail ``threadId``, ``In-Reply-To``
 (the previous message's Message-ID), ``References`` (every Message-ID of the thread so far) and
 "Re: " with the subject of the thread's first email (GMAIL_FACTS.md: all three are needed). A
+Message-ID is the one Gmail stored (``messages.stored_message_id``, read back by the mailbox
+watcher) where known, else the one we generated; a follow-up built before Gmail's was read is
+rewritten when it is (``responses.apply_message_id_read``). A
 follow-up in a new thread carries none of them and its own subject. Follow-ups carry no
 attachments.
 """
@@ -40,7 +45,7 @@ from mailmerger_queue.dispatch.wakeup import announce_due
 from mailmerger_queue.domain import State, rfc_message_id, subject_problem
 from mailmerger_queue.errors import Invalid
 from mailmerger_queue.models import Record, campaign_steps, campaigns, messages, recipients, transitions
-from mailmerger_queue.sequences.domain import follow_up_at, thread_subject
+from mailmerger_queue.sequences.domain import HOUR_SECONDS, follow_up_at, thread_subject
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_shared.db import transaction
 from mailmerger_shared.internal_api import RenderedRow
@@ -53,7 +58,9 @@ m, r, cp, st = messages, recipients, campaigns, campaign_steps
 # Their recipient rows are locked (SKIP LOCKED): another builder takes other recipients.
 _DUE = text(
     """
-    SELECT m.campaign_id, m.recipient_id, m.step + 1 AS step, m.sent_at
+    SELECT m.campaign_id, m.recipient_id, m.step + 1 AS step,
+           -- an out-of-office answer to the previous step restarts the delay (NULLs are ignored)
+           greatest(m.sent_at, CASE WHEN m.response = 'auto_reply' THEN m.responded_at END) AS due_from
     FROM queue.messages m
     JOIN queue.campaigns c ON c.id = m.campaign_id AND c.state IN ('running', 'paused')
     JOIN queue.campaign_steps s ON s.campaign_id = m.campaign_id AND s.step = m.step + 1
@@ -101,7 +108,8 @@ class _Due:
     campaign_id: int
     recipient_id: int
     step: int
-    previous_sent_at: datetime
+    # The previous step's sent_at, or the auto-reply to it if one came: the delay counts from here.
+    due_from: datetime
 
 
 @dataclass
@@ -113,6 +121,8 @@ class FollowUpBuilder:
     batch_size: int = 200
     # Batches one ``build_due`` call takes at most (the rest waits for the next call).
     max_batches: int = 20
+    # Real seconds one hour of a step's delay lasts (``MM_DISPATCH_FOLLOW_UP_HOUR_SECONDS``).
+    hour_seconds: float = HOUR_SECONDS
 
     async def build_due(self, now: datetime) -> int:
         """Build every follow-up owed (up to ``max_batches`` batches); returns how many were built."""
@@ -240,11 +250,12 @@ class FollowUpBuilder:
                     "send_at": max(
                         now,
                         follow_up_at(
-                            item.previous_sent_at,
+                            item.due_from,
                             definition.delay_hours,
                             business_days=definition.business_days,
                             timezone=campaign.timezone,
                             weekdays=campaign.weekdays,
+                            hour_seconds=self.hour_seconds,
                         ),
                     ),
                 }
@@ -285,7 +296,8 @@ class _Context:
             select(
                 m.c.recipient_id,
                 m.c.step,
-                m.c.rfc_message_id,
+                # What Gmail stored when the watcher read it back (``MessageIdRead``), else ours.
+                func.coalesce(m.c.stored_message_id, m.c.rfc_message_id).label("rfc_message_id"),
                 m.c.thread_id,
                 m.c.in_reply_to,
                 func.coalesce(m.c.subject, r.c.subject).label("subject"),
@@ -349,6 +361,7 @@ async def open_follow_ups(
             UnsubscribeTokens.of(settings),
             settings.compose.message_id_domain,
             batch_size=settings.dispatch.batch_size,
+            hour_seconds=settings.dispatch.follow_up_hour_seconds,
         )
     finally:
         await client.aclose()

@@ -1,8 +1,8 @@
 """Stopping a recipient's sequence, and delaying it: the one entry point for every signal.
 
 The user marks a row replied or stopped (the only signal an account with the send-only scope
-has); the dispatcher stops a recipient it finds on the suppression list; the mailbox watcher (a
-later addition) stops one that replied or bounced and delays one that auto-replied. A stop is
+has); the dispatcher stops a recipient it finds on the suppression list; the mailbox watcher
+(``responses``) stops one that replied or bounced and delays one that auto-replied. A stop is
 final and the first reason stands; it cancels the recipient's messages not yet dispatched (their
 ``outcome_reason`` is the stop reason), and the follow-up builder never builds another.
 Concurrency: the stop locks the recipient row, as the builder does (``builder``), so a stop and a
@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailmerger_queue import ledger
 from mailmerger_queue.domain import State
 from mailmerger_queue.errors import NotFound
 from mailmerger_queue.models import Record, campaign_steps, campaigns, messages, recipients, suppressions
-from mailmerger_queue.sequences.domain import StopReason, follow_up_at
+from mailmerger_queue.sequences.domain import HOUR_SECONDS, StopReason, follow_up_at
 
 r, m, cp, st, sp = recipients, messages, campaigns, campaign_steps, suppressions
 
@@ -107,11 +107,48 @@ async def recipient_of_message(session: AsyncSession, message_id: int) -> int | 
     return await session.scalar(select(m.c.recipient_id).where(m.c.id == message_id))
 
 
-async def delay_recipient(session: AsyncSession, recipient_id: int, now: datetime) -> int:
+async def stop_recipients(
+    session: AsyncSession,
+    where: ColumnElement[bool],
+    reason: StopReason,
+    now: datetime,
+    *,
+    detail: str | None = None,
+) -> list[int]:
+    """``stop_recipient`` for every recipient matching ``where`` that is not stopped yet (locked in
+    id order, as two such calls take them): the recipients stopped."""
+    stopped = list(
+        (
+            await session.execute(
+                select(r.c.id).where(where, r.c.stopped_at.is_(None)).order_by(r.c.id).with_for_update(of=r)
+            )
+        ).scalars()
+    )
+    if not stopped:
+        return []
+    await session.execute(
+        update(r).where(r.c.id.in_(stopped)).values(stopped_at=now, stop_reason=reason.value)
+    )
+    await ledger.move(
+        session,
+        m.c.recipient_id.in_(stopped),
+        sources=[State.SCHEDULED],
+        target=State.CANCELLED,
+        reason=f"the recipient's sequence stopped ({reason.value})",
+        now=now,
+        values={"outcome_reason": reason.value, "outcome_detail": detail},
+    )
+    return stopped
+
+
+async def delay_recipient(
+    session: AsyncSession, recipient_id: int, now: datetime, *, hour_seconds: float = HOUR_SECONDS
+) -> int:
     """An auto-reply (out of office): the recipient's next follow-up, if built and not yet
-    dispatched, goes its step's delay from now instead (business days honoured); returns how many
-    messages moved. A stopped recipient stays stopped. A follow-up not built yet is due its delay
-    after the previous step anyway."""
+    dispatched, goes its step's delay from now instead (business days honoured; an hour lasts
+    ``hour_seconds``); returns how many messages moved. A stopped recipient stays stopped. A
+    follow-up not built yet needs nothing here: the builder counts its delay from the auto-reply
+    recorded on the previous step (``messages.responded_at``)."""
     rows = (
         await session.execute(
             select(m.c.id, m.c.send_at, st.c.delay_hours, st.c.business_days, cp.c.timezone, cp.c.weekdays)
@@ -131,6 +168,7 @@ async def delay_recipient(session: AsyncSession, recipient_id: int, now: datetim
             business_days=row.business_days,
             timezone=row.timezone,
             weekdays=row.weekdays,
+            hour_seconds=hour_seconds,
         )
         if row.send_at is None or later > row.send_at:
             await session.execute(update(m).where(m.c.id == row.id).values(send_at=later, updated_at=now))

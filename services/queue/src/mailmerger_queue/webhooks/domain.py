@@ -11,7 +11,15 @@ from typing import Final
 
 from mailmerger_shared.errors import Invalid
 
-MESSAGE_EVENTS: Final = ("message.sent", "message.failed", "message.bounced", "message.replied")
+MESSAGE_EVENTS: Final = (
+    "message.sent",
+    "message.failed",
+    # What came back (the mailbox watcher, ``sequences.responses``): the data of message.sent plus
+    # ``kind``, ``from`` and ``received_at``.
+    "message.bounced",
+    "message.replied",
+    "message.auto_replied",
+)
 EVENT_TYPES: Final = (
     *MESSAGE_EVENTS,
     "message.unsubscribed",

@@ -56,7 +56,7 @@ _STAGE_MESSAGE_EVENTS = text(
                    'state', m.state,
                    'reason', m.outcome_reason,
                    'detail', m.outcome_detail
-               )
+               ) || CAST(:extra AS jsonb)
            ),
            'pending', 0, CAST(:now AS timestamptz), CAST(:now AS timestamptz)
     FROM hooked h
@@ -79,17 +79,29 @@ _STAGE_EVENT = text(
 
 
 async def stage_message_events(
-    session: AsyncSession, event_type: str, message_ids: list[int], now: datetime
+    session: AsyncSession,
+    event_type: str,
+    message_ids: list[int],
+    now: datetime,
+    *,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Stage ``event_type`` (``message.sent``, ``.failed``, ``.bounced``, ``.replied``) for each
-    message, as the messages are in this transaction, to their users' subscribed endpoints."""
+    """Stage ``event_type`` (``message.sent``, ``.failed``, ``.bounced``, ``.replied``,
+    ``.auto_replied``) for each message, as the messages are in this transaction, to their users'
+    subscribed endpoints; ``extra`` is added to every event's data (a response's ``kind``…)."""
     if event_type not in MESSAGE_EVENTS:
         raise ValueError(f"{event_type!r} is not a message event; use stage_event")
     if not message_ids:
         return
     await session.execute(
         _STAGE_MESSAGE_EVENTS,
-        {"event_type": event_type, "timestamp": rfc3339(now), "message_ids": message_ids, "now": now},
+        {
+            "event_type": event_type,
+            "timestamp": rfc3339(now),
+            "message_ids": message_ids,
+            "now": now,
+            "extra": msgspec.json.encode(extra or {}).decode(),
+        },
     )
 
 

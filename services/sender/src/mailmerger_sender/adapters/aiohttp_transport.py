@@ -12,8 +12,20 @@ becomes ``ReadError``/``ReadTimeout``/``RemoteProtocolError``.
 
 from __future__ import annotations
 
+import io
+
 import aiohttp
 import httpx
+
+# aiohttp writes a bytes body in one go and warns above 1 MiB (a resume attachment is often
+# more); a file-like body is written in chunks instead.
+_ONE_WRITE_BYTES = 1024 * 1024
+
+
+def _body(content: bytes) -> bytes | io.BytesIO | None:
+    if not content:
+        return None
+    return content if len(content) <= _ONE_WRITE_BYTES else io.BytesIO(content)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -38,7 +50,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 request.method,
                 str(request.url),
                 headers=request.headers.multi_items(),
-                data=request.content or None,
+                data=_body(request.content),
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(
                     sock_connect=timeout.get("connect"), sock_read=timeout.get("read")

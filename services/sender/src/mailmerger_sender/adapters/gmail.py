@@ -1,4 +1,5 @@
-"""The Gmail REST API over httpx: ``messages.send`` (JSON or upload), ``messages.list``, ``messages.get``.
+"""The Gmail REST API over httpx: ``messages.send`` (JSON or upload), ``messages.list``,
+``messages.get``, ``history.list`` and ``getProfile``.
 
 The adapter returns Gmail's answers as they are (``GmailAnswer``) and turns transport failures into
 the two cases that matter for idempotency: ``RequestNotSent`` (Gmail cannot have seen the request:
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -132,11 +134,46 @@ class HttpGmail:
         )
 
     async def get_metadata(self, token: str, gmail_id: str, header: str) -> GmailAnswer:
+        return await self.get_metadata_headers(token, gmail_id, (header,))
+
+    async def get_metadata_headers(self, token: str, gmail_id: str, headers: Sequence[str]) -> GmailAnswer:
+        """``messages.get format=metadata``: labels, snippet and the named headers (all when none
+        is named); ``metadataHeaders`` is repeated once per header, as Gmail expects."""
+        params: list[tuple[str, str | int | float | bool | None]] = [("format", "metadata")]
+        params += [("metadataHeaders", header) for header in headers]
         return await self._call(
             "GET",
             f"/gmail/v1/users/me/messages/{gmail_id}",
             {"Authorization": f"Bearer {token}"},
-            params={"format": "metadata", "metadataHeaders": header},
+            params=params,
+        )
+
+    async def get_profile(self, token: str) -> GmailAnswer:
+        """``users.getProfile``: the address and the mailbox's current ``historyId`` (1 unit)."""
+        return await self._call("GET", "/gmail/v1/users/me/profile", {"Authorization": f"Bearer {token}"})
+
+    async def list_history(
+        self,
+        token: str,
+        start_history_id: int,
+        *,
+        label: str | None = "INBOX",
+        history_types: str = "messageAdded",
+        page_token: str | None = None,
+    ) -> GmailAnswer:
+        """``history.list`` after ``start_history_id`` (2 units a page); 404 when Gmail no longer
+        has that id (GMAIL_FACTS 2.5: a full sync is due)."""
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("startHistoryId", str(start_history_id)),
+            ("historyTypes", history_types),
+            ("maxResults", "100"),
+        ]
+        if label is not None:
+            params.append(("labelId", label))
+        if page_token is not None:
+            params.append(("pageToken", page_token))
+        return await self._call(
+            "GET", "/gmail/v1/users/me/history", {"Authorization": f"Bearer {token}"}, params=params
         )
 
     async def _call(
@@ -146,7 +183,7 @@ class HttpGmail:
         headers: dict[str, str],
         *,
         content: bytes | None = None,
-        params: dict[str, str] | None = None,
+        params: dict[str, str] | list[tuple[str, str | int | float | bool | None]] | None = None,
     ) -> GmailAnswer:
         started = time.perf_counter()
         # (``params=None`` would drop the path's own query, hence the merge only when given.)

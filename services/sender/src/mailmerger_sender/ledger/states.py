@@ -55,3 +55,6 @@ class Delivery:
     detail: str | None
     generation: int
     uncertain_since: datetime | None
+    # Written by the mailbox watcher only (the Message-ID Gmail stored, and when it was read).
+    stored_message_id: str | None = None
+    read_back_at: datetime | None = None

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from mailmerger_queue.app import create_app
 from mailmerger_queue.dispatch.dispatcher import Dispatcher
 from mailmerger_queue.models import metadata
+from mailmerger_queue.sequences.builder import FollowUpBuilder, open_follow_ups
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_queue.worker import open_dispatcher
 from mailmerger_shared.broker.topology import QUEUES, declare_queue
@@ -107,6 +108,17 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def dispatcher(infra: Infrastructure, settings: QueueSettings, clock: FakeClock) -> Dispatcher:
     return await open_dispatcher(infra, settings, clock)
+
+
+@pytest.fixture
+async def builder(
+    settings: QueueSettings, infra: Infrastructure, fake: FakeServices, dispatcher: Dispatcher
+) -> AsyncIterator[FollowUpBuilder]:
+    """The follow-up builder, wired into the test's dispatcher as the worker wires it."""
+    assert infra.sessions is not None
+    async with open_follow_ups(settings, infra.sessions, transport=fake.transport()) as built:
+        dispatcher.follow_ups = built
+        yield built
 
 
 @pytest.fixture(autouse=True)

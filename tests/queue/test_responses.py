@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,15 +20,13 @@ from mailmerger_queue.models import (
     webhook_deliveries,
     webhook_endpoints,
 )
-from mailmerger_queue.sequences.builder import FollowUpBuilder, open_follow_ups
+from mailmerger_queue.sequences.builder import FollowUpBuilder
 from mailmerger_queue.sequences.domain import follow_up_at
 from mailmerger_queue.sequences.responses import apply_message_id_read, apply_response
-from mailmerger_queue.settings import DispatchSettings, QueueSettings
+from mailmerger_queue.settings import DispatchSettings
 from mailmerger_shared import contracts as c
 from mailmerger_shared.db import transaction
-from mailmerger_shared.runtime import Infrastructure
 from mailmerger_shared.settings import Deployment, SettingsError, load_all
-from tests.queue.fakes import FakeServices
 from tests.queue.test_sequences import FIRST, SECOND, THIRD, _send_due, _step
 from tests.queue.world import FakeClock, World
 from tests.support import eventually
@@ -38,16 +35,6 @@ METADATA = "https://www.googleapis.com/auth/gmail.metadata"
 SEND = "https://www.googleapis.com/auth/gmail.send"
 DISPATCH = DispatchSettings()
 _gmail_ids = iter(range(1, 1_000_000))
-
-
-@pytest.fixture
-async def builder(
-    settings: QueueSettings, infra: Infrastructure, fake: FakeServices, dispatcher: Dispatcher
-) -> AsyncIterator[FollowUpBuilder]:
-    assert infra.sessions is not None
-    async with open_follow_ups(settings, infra.sessions, transport=fake.transport()) as built:
-        dispatcher.follow_ups = built
-        yield built
 
 
 async def _watched_account(world: World, user: int, scopes: list[str] | None = None) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,22 +20,10 @@ from mailmerger_queue.sequences.domain import StopReason, follow_up_at, thread_s
 from mailmerger_queue.settings import QueueSettings
 from mailmerger_shared import contracts as c
 from mailmerger_shared.db import transaction
-from mailmerger_shared.runtime import Infrastructure
 from tests.queue.fakes import FakeServices
 from tests.queue.world import FakeClock, World
 
 FIRST, SECOND, THIRD, OTHER = 5, 6, 7, 8
-
-
-@pytest.fixture
-async def builder(
-    settings: QueueSettings, infra: Infrastructure, fake: FakeServices, dispatcher: Dispatcher
-) -> AsyncIterator[FollowUpBuilder]:
-    """The follow-up builder, wired into the test's dispatcher as the worker wires it."""
-    assert infra.sessions is not None
-    async with open_follow_ups(settings, infra.sessions, transport=fake.transport()) as built:
-        dispatcher.follow_ups = built
-        yield built
 
 
 def _step(template_id: int, delay_hours: int, **options: Any) -> dict[str, Any]:

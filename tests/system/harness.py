@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import os
 import re
@@ -339,6 +341,23 @@ async def connect_gmail(user: User, base_url: str, *, reply_detection: bool = Fa
     user.account_id = await eventually(sender_known, timeout=20)
     user.gmail = gmail
     return user.account_id
+
+
+async def upload_and_launch(user: User, campaign_id: int, addresses: list[str]) -> None:
+    """Upload ``addresses`` as the draft campaign's list (columns ``email`` and ``name``: N0, N1…,
+    rows numbered from 1 in this order) and launch it."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["email", "name"])
+    writer.writerows([address, f"N{i}"] for i, address in enumerate(addresses))
+    uploaded = await user.client.put(
+        f"/v1/campaigns/{campaign_id}/recipients",
+        content=buffer.getvalue().encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    launched = await user.client.post(f"/v1/campaigns/{campaign_id}/launch", json={})
+    assert launched.status_code == 200, launched.text
 
 
 async def emulator_messages(emulator_url: str, gmail: str) -> list[dict[str, Any]]:

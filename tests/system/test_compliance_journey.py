@@ -3,8 +3,6 @@ next campaign, through the gateway (in both topologies)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +10,15 @@ import httpx
 import pytest
 
 from tests.support import eventually
-from tests.system.harness import RunningSystem, User, connect_gmail, emulator_messages, header, sign_up
+from tests.system.harness import (
+    RunningSystem,
+    User,
+    connect_gmail,
+    emulator_messages,
+    header,
+    sign_up,
+    upload_and_launch,
+)
 
 pytestmark = pytest.mark.system
 
@@ -51,18 +57,7 @@ async def _run_campaign(
     )
     assert created.status_code == 201, created.text
     campaign_id = created.json()["id"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["email", "name"])
-    writer.writerows([address, f"N{i}"] for i, address in enumerate(addresses))
-    uploaded = await user.client.put(
-        f"/v1/campaigns/{campaign_id}/recipients",
-        content=buffer.getvalue().encode(),
-        headers={"Content-Type": "text/csv"},
-    )
-    assert uploaded.status_code == 200, uploaded.text
-    launched = await user.client.post(f"/v1/campaigns/{campaign_id}/launch", json={})
-    assert launched.status_code == 200, launched.text
+    await upload_and_launch(user, campaign_id, addresses)
 
     async def finished() -> dict[str, dict[str, Any]] | None:
         campaign = (await user.client.get(f"/v1/campaigns/{campaign_id}")).json()

@@ -25,7 +25,15 @@ from typing import Any
 import pytest
 
 from tests.support import eventually
-from tests.system.harness import RunningSystem, User, connect_gmail, emulator_messages, header, sign_up
+from tests.system.harness import (
+    RunningSystem,
+    User,
+    connect_gmail,
+    emulator_messages,
+    header,
+    sign_up,
+    upload_and_launch,
+)
 from tests.system.test_journey import raise_limits
 
 pytestmark = pytest.mark.system
@@ -91,18 +99,7 @@ async def _launch_sequence(user: User, addresses: list[str]) -> int:
     )
     assert created.status_code == 201, created.text
     campaign_id: int = created.json()["id"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["email", "name"])
-    writer.writerows([address, f"N{i}"] for i, address in enumerate(addresses))
-    uploaded = await user.client.put(
-        f"/v1/campaigns/{campaign_id}/recipients",
-        content=buffer.getvalue().encode(),
-        headers={"Content-Type": "text/csv"},
-    )
-    assert uploaded.status_code == 200, uploaded.text
-    launched = await user.client.post(f"/v1/campaigns/{campaign_id}/launch", json={})
-    assert launched.status_code == 200, launched.text
+    await upload_and_launch(user, campaign_id, addresses)
     return campaign_id
 
 

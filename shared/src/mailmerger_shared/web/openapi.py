@@ -138,6 +138,16 @@ class _NoContent(Operation):
             success.content = None
 
 
+@dataclass
+class _OptionalBody(Operation):
+    """A body the handler takes as ``X | None = None`` may be left out: Litestar documents every
+    body as required, and a client generated from the document would always send one."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
+
+
 class DocumentedErrors(ReceiveRoutePlugin):
     """Adds the kit's error answers to every documented route as it is registered."""
 
@@ -152,6 +162,9 @@ class DocumentedErrors(ReceiveRoutePlugin):
                 handler.responses = self._responses(handler, route)
                 if handler.status_code == 204 and handler.operation_class is Operation:
                     handler.operation_class = _NoContent
+                body = handler.parsed_fn_signature.parameters.get("data")
+                if body is not None and body.is_optional and handler.operation_class is Operation:
+                    handler.operation_class = _OptionalBody
 
     def _responses(self, handler: HTTPRouteHandler, route: HTTPRoute) -> dict[int, ResponseSpec]:
         statuses = {503}

@@ -9,13 +9,14 @@ no bearer token, so "connect Gmail" starts from a connect ticket obtained with o
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import delete, get, post
+from litestar import Request, delete, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
 from litestar.params import CookieParameter, FromQuery, JSONBody, QueryParameter
 from litestar.response import Redirect
 
@@ -95,6 +96,17 @@ def connect_ticket(
     return ConnectTicket(ticket=ticket, url=url, expires_at=expires_at)
 
 
+async def _strictly(request: Request[Any, Any, Any]) -> None:
+    """Litestar converts a body leniently (``{"reply_detection": 0}`` would read as false): a
+    body that is not exactly the documented shape is a 400 saying what is wrong."""
+    body = await request.body()
+    if body.strip():
+        try:
+            msgspec.json.decode(body, type=ConnectOptions | None, strict=True)
+        except msgspec.ValidationError as exc:
+            raise ValidationException(f"Validation failed for POST {request.url.path}: {exc}") from None
+
+
 # 400: the connect ticket expired or was used; 404: its user is gone; 422: no ticket to connect with.
 @get("/google/authorize", opt=PUBLIC, status_code=302, responses=problems(404, 422))
 async def authorize(
@@ -135,12 +147,14 @@ async def new_connect_ticket(
     tx: Transaction,
     settings: NamedDependency[AuthSettings],
     now: NamedDependency[datetime],
+    request: Request[Any, Any, Any],
     data: JSONBody[ConnectOptions | None] = None,
 ) -> ConnectTicket:
     """A single-use link that connects a Gmail account to the caller when the browser opens it.
 
     Send-only by default (``gmail.send``); ``{"reply_detection": true}`` also asks for
     ``gmail.metadata`` (a 422 where the deployment does not offer it)."""
+    await _strictly(request)
     reply_detection = data is not None and data.reply_detection
     if reply_detection:
         requested_scopes(settings, metadata=True)  # refuses where the deployment does not offer it

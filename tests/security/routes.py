@@ -151,6 +151,8 @@ OWNED: dict[Endpoint, Probe] = {
     Endpoint("templates", "PATCH", "/v1/templates/{template_id}"): Probe({"name": "stolen"}),
     Endpoint("templates", "DELETE", "/v1/templates/{template_id}"): Probe(),
     Endpoint("templates", "GET", "/v1/templates/{template_id}/variables"): Probe(),
+    Endpoint("templates", "GET", "/v1/templates/{template_id}/versions"): Probe(),
+    Endpoint("templates", "GET", "/v1/templates/{template_id}/versions/{version}"): Probe(),
     Endpoint("templates", "POST", "/v1/templates/{template_id}/preview"): Probe({"fields": {"name": "x"}}),
     Endpoint("templates", "PATCH", "/api/templates/update-template"): Probe(
         {"template_id": "{template_id}", "t_body": "<p>stolen</p>", "t_key": ""}
@@ -161,10 +163,14 @@ OWNED: dict[Endpoint, Probe] = {
         ["{template_id}"], status=200, data={"template_ids": []}
     ),
     Endpoint("queue", "GET", "/v1/emails/{email_id}"): Probe(),
+    Endpoint("queue", "DELETE", "/v1/emails/{email_id}"): Probe(),
     Endpoint("queue", "POST", "/v1/emails/{email_id}/cancel"): Probe(),
     Endpoint("queue", "POST", "/v1/emails/{email_id}/send-now"): Probe(),
     Endpoint("queue", "POST", "/v1/emails/{email_id}/resolve"): Probe({"resolution": "mark_as_sent"}),
     Endpoint("queue", "GET", "/v1/campaigns/{campaign_id}"): Probe(),
+    Endpoint("queue", "PATCH", "/v1/campaigns/{campaign_id}"): Probe({"name": "stolen"}),
+    Endpoint("queue", "DELETE", "/v1/campaigns/{campaign_id}"): Probe(),
+    Endpoint("queue", "POST", "/v1/campaigns/{campaign_id}/clone"): Probe({"recipients": True}),
     Endpoint("queue", "PUT", "/v1/campaigns/{campaign_id}/recipients"): Probe("csv"),
     Endpoint("queue", "GET", "/v1/campaigns/{campaign_id}/report"): Probe(),
     Endpoint("queue", "GET", "/v1/campaigns/{campaign_id}/rows/{row}"): Probe(),

@@ -20,9 +20,9 @@ Check settings, each with its reason (no operation is excluded and no check is t
   ``t_key`` that must list ``t_body``'s placeholders, a schedule window that must not be empty.
 - positive_data_acceptance also accepts 400 on the operations that take a token only the API
   issues, which no schema can tell from any other string: the ``cursor`` of the v1 lists
-  (templates, attachments, emails, a campaign's report, suppressions, webhook deliveries), the
-  connect ``ticket`` of the Google authorize routes, and the OAuth ``state`` of the Google
-  callbacks (which Google redirects to).
+  (templates and a template's versions, attachments, emails, a campaign's report, suppressions,
+  webhook deliveries), the connect ``ticket`` of the Google authorize routes, and the OAuth
+  ``state`` of the Google callbacks (which Google redirects to).
 - positive_data_acceptance also accepts 415 on the uploads (POST /v1/attachments, POST
   /api/storage/upload-file): the file's type is read from its bytes, which no schema describes.
 - negative_data_rejection also accepts 200 on POST /api/storage/upload-file: the legacy client
@@ -78,6 +78,7 @@ REJECTED_NEGATIVE = [
 # Operations whose inputs include a token only the API issues (see the module docstring).
 OPAQUE_TOKENS = [
     "GET /v1/templates",
+    "GET /v1/templates/{template_id}/versions",
     "GET /v1/attachments",
     "GET /v1/emails",
     "GET /v1/campaigns/{campaign_id}/report",

@@ -111,6 +111,7 @@ async def create_owned_resources(owner: User) -> dict[str, Any]:
     [delivery] = (await client.get(f"/v1/webhooks/{webhook.json()['id']}/deliveries")).json()["items"]
     return {
         "template_id": template["id"],
+        "version": template["version"],
         "attachment_id": attachment["id"],
         "email_id": email["id"],
         "campaign_id": campaign["id"],

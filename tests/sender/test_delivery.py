@@ -344,6 +344,10 @@ async def test_built_message_above_the_limit_fails_before_gmail_is_called(harnes
         {"in_reply_to": "<a@example.com>\r\nBcc: victim@evil.test"},
         {"references": ["<a@example.com> <b@example.com>"]},
         {"rfc_message_id": "<x@example.com>\r\nBcc: victim@evil.test"},
+        {"reply_to": ["replies@example.com\r\nBcc: victim@evil.test"]},
+        {"reply_to": ["replies@example.com, victim@evil.test"]},
+        {"reply_to": ['"Team\u2028Bcc: victim@evil.test" <team@example.com>']},
+        {"reply_to": ["=?utf-8?q?a=0D=0ABcc=3A_x=40evil.test?=@example.com"]},
     ],
 )
 async def test_header_injection_attempts_fail_without_sending(
@@ -400,6 +404,25 @@ async def test_an_encoded_word_is_sent_as_the_text_it_is(harness: Harness, where
     assert headers["To"] == f"{attack if where == 'recipient_name' else 'Bob'} <bob@example.com>"
     assert stored["subject"] == (attack if where == "subject" else "Hello")
     assert stored["attachments"][0]["filename"] == (attack if where == "filename" else "cv.pdf")
+
+
+async def test_reply_to_is_written_and_reaches_no_one(harness: Harness) -> None:
+    """Reply-To names the command's addresses (a non-ASCII display name encoded); Gmail sends to
+    the To alone."""
+    account = await harness.account()
+    command = send_email(
+        account,
+        to=["Bob <bob@example.com>"],
+        reply_to=["replies@example.com", "Équipe Ventes <team@example.com>"],
+    )
+    await harness.deliver(command)
+    [event] = await harness.events(account)
+    assert isinstance(event, c.EmailSent)
+    stored = await harness.stored(command)
+    assert (stored["to"], stored["cc"], stored["bcc"]) == (["bob@example.com"], [], [])
+    headers = {header["name"]: header["value"] for header in stored["headers"]}
+    assert headers["Reply-To"] == "replies@example.com, Équipe Ventes <team@example.com>"
+    assert [header["name"] for header in stored["headers"]].count("Reply-To") == 1
 
 
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])

@@ -158,6 +158,9 @@ def test_display_names_with_specials_stay_one_address() -> None:
         {"to": ["not an address"]},
         {"to": ["ünïcode@example.com"]},
         {"bcc": ["Group: a@example.com, b@example.com;"]},
+        {"reply_to": ["a@example.com\nBcc: x@evil.test"]},
+        {"reply_to": ["a@example.com, x@evil.test"]},
+        {"to": [], "reply_to": ["a@example.com"]},
         {"to": [], "cc": [], "bcc": []},
         {"rfc_message_id": "no-at-sign"},
         {"rfc_message_id": "<a@b> <c@d>"},
@@ -169,6 +172,14 @@ def test_hostile_or_invalid_input_is_refused(hostile: dict[str, Any]) -> None:
     """Line breaks, control characters, extra addresses or malformed ids raise InvalidMessage."""
     with pytest.raises(InvalidMessage):
         build(**hostile)
+
+
+def test_reply_to_names_the_commands_addresses() -> None:
+    """Reply-To lists the command's addresses in order, after the recipients' fields."""
+    message = parse(build(reply_to=["replies@example.com", "Team Inbox <team@example.com>"]))
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == ["replies@example.com", "team@example.com"]
+    assert message.keys().index("Reply-To") == message.keys().index("To") + 1
+    assert "Reply-To" not in parse(build())
 
 
 def test_hostile_filename_is_refused() -> None:

@@ -84,6 +84,9 @@ class SendEmail(Command, frozen=True, kw_only=True):
     to: list[str]
     cc: list[str] = []
     bcc: list[str] = []
+    # Where replies go (the Reply-To header); empty: to ``from_address``. Added within v1 with a
+    # default: a command without it decodes as before.
+    reply_to: list[str] = []
     subject: str
     html: str | None = None
     text: str | None = None

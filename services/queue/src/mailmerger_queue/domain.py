@@ -141,6 +141,10 @@ def _special_use(domain: str) -> bool:
     return any(domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES)
 
 
+# Reply-To addresses one message may name: a few (a shared inbox, a colleague), not a list.
+MAX_REPLY_TO = 5
+
+
 def normalize_address(field: str, address: str) -> str:
     """``parse_address``, answering 422 naming ``field`` when the address is invalid."""
     try:

@@ -135,6 +135,10 @@ campaigns = Table(
     # sequence; also stop every other recipient of the campaign at the replier's (non-consumer) domain.
     Column("stop_on_reply", Boolean, nullable=False, server_default=text("true")),
     Column("stop_on_domain_reply", Boolean, nullable=False, server_default=text("false")),
+    # The list's columns holding each row's Cc, Bcc and Reply-To addresses (NULL: none).
+    Column("cc_column", String(200)),
+    Column("bcc_column", String(200)),
+    Column("reply_to_column", String(200)),
     CheckConstraint(f"state IN ({_CAMPAIGN_STATES})", name="state"),
 )
 
@@ -153,6 +157,10 @@ recipients = Table(
     Column("subject", Text),
     Column("html", Text),
     Column("text", Text),
+    # The row's Cc, Bcc and Reply-To addresses, normalized (from the campaign's columns).
+    Column("cc_addrs", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("bcc_addrs", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("reply_to_addrs", ARRAY(Text), nullable=False, server_default=text("'{}'")),
     # A stopped recipient gets no later step of the campaign's sequence (``sequences.stops``).
     _when("stopped_at", nullable=True),
     Column("stop_reason", String(16)),
@@ -187,6 +195,8 @@ messages = Table(
     Column("to_addrs", ARRAY(Text), nullable=False),
     Column("cc_addrs", ARRAY(Text), nullable=False),
     Column("bcc_addrs", ARRAY(Text), nullable=False),
+    # Where replies go (the Reply-To header); empty: to the sender.
+    Column("reply_to_addrs", ARRAY(Text), nullable=False, server_default=text("'{}'")),
     Column("subject", Text),
     Column("html", Text),
     Column("text", Text),

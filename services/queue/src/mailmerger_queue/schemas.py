@@ -34,6 +34,8 @@ class EmailContent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     to: list[str]
     cc: list[str] = msgspec.field(default_factory=list)
     bcc: list[str] = msgspec.field(default_factory=list)
+    # Where replies go (the Reply-To header), at most ``domain.MAX_REPLY_TO``; empty: to the sender.
+    reply_to: list[str] = msgspec.field(default_factory=list)
     subject: Subject | None = None
     html: str | None = None
     text: str | None = None
@@ -89,6 +91,7 @@ class Email(msgspec.Struct, frozen=True, kw_only=True):
     outcome_detail: str | None
     created_at: datetime
     updated_at: datetime
+    reply_to: list[str] = msgspec.field(default_factory=list)
 
 
 class EmailDetail(Email, frozen=True, kw_only=True):
@@ -204,6 +207,12 @@ class CreateCampaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     template_version: Id
     address_column: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "email"
     attachments_column: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    # Columns holding each row's Cc, Bcc and Reply-To addresses (several in a cell, separated by
+    # commas or semicolons); each address is checked like the row's own, and To, Cc and Bcc
+    # together may name at most 100 (Gmail's per-message limit through its API).
+    cc_column: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    bcc_column: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    reply_to_column: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     attachment_ids: list[Id] = msgspec.field(default_factory=list)
     schedule: ScheduleIn = msgspec.field(default_factory=ScheduleIn)
     # RFC 8058 one-click unsubscribe headers and the {{ unsubscribe_url }} variable (on by default:
@@ -243,6 +252,9 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     # when not, ``replies_watched_detail`` says so and how to stop a row by hand.
     replies_watched: bool = False
     replies_watched_detail: str | None = None
+    cc_column: str | None = None
+    bcc_column: str | None = None
+    reply_to_column: str | None = None
 
 
 class RecipientRows(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -290,10 +302,34 @@ class RowPreview(msgspec.Struct, frozen=True, kw_only=True):
     subject: str | None
     html: str | None
     text: str | None
+    cc: list[str] = msgspec.field(default_factory=list)
+    bcc: list[str] = msgspec.field(default_factory=list)
+    reply_to: list[str] = msgspec.field(default_factory=list)
 
 
 class Launch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     skip_invalid: bool = False
+
+
+class UpdateCampaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The settings of a draft to change (at least one); a field left out keeps its value.
+    ``schedule`` is replaced whole, checked as at creation."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | msgspec.UnsetType = msgspec.UNSET
+    schedule: ScheduleIn | msgspec.UnsetType = msgspec.UNSET
+    list_unsubscribe: bool | msgspec.UnsetType = msgspec.UNSET
+    stop_on_reply: bool | msgspec.UnsetType = msgspec.UNSET
+    stop_on_domain_reply: bool | msgspec.UnsetType = msgspec.UNSET
+    attachments_column: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+
+
+class CloneCampaign(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A copy's name (default: ``<name> (copy)``) and whether it gets the list too."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    recipients: bool = False
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True):

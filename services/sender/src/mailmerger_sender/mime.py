@@ -131,6 +131,8 @@ def _message_headers(command: SendEmail, sender_name: str | None, date: datetime
             lines.append(address_field(field, [mailbox(text, field) for text in texts]))
     if not (command.to or command.cc or command.bcc):
         raise InvalidMessage("the message has no recipient")
+    if command.reply_to:  # not a recipient: where the recipients' replies go
+        lines.append(address_field("Reply-To", [mailbox(text, "Reply-To") for text in command.reply_to]))
     lines += [
         unstructured("Subject", command.subject, "subject"),
         f"Date: {utils.format_datetime(date)}\r\n",

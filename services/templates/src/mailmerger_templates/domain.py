@@ -13,6 +13,8 @@ from mailmerger_templates.rendering import TemplateSource
 
 # The kind of the v1 list's pagination cursors (mailmerger_shared.pagination).
 CURSOR_KIND = "templates"
+# ... and of a template's list of versions (keyed by version number).
+VERSIONS_CURSOR_KIND = "template-versions"
 
 # (template_id, version): what queued mail refers to, and the key of a compiled version.
 VersionKey = tuple[int, int]

@@ -95,6 +95,21 @@ class RenderFailed(RenderError):
     """The template's own logic failed for this row, e.g. dividing by zero or adding text to a number."""
 
 
+class CellNotReadable(RenderFailed):
+    """A cell a ``number`` or ``date`` filter reads does not hold a number or a date.
+
+    ``column`` is the field the filter was applied to (None for a computed value).
+    """
+
+    def __init__(self, column: str | None, value: str, filter_name: str, expected: str, advice: str) -> None:
+        self.column = column
+        self.value = value
+        self.filter_name = filter_name
+        shown = value if len(value) <= 40 else value[:39] + "…"
+        subject = f"the {column!r} cell" if column is not None else "the value"
+        super().__init__(f"{subject} {shown!r} is not {expected} (filter {filter_name}); {advice}")
+
+
 # --- what the use cases report -----------------------------------------------------------------
 
 

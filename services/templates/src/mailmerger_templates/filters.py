@@ -1,8 +1,13 @@
-"""The filters a template may use: Jinja's text basics plus name helpers for greetings.
+"""The filters a template may use: Jinja's text basics, name helpers for greetings, and numbers and
+dates read from spreadsheet cells and written the way a locale writes them.
 
 The list is deliberately short. Every filter here produces output at most a small constant factor
-larger than its input, so no filter can be used to build an unbounded value; that is why Jinja's
-``replace``, ``center``, ``indent``, ``join``, ``format`` and ``attr`` are absent.
+larger than its input (or of a fixed size), so no filter can be used to build an unbounded value;
+that is why Jinja's ``replace``, ``center``, ``indent``, ``join``, ``format`` and ``attr`` are absent.
+
+``number`` and ``date`` (see :mod:`mailmerger_templates.cells`) take only fixed arguments, checked
+when the template is saved (:func:`argument_problem`); a cell they cannot read fails its row with a
+:class:`~mailmerger_templates.errors.CellNotReadable` naming the column, the value and the filter.
 """
 
 from __future__ import annotations
@@ -11,6 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2.filters import FILTERS as JINJA_FILTERS
+
+from mailmerger_templates.cells import CELL_FILTERS, argument_problem, date, number
+
+__all__ = ["CELL_FILTERS", "PUBLIC_FILTERS", "argument_problem", "first_name", "last_name"]
 
 
 def first_name(value: object) -> str:
@@ -35,4 +44,6 @@ PUBLIC_FILTERS: Mapping[str, Callable[..., Any]] = {
     **{name: JINJA_FILTERS[name] for name in _FROM_JINJA},
     "first_name": first_name,
     "last_name": last_name,
+    "number": number,
+    "date": date,
 }

@@ -13,11 +13,13 @@ and over to make a small value print (or compare) as an enormous one.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+from typing import cast
 
 from jinja2 import nodes
 
+from mailmerger_templates.cells import NOT_FIXED
 from mailmerger_templates.errors import Part, SyntaxProblem
-from mailmerger_templates.filters import PUBLIC_FILTERS
+from mailmerger_templates.filters import CELL_FILTERS, PUBLIC_FILTERS, argument_problem
 
 MAX_PROBLEMS_PER_PART = 20
 
@@ -129,6 +131,8 @@ def _refusal(node: nodes.Node, tests: Collection[str]) -> str | None:
         return _attribute_refusal(node.arg.value)
     if isinstance(node, nodes.Filter) and node.name not in PUBLIC_FILTERS:
         return f"unknown filter {node.name!r}; the filters are: {', '.join(sorted(PUBLIC_FILTERS))}"
+    if isinstance(node, nodes.Filter) and node.name in CELL_FILTERS:
+        return _cell_filter_refusal(node)
     if isinstance(node, nodes.Test) and node.name not in tests:
         return f"unknown test {node.name!r}; e.g. write `name is defined` or `count is even`"
     if (
@@ -142,6 +146,27 @@ def _refusal(node: nodes.Node, tests: Collection[str]) -> str | None:
     if isinstance(node, nodes.List | nodes.Tuple | nodes.Dict) and not _is_fixed_collection(node):
         return "lists and dicts written in a template may only hold fixed text or numbers"
     return None
+
+
+def _cell_filter_refusal(node: nodes.Filter) -> str | None:
+    """Why the arguments of a ``number``/``date`` filter cannot work (checked now, not row by row)."""
+    args = [_fixed_value(arg) for arg in node.args]
+    if node.dyn_args is not None or node.dyn_kwargs is not None:
+        args.append(NOT_FIXED)
+    # Jinja types a filter's kwargs as Pairs; the parser makes them Keywords.
+    keywords = cast(list[nodes.Keyword], node.kwargs)
+    kwargs = {keyword.key: _fixed_value(keyword.value) for keyword in keywords}
+    return argument_problem(node.name, args, kwargs)
+
+
+def _fixed_value(node: nodes.Expr) -> object:
+    if isinstance(node, nodes.Neg) and isinstance(node.node, nodes.Const) and _is_number(node.node.value):
+        return -node.node.value
+    return node.value if isinstance(node, nodes.Const) else NOT_FIXED
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _name_refusal(name: str) -> str | None:

@@ -27,8 +27,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 from jinja2.visitor import NodeTransformer
 
+from mailmerger_templates.cells import CELL_KEYWORD
 from mailmerger_templates.errors import RenderLimitExceeded, RenderRefused
-from mailmerger_templates.filters import PUBLIC_FILTERS
+from mailmerger_templates.filters import CELL_FILTERS, PUBLIC_FILTERS
 from mailmerger_templates.limits import MAX_INTEGER_BITS, RenderBudget, RenderLimits
 
 METERED_FILTER: Final = "_metered"
@@ -222,10 +223,31 @@ class _Metering(NodeTransformer):
         node.iter = nodes.Filter(node.iter, METERED_FILTER, [], [], None, None, lineno=node.lineno)
         return node
 
+    def visit_Filter(self, node: nodes.Filter) -> nodes.Node:
+        """Tell ``number`` and ``date`` which column they read, so an unreadable cell names it."""
+        self.generic_visit(node)
+        if node.name in CELL_FILTERS:
+            column = _column(node.node)
+            keyword = nodes.Keyword(CELL_KEYWORD, nodes.Const(column), lineno=node.lineno)
+            node.kwargs.append(cast(nodes.Pair, keyword))  # Jinja types kwargs as Pairs; they are Keywords
+        return node
+
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
         operands = nodes.Tuple(node.nodes, "load", lineno=node.lineno)
         return nodes.Filter(operands, CONCAT_FILTER, [], [], None, None, lineno=node.lineno)
+
+
+def _column(node: nodes.Node | None) -> str | None:
+    """The field an expression reads (``amount``, ``row.amount``), looking through other filters."""
+    while isinstance(node, nodes.Filter):
+        node = node.node
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        parent = _column(node.node)
+        return None if parent is None else f"{parent}.{node.attr}"
+    return None
 
 
 def meter(template: nodes.Template, environment: MailMergeSandbox) -> None:

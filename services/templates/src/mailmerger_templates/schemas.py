@@ -117,3 +117,36 @@ class Preview(msgspec.Struct, frozen=True, kw_only=True):
     subject: str
     html: str
     text: str | None
+
+
+class TemplateVersionSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One saved version of a template; ``current`` marks the one new mail is rendered with."""
+
+    version: int
+    name: str
+    subject: str
+    created_at: datetime
+    current: bool
+
+
+class TemplateVersionPage(msgspec.Struct, frozen=True, kw_only=True):
+    """Newest version first; pass ``next_cursor`` as ``cursor`` for the next page (null on the last one)."""
+
+    items: list[TemplateVersionSummary]
+    next_cursor: str | None
+
+
+class TemplateVersionRead(msgspec.Struct, frozen=True, kw_only=True):
+    """One version of a template as it was saved; ``id`` is the template's."""
+
+    id: int
+    version: int
+    current: bool
+    name: str
+    description: str
+    subject: str
+    html: str
+    text: str | None
+    variables: list[str]
+    required_fields: list[str]
+    created_at: datetime

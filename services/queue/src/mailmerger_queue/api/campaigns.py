@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import JSONBody, PathParameter, QueryParameter
@@ -24,6 +24,7 @@ from mailmerger_queue.domain import CampaignState
 from mailmerger_queue.schemas import (
     BuildSummary,
     Campaign,
+    CloneCampaign,
     CreateCampaign,
     EmailDetail,
     Launch,
@@ -36,6 +37,7 @@ from mailmerger_queue.schemas import (
     RowPreview,
     RowStopped,
     StopRow,
+    UpdateCampaign,
     ValidationReport,
 )
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
@@ -90,6 +92,45 @@ class CampaignsController(Controller):
         return await campaign_service.described(
             tx, await campaign_service.owned(tx, principal.user_id, campaign_id)
         )
+
+    @patch("/{campaign_id:int}", responses=problems(404, 409, 422))
+    async def update(
+        self,
+        campaign_id: CampaignId,
+        data: JSONBody[UpdateCampaign],
+        principal: CurrentUser,
+        tx: Transaction,
+        campaigns: Campaigns,
+    ) -> Campaign:
+        """Change a draft's name, schedule (replaced whole, checked as at creation), unsubscribe
+        links, reply stops or attachments column; 409 once launched (its follow-ups can still change,
+        with ``PUT …/steps``). The unsubscribe links and attachments column can change only while no
+        list is uploaded: the rows were checked and rendered with them."""
+        return await campaigns.update(tx, principal.user_id, campaign_id, data)
+
+    @delete("/{campaign_id:int}", responses=problems(404, 409))
+    async def delete_campaign(
+        self, campaign_id: CampaignId, principal: CurrentUser, tx: Transaction, campaigns: Campaigns
+    ) -> None:
+        """Delete a draft, completed or cancelled campaign with its list, steps and messages (409
+        while running or paused: cancel it first). A campaign that sent mail is kept until Gmail's
+        daily limit no longer counts it (24 hours) or, with unsubscribe links, for 30 days after its
+        last send, so those links keep working."""
+        await campaigns.delete(tx, principal.user_id, campaign_id)
+
+    @post("/{campaign_id:int}/clone", status_code=201, responses=problems(404, 422))
+    async def clone(
+        self,
+        campaign_id: CampaignId,
+        principal: CurrentUser,
+        tx: Transaction,
+        campaigns: Campaigns,
+        data: JSONBody[CloneCampaign | None] = None,
+    ) -> Campaign:
+        """A new draft with the same settings and steps, named ``<name> (copy)`` unless ``name`` is
+        given; with ``recipients: true`` its list is built again from the same rows, ready to
+        launch. Works from any state."""
+        return await campaigns.clone(tx, principal.user_id, campaign_id, data or CloneCampaign())
 
     @put("/{campaign_id:int}/steps", responses=problems(404, 409, 422))
     async def replace_steps(

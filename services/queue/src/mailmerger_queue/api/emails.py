@@ -1,11 +1,11 @@
-"""``/v1/emails``: compose, list, read, cancel, send now."""
+"""``/v1/emails``: compose, list, read, delete, cancel, send now."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller, delete, get, post
 from litestar.params import JSONBody, QueryParameter
 from litestar.types import ControllerRouterHandler
 
@@ -84,6 +84,15 @@ class EmailsController(Controller):
     async def get_email(self, email_id: ResourceId, principal: CurrentUser, tx: Transaction) -> EmailDetail:
         """One email with its attempts and every state transition."""
         return await email_reads.get_email(tx, principal.user_id, email_id)
+
+    @delete("/{email_id:int}", responses=problems(404, 409))
+    async def delete_email(
+        self, email_id: ResourceId, principal: CurrentUser, tx: Transaction, emails: Emails
+    ) -> None:
+        """Delete an email that was never sent: held or scheduled (not dispatched yet), failed or
+        cancelled. 409 for one in flight, unconfirmed or sent (saying what to do instead), and for
+        a campaign's email (cancel it, or stop its row)."""
+        await emails.delete(tx, principal.user_id, email_id)
 
     @post("/{email_id:int}/cancel", status_code=200, responses=problems(409))
     async def cancel(

@@ -1,9 +1,10 @@
 """Building a campaign's recipient list: read rows, check them, render them, store them.
 
 Rows are processed a batch at a time (``build_batch_rows``): checked (address, attachments,
-shape), rendered through templates' ``render-batch`` (a rendered subject the sender could not
-write is the row's ``invalid_subject``; a message above Gmail's size limit, its attachments and the
-campaign's included, is its ``message_too_large``), and written with ``COPY``. Memory holds one
+shape, the Cc, Bcc and Reply-To of the campaign's columns: ``more_addresses``), rendered through
+templates' ``render-batch`` (a rendered subject the sender could not write is the row's
+``invalid_subject``; a message above Gmail's size limit, its attachments and the campaign's
+included, is its ``message_too_large``), and written with ``COPY``. Memory holds one
 batch, never the list; duplicates are found afterwards by one SQL statement over the stored rows.
 Every row is kept, with its problem if it has one, so the report can point at row numbers.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.campaigns.csvstream import csv_records
 from mailmerger_queue.compliance.tokens import Row, UnsubscribeTokens
-from mailmerger_queue.domain import InvalidAddress, parse_address, subject_problem
+from mailmerger_queue.domain import MAX_REPLY_TO, InvalidAddress, parse_address, subject_problem
 from mailmerger_queue.emails.message_size import (
     attachment_sizes,
     encoded_attachment_size,
@@ -50,10 +51,20 @@ _COLUMNS = [
     "subject",
     "html",
     "text",
+    "cc_addrs",
+    "bcc_addrs",
+    "reply_to_addrs",
 ]
 # The variable holding a row's one-click unsubscribe link, for a visible link in the body.
 UNSUBSCRIBE_VARIABLE = "unsubscribe_url"
 _ID_SEPARATORS = re.compile(r"[;,\s]+")
+_ADDRESS_SEPARATORS = re.compile(r"[;,]")
+# The campaign options naming a column of more addresses, and a row's problem when one is invalid.
+MORE_ADDRESS_COLUMNS = {
+    "cc_column": "invalid_cc",
+    "bcc_column": "invalid_bcc",
+    "reply_to_column": "invalid_reply_to",
+}
 _DUPLICATES = text(
     """
     UPDATE queue.recipients AS r
@@ -77,10 +88,20 @@ class RowIn:
     malformed: str | None = None
 
 
+def address_columns(campaign: Record) -> dict[str, str]:
+    """The campaign's Cc, Bcc and Reply-To columns it names: option → column."""
+    return {option: name for option in MORE_ADDRESS_COLUMNS if (name := getattr(campaign, option))}
+
+
 async def csv_rows(
-    chunks: AsyncIterator[bytes], settings: ComposeSettings, *, address_column: str
+    chunks: AsyncIterator[bytes],
+    settings: ComposeSettings,
+    *,
+    address_column: str,
+    more_columns: Mapping[str, str] | None = None,
 ) -> AsyncIterator[RowIn]:
-    """Rows of a CSV whose first record names the columns, one of them ``address_column``."""
+    """Rows of a CSV whose first record names the columns, one of them ``address_column`` and
+    each of ``more_columns`` (option → column: ``address_columns``)."""
     records = csv_records(chunks, max_bytes=settings.max_upload_bytes)
     header = [name.strip() for name in await anext(records, [])]
     if not header:
@@ -98,6 +119,12 @@ async def csv_rows(
             f"the list has no {address_column!r} column (the campaign's address_column); "
             f"its columns are: {', '.join(header)}"
         )
+    for option, name in (more_columns or {}).items():
+        if name not in header:
+            raise Invalid(
+                f"the list has no {name!r} column (the campaign's {option}); "
+                f"its columns are: {', '.join(header)}"
+            )
     number = 0
     async for record in records:
         number += 1
@@ -249,7 +276,7 @@ class Builder:
             subject=rendered.subject,
             html=rendered.html,
             text=rendered.text,
-            addresses=[record[2]],
+            addresses=[record[2], *record[10], *record[11], *record[12]],
             attachment_sizes=[info.size for i in record[4] if (info := known.get(i)) is not None],
         )
         return too_large(size, self.settings.max_message_bytes)
@@ -278,10 +305,17 @@ class Builder:
                 address = parse_address(raw_address)
             except InvalidAddress as exc:
                 problem, detail = "invalid_address", str(exc)
-        if problem is None and campaign.attachments_column:
-            attachment_ids, why = await self.attachments.resolve(row.values.get(campaign.attachments_column))
+        more: list[list[str]] = [[], [], []]
+        if problem is None:
+            more, why = more_addresses(campaign, row.values, max_recipients=self.settings.max_recipients)
             if why is not None:
-                problem, detail = "unknown_attachment", why
+                problem, detail = why
+        if problem is None and campaign.attachments_column:
+            attachment_ids, reason = await self.attachments.resolve(
+                row.values.get(campaign.attachments_column)
+            )
+            if reason is not None:
+                problem, detail = "unknown_attachment", reason
         record = [
             campaign.id,
             row.number,
@@ -293,8 +327,56 @@ class Builder:
             None,
             None,
             None,
+            *(more if problem is None else [[], [], []]),
         ]
         return record, fields
+
+
+def address_cell(value: Any) -> list[str]:
+    """The addresses a cell names: separated by commas or semicolons (a JSON list: one each)."""
+    parts = (
+        [str(item) for item in value]
+        if isinstance(value, list)
+        else _ADDRESS_SEPARATORS.split(str(value or ""))
+    )
+    return [stripped for part in parts if (stripped := part.strip())]
+
+
+def more_addresses(
+    campaign: Record, values: Mapping[str, Any], *, max_recipients: int
+) -> tuple[list[list[str]], tuple[str, str] | None]:
+    """A row's Cc, Bcc and Reply-To addresses from the campaign's columns, each checked and
+    normalized like the row's own (``domain.parse_address``), or the row's problem: an invalid
+    address (naming its column and itself), more than ``MAX_REPLY_TO`` Reply-To addresses, or To,
+    Cc and Bcc above ``max_recipients`` together (Gmail's per-message limit through its API)."""
+    found: list[list[str]] = []
+    for option, problem in MORE_ADDRESS_COLUMNS.items():
+        column = getattr(campaign, option)
+        addresses: list[str] = []
+        for cell in address_cell(values.get(column)) if column else []:
+            try:
+                addresses.append(parse_address(cell))
+            except InvalidAddress as exc:
+                return [], (
+                    problem,
+                    f"column {column!r} ({option}): {cell[:100]!r} is not a valid address: {exc}",
+                )
+        found.append(list(dict.fromkeys(addresses)))
+    cc, bcc, reply_to = found
+    if len(reply_to) > MAX_REPLY_TO:
+        return [], (
+            "invalid_reply_to",
+            f"column {campaign.reply_to_column!r} (reply_to_column) names {len(reply_to)} addresses; "
+            f"a message takes at most {MAX_REPLY_TO} Reply-To addresses",
+        )
+    total = 1 + len(cc) + len(bcc)
+    if total > max_recipients:
+        return [], (
+            "too_many_recipients",
+            f"To, Cc and Bcc name {total} addresses together ({len(cc)} Cc, {len(bcc)} Bcc); "
+            f"Gmail sends a message to at most {max_recipients} recipients through its API",
+        )
+    return found, None
 
 
 async def summary(session: AsyncSession, campaign_id: int) -> schemas.BuildSummary:

@@ -78,6 +78,8 @@ async def send_row_to_self(
             "to_addrs": [account.email],
             "cc_addrs": [],
             "bcc_addrs": [],
+            # Not the row's Cc and Bcc (a test reaches you alone); its Reply-To, to be seen.
+            "reply_to_addrs": list(row.reply_to_addrs),
             "subject": subject,
             "html": row.html,
             "text": row.text,

@@ -45,16 +45,18 @@ _LAUNCH = text(
     """
     WITH numbered AS (
         SELECT nextval(pg_get_serial_sequence('queue.messages', 'id')) AS id, r.id AS recipient_id,
-               r.address, r.attachment_ids
+               r.address, r.attachment_ids, r.cc_addrs, r.bcc_addrs, r.reply_to_addrs
         FROM queue.recipients r WHERE r.campaign_id = :campaign_id AND r.problem IS NULL
     ), created AS (
         INSERT INTO queue.messages (
             id, user_id, account_id, campaign_id, recipient_id, state, send_at, attempt, rfc_message_id,
-            to_addrs, cc_addrs, bcc_addrs, attachment_ids, correlation_id, created_at, updated_at)
+            to_addrs, cc_addrs, bcc_addrs, reply_to_addrs, attachment_ids, correlation_id, created_at,
+            updated_at)
         SELECT n.id, :user_id, :account_id, :campaign_id, n.recipient_id, 'scheduled', :send_at, 0,
                '<mm.' || n.id || '.' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16)
                    || '@' || :domain || '>',
-               ARRAY[n.address], '{}', '{}', CAST(:attachment_ids AS bigint[]) || n.attachment_ids,
+               ARRAY[n.address], n.cc_addrs, n.bcc_addrs, n.reply_to_addrs,
+               CAST(:attachment_ids AS bigint[]) || n.attachment_ids,
                :correlation_id, :now, :now
         FROM numbered n
         RETURNING id
@@ -114,6 +116,9 @@ async def create(
                 state=CampaignState.DRAFT.value,
                 address_column=data.address_column,
                 attachments_column=data.attachments_column,
+                cc_column=data.cc_column,
+                bcc_column=data.bcc_column,
+                reply_to_column=data.reply_to_column,
                 attachment_ids=attachment_ids,
                 start_at=schedule.start_at,
                 timezone=schedule.timezone,

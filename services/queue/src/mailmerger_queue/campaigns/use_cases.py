@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailmerger_queue import schemas
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
-from mailmerger_queue.campaigns import reports, send_to_self, service, streams
+from mailmerger_queue.campaigns import editing, reports, send_to_self, service, streams
 from mailmerger_queue.campaigns.build import (
     UNSUBSCRIBE_VARIABLE,
     Builder,
     RowAttachments,
     RowIn,
+    address_columns,
     csv_rows,
     json_rows,
 )
@@ -79,7 +80,12 @@ class Campaigns:
         return self._compose.max_upload_bytes
 
     def csv_rows(self, chunks: AsyncIterator[bytes], draft: Record) -> AsyncIterator[RowIn]:
-        return csv_rows(chunks, self._compose, address_column=draft.address_column)
+        return csv_rows(
+            chunks,
+            self._compose,
+            address_column=draft.address_column,
+            more_columns=address_columns(draft),
+        )
 
     def json_rows(self, rows: list[dict[str, Any]]) -> AsyncIterator[RowIn]:
         return json_rows(rows, self._compose)
@@ -160,6 +166,26 @@ class Campaigns:
         self, session: AsyncSession, user_id: int, campaign_id: int, resolution: Resolution
     ) -> schemas.Resolved:
         return await service.resolve_unconfirmed(session, user_id, campaign_id, resolution, now=_now())
+
+    # --- editing, deleting, copying -------------------------------------------------------------
+
+    async def update(
+        self, session: AsyncSession, user_id: int, campaign_id: int, data: schemas.UpdateCampaign
+    ) -> schemas.Campaign:
+        return await editing.update_draft(session, user_id, campaign_id, data)
+
+    async def delete(self, session: AsyncSession, user_id: int, campaign_id: int) -> None:
+        await editing.delete_campaign(session, user_id, campaign_id, now=_now())
+
+    async def clone(
+        self, session: AsyncSession, user_id: int, campaign_id: int, data: schemas.CloneCampaign
+    ) -> schemas.Campaign:
+        """A new draft with the campaign's settings and steps; with ``recipients``, its list built
+        again from the same rows (rendered for the copy: its unsubscribe links name the copy)."""
+        source, copy = await editing.clone(session, user_id, campaign_id, data.name, now=_now())
+        if data.recipients:
+            await self.build(session, user_id, copy, editing.clone_rows(session, source))
+        return await service.described(session, copy)
 
     # --- progress -----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from mailmerger_queue.dispatch import lifecycle
 from mailmerger_queue.dispatch.wakeup import announce_due
 from mailmerger_queue.domain import (
     CANCELLABLE,
+    MAX_REPLY_TO,
     RESENDABLE,
     SENDABLE_NOW,
     Resolution,
@@ -67,6 +68,9 @@ async def compose(
     to = normalize_addresses("to", data.to)
     cc = normalize_addresses("cc", data.cc)
     bcc = normalize_addresses("bcc", data.bcc)
+    reply_to = normalize_addresses("reply_to", data.reply_to)
+    if len(reply_to) > MAX_REPLY_TO:
+        raise Invalid(f"reply_to: name at most {MAX_REPLY_TO} addresses")
     if not to:
         raise Invalid("to: give at least one recipient")
     if len(to) + len(cc) + len(bcc) > settings.max_recipients:
@@ -82,7 +86,7 @@ async def compose(
         subject=content.subject,
         html=content.html,
         text=content.text,
-        addresses=[*to, *cc, *bcc],
+        addresses=[*to, *cc, *bcc, *reply_to],
         attachment_ids=attachment_ids,
         limit=settings.max_message_bytes,
     )
@@ -100,6 +104,7 @@ async def compose(
             "to_addrs": to,
             "cc_addrs": cc,
             "bcc_addrs": bcc,
+            "reply_to_addrs": reply_to,
             "subject": content.subject,
             "html": content.html,
             "text": content.text,

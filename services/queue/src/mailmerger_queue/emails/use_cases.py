@@ -11,7 +11,7 @@ from mailmerger_queue import schemas
 from mailmerger_queue.adapters.storage import StorageClient
 from mailmerger_queue.adapters.templates import TemplatesClient
 from mailmerger_queue.domain import Resolution
-from mailmerger_queue.emails import reads, service
+from mailmerger_queue.emails import reads, removal, service
 from mailmerger_queue.settings import ComposeSettings
 
 
@@ -55,3 +55,6 @@ class Emails:
     ) -> schemas.EmailDetail:
         await service.resolve(session, user_id, message_id, resolution, now=datetime.now(UTC))
         return await reads.get_email(session, user_id, message_id)
+
+    async def delete(self, session: AsyncSession, user_id: int, message_id: int) -> None:
+        await removal.delete_email(session, user_id, message_id, now=datetime.now(UTC))

@@ -21,7 +21,9 @@ Message-ID is the one Gmail stored (``messages.stored_message_id``, read back by
 watcher) where known, else the one we generated; a follow-up built before Gmail's was read is
 rewritten when it is (``responses.apply_message_id_read``). A
 follow-up in a new thread carries none of them and its own subject. Follow-ups carry no
-attachments.
+attachments. A follow-up goes to the recipient row's To, Cc and Bcc, with its Reply-To, as its
+first email did: a thread the first email shared with a colleague (Cc, Bcc) or pointed at a shared
+inbox (Reply-To) stays so, and everyone who saw the first email sees the follow-up.
 """
 
 from __future__ import annotations
@@ -208,8 +210,9 @@ class FollowUpBuilder:
                 "step": step,
                 "attempt": 0,
                 "to_addrs": [row.address],
-                "cc_addrs": [],
-                "bcc_addrs": [],
+                "cc_addrs": list(row.cc_addrs),
+                "bcc_addrs": list(row.bcc_addrs),
+                "reply_to_addrs": list(row.reply_to_addrs),
                 "attachment_ids": [],
                 "created_at": now,
                 "updated_at": now,
@@ -290,7 +293,15 @@ class _Context:
         campaign_rows = await session.execute(select(cp).where(cp.c.id.in_(campaign_ids)))
         step_rows = await session.execute(select(st).where(st.c.campaign_id.in_(campaign_ids)))
         recipient_rows = await session.execute(
-            select(r.c.id, r.c.row_number, r.c.address, r.c.fields).where(r.c.id.in_(recipient_ids))
+            select(
+                r.c.id,
+                r.c.row_number,
+                r.c.address,
+                r.c.fields,
+                r.c.cc_addrs,
+                r.c.bcc_addrs,
+                r.c.reply_to_addrs,
+            ).where(r.c.id.in_(recipient_ids))
         )
         sent_rows = await session.execute(
             select(

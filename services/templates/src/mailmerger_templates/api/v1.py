@@ -7,13 +7,15 @@ from typing import Annotated
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.enums import MediaType
 from litestar.openapi import ResponseSpec
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.types import ControllerRouterHandler
 
+from mailmerger_shared.pagination import decode_cursor
 from mailmerger_shared.web.deps import CurrentUser, ResourceId, Transaction
 from mailmerger_shared.web.openapi import problems
-from mailmerger_templates import service
+from mailmerger_templates import service, versions
 from mailmerger_templates.api.deps import Templates, UserRequest
+from mailmerger_templates.domain import MAX_VERSION, VERSIONS_CURSOR_KIND
 from mailmerger_templates.rendering import TemplateSource
 from mailmerger_templates.schemas import (
     Preview,
@@ -25,12 +27,16 @@ from mailmerger_templates.schemas import (
     TemplateRead,
     TemplateUpdate,
     TemplateVariables,
+    TemplateVersionPage,
+    TemplateVersionRead,
 )
 
 PathTemplateId = ResourceId
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Templates per page")]
 Search = Annotated[str | None, QueryParameter(max_length=200, description="Part of the name, any case")]
 Cursor = Annotated[str | None, QueryParameter(max_length=64, description="next_cursor of the previous page")]
+VersionLimit = Annotated[int, QueryParameter(ge=1, le=100, description="Versions per page")]
+PathVersion = Annotated[int, PathParameter(ge=1, le=MAX_VERSION, description="A version number, from 1")]
 
 
 class TemplatesController(Controller):
@@ -84,6 +90,32 @@ class TemplatesController(Controller):
     ) -> None:
         """Delete the template for its owner; mail already queued with it is still sent as queued."""
         await templates.delete(principal.user_id, template_id)
+
+    @get(
+        "/{template_id:int}/versions",
+        responses={200: ResponseSpec(TemplateVersionPage, description="A page of versions")},
+    )
+    async def list_template_versions(
+        self,
+        template_id: PathTemplateId,
+        principal: CurrentUser,
+        tx: Transaction,
+        limit: VersionLimit = 20,
+        cursor: Cursor = None,
+    ) -> TemplateVersionPage:
+        """The template's saved versions, newest first, a page at a time; ``current`` marks the one in use."""
+        after = decode_cursor(VERSIONS_CURSOR_KIND, cursor) if cursor is not None else None
+        return await versions.list_versions(tx, principal.user_id, template_id, limit=limit, after=after)
+
+    @get(
+        "/{template_id:int}/versions/{version:int}",
+        responses={200: ResponseSpec(TemplateVersionRead, description="The version as it was saved")},
+    )
+    async def get_template_version(
+        self, template_id: PathTemplateId, version: PathVersion, principal: CurrentUser, tx: Transaction
+    ) -> TemplateVersionRead:
+        """One version of the template, current or earlier, in full; 404 names what does not exist."""
+        return await versions.get_version(tx, principal.user_id, template_id, version)
 
     @get("/{template_id:int}/variables")
     async def template_variables(

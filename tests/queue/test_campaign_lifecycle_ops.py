@@ -50,15 +50,6 @@ async def _draft(world: World, user: int, account: int, **fields: Any) -> dict[s
     return result
 
 
-async def _upload(world: World, user: int, campaign_id: int, text: str) -> None:
-    response = await world.client.put(
-        f"/v1/campaigns/{campaign_id}/recipients",
-        content=text.encode(),
-        headers={**world.auth(user), "content-type": "text/csv"},
-    )
-    assert response.status_code == 200, response.text
-
-
 async def _launch(world: World, user: int, campaign_id: int) -> None:
     response = await world.client.post(
         f"/v1/campaigns/{campaign_id}/launch", json={}, headers=world.auth(user)
@@ -154,7 +145,7 @@ async def test_a_campaign_email_or_another_users_is_not_deleted(world: World) ->
     """A campaign's email is refused (cancel it or stop the row); another user's is a 404."""
     user, account = await world.user_with_account()
     campaign = await _draft(world, user, account, schedule={"start_at": LATER})
-    await _upload(world, user, campaign["id"], _rows(1))
+    await world.upload_recipients(user, campaign["id"], _rows(1))
     await _launch(world, user, campaign["id"])
     page = await world.client.get(f"/v1/emails?campaign_id={campaign['id']}", headers=world.auth(user))
     [email] = page.json()["items"]
@@ -210,8 +201,8 @@ async def test_a_drafts_steps_and_list_are_replaced(world: World) -> None:
     assert (response.status_code, [s["step"] for s in response.json()["steps"]]) == (200, [2, 3])
     response = await world.client.put(f"{url}/steps", json={"steps": [STEP]}, headers=world.auth(user))
     assert [s["step"] for s in response.json()["steps"]] == [2]
-    await _upload(world, user, campaign["id"], _rows(3))
-    await _upload(world, user, campaign["id"], _rows(1))
+    await world.upload_recipients(user, campaign["id"], _rows(3))
+    await world.upload_recipients(user, campaign["id"], _rows(1))
     report = await world.client.get(f"{url}/report", headers=world.auth(user))
     assert report.json()["summary"]["rows"] == 1
 
@@ -255,7 +246,7 @@ async def test_a_setting_the_list_was_built_with_needs_the_list_emptied(world: W
     """Turning unsubscribe links off with a list uploaded is a 409 saying to empty the list first."""
     user, account = await world.user_with_account()
     campaign = await _draft(world, user, account)
-    await _upload(world, user, campaign["id"], _rows(2))
+    await world.upload_recipients(user, campaign["id"], _rows(2))
     url = f"/v1/campaigns/{campaign['id']}"
     refused = await world.client.patch(url, json={"list_unsubscribe": False}, headers=world.auth(user))
     assert (refused.status_code, "empty the list" in refused.json()["detail"]) == (409, True)
@@ -269,7 +260,7 @@ async def test_a_launched_campaign_is_not_edited(world: World) -> None:
     """Once launched, an edit is a 409 naming the state and pointing at PUT …/steps."""
     user, account = await world.user_with_account()
     campaign = await _draft(world, user, account, schedule={"start_at": LATER})
-    await _upload(world, user, campaign["id"], _rows(1))
+    await world.upload_recipients(user, campaign["id"], _rows(1))
     await _launch(world, user, campaign["id"])
     refused = await world.client.patch(
         f"/v1/campaigns/{campaign['id']}", json={"name": "Late"}, headers=world.auth(user)
@@ -286,7 +277,7 @@ async def test_a_draft_is_deleted_with_its_list_and_steps(world: World) -> None:
     """A draft goes with its rows and steps (204); reading it then is a 404, another user's a 404."""
     user, account = await world.user_with_account()
     campaign = await _draft(world, user, account, steps=[STEP])
-    await _upload(world, user, campaign["id"], _rows(3))
+    await world.upload_recipients(user, campaign["id"], _rows(3))
     url = f"/v1/campaigns/{campaign['id']}"
     assert (await world.client.delete(url, headers=world.auth(world.new_id()))).status_code == 404
     assert (await world.client.delete(url, headers=world.auth(user))).status_code == 204
@@ -299,7 +290,7 @@ async def test_a_running_or_paused_campaign_is_cancelled_first(world: World) -> 
     """Deleting a running or paused campaign is a 409 saying to cancel it first; cancelled, it goes."""
     user, account = await world.user_with_account()
     campaign = await _draft(world, user, account, schedule={"start_at": LATER})
-    await _upload(world, user, campaign["id"], _rows(2))
+    await world.upload_recipients(user, campaign["id"], _rows(2))
     await _launch(world, user, campaign["id"])
     url = f"/v1/campaigns/{campaign['id']}"
     refused = await world.client.delete(url, headers=world.auth(user))
@@ -318,7 +309,7 @@ async def test_a_completed_campaign_that_sent_is_deleted_with_no_rows_left(
     leaving no message, attempt, transition, row, step or domain counter behind."""
     user, account = await world.user_with_account()
     campaign = await _draft(world, user, account, steps=[STEP], schedule={"domain_daily_cap": 100})
-    await _upload(world, user, campaign["id"], _rows(3))
+    await world.upload_recipients(user, campaign["id"], _rows(3))
     await _launch(world, user, campaign["id"])
     await _answer_all(world, dispatcher, account)
     await world.client.post(f"/v1/campaigns/{campaign['id']}/cancel", headers=world.auth(user))
@@ -361,7 +352,7 @@ async def test_a_clone_is_a_draft_with_the_same_settings_and_steps(world: World)
         list_unsubscribe=False,
         schedule={"daily_cap": 7, "start_at": LATER},
     )
-    await _upload(world, user, source["id"], _rows(2))
+    await world.upload_recipients(user, source["id"], _rows(2))
     await _launch(world, user, source["id"])
     response = await world.client.post(f"/v1/campaigns/{source['id']}/clone", headers=world.auth(user))
     assert response.status_code == 201, response.text
@@ -375,7 +366,7 @@ async def test_a_clone_is_a_draft_with_the_same_settings_and_steps(world: World)
     )
     report = await world.client.get(f"/v1/campaigns/{copy['id']}/report", headers=world.auth(user))
     assert report.json()["summary"]["rows"] == 0
-    await _upload(world, user, copy["id"], _rows(4))
+    await world.upload_recipients(user, copy["id"], _rows(4))
     await _launch(world, user, copy["id"])
     assert await _count(world, messages, messages.c.campaign_id == copy["id"]) == 4
 
@@ -384,7 +375,7 @@ async def test_a_clone_with_recipients_is_built_again_and_launches(world: World)
     """With ``recipients: true`` the copy's list is the same rows, rendered for the copy; it launches."""
     user, account = await world.user_with_account()
     source = await _draft(world, user, account, schedule={"start_at": LATER})
-    await _upload(world, user, source["id"], _rows(3) + "not-an-address,Bad\n")
+    await world.upload_recipients(user, source["id"], _rows(3) + "not-an-address,Bad\n")
     launched = await world.client.post(
         f"/v1/campaigns/{source['id']}/launch", json={"skip_invalid": True}, headers=world.auth(user)
     )

@@ -25,17 +25,6 @@ async def _campaign(world: World, user: int, account: int, **fields: Any) -> dic
     return result
 
 
-async def _upload(world: World, user: int, campaign_id: int, text: str) -> dict[str, Any]:
-    response = await world.client.put(
-        f"/v1/campaigns/{campaign_id}/recipients",
-        content=text.encode(),
-        headers={**world.auth(user), "content-type": "text/csv"},
-    )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 async def _problems(world: World, user: int, campaign_id: int) -> list[tuple[int, str, str]]:
     report = (await world.client.get(f"/v1/campaigns/{campaign_id}/report", headers=world.auth(user))).json()
     return [(p["row"], p["problem"], p["detail"]) for p in report["problems"]]
@@ -54,7 +43,11 @@ async def test_the_campaigns_columns_give_each_message_its_cc_bcc_and_reply_to(
         'ada@example.com,Ada,"boss@Example.COM; pa@example.com",audit@example.com,sales@example.com\r\n'
         "bob@example.com,Bob,,,\r\n"
     )
-    assert await _upload(world, user, campaign["id"], listed) == {"rows": 2, "valid": 2, "problems": {}}
+    assert await world.upload_recipients(user, campaign["id"], listed) == {
+        "rows": 2,
+        "valid": 2,
+        "problems": {},
+    }
     preview = (
         await world.client.get(f"/v1/campaigns/{campaign['id']}/rows/1", headers=world.auth(user))
     ).json()
@@ -92,7 +85,7 @@ async def test_an_invalid_address_in_a_column_is_a_row_problem_naming_it(world: 
         'cy@example.com,Cy,,,"Sales <sales@example.com>"\r\n'
         "di@example.com,Di,,,\r\n"
     )
-    built = await _upload(world, user, campaign["id"], listed)
+    built = await world.upload_recipients(user, campaign["id"], listed)
     assert built == {
         "rows": 4,
         "valid": 1,
@@ -124,7 +117,7 @@ async def test_more_than_gmails_100_recipients_is_a_row_problem(world: World) ->
         f"bob@example.com,Bob,{cells('c', 60)},{cells('b', 40)},\r\n"
         f"cy@example.com,Cy,,,{cells('r', 6)}\r\n"
     )
-    built = await _upload(world, user, campaign["id"], listed)
+    built = await world.upload_recipients(user, campaign["id"], listed)
     assert built == {"rows": 3, "valid": 1, "problems": {"too_many_recipients": 1, "invalid_reply_to": 1}}
     problems = await _problems(world, user, campaign["id"])
     assert [(row, problem) for row, problem, _ in problems] == [

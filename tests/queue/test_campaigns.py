@@ -37,17 +37,6 @@ async def _campaign(world: World, user: int, account: int, **fields: Any) -> dic
     return result
 
 
-async def _upload(world: World, user: int, campaign_id: int, text: str) -> dict[str, Any]:
-    response = await world.client.put(
-        f"/v1/campaigns/{campaign_id}/recipients",
-        content=text.encode(),
-        headers={**world.auth(user), "content-type": "text/csv"},
-    )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def _rows(count: int) -> str:
     return "email,name\n" + "".join(f"r{i}@example.com,R{i}\n" for i in range(count))
 
@@ -55,7 +44,7 @@ def _rows(count: int) -> str:
 async def _launched(world: World, rows: int, **schedule: Any) -> tuple[int, int, dict[str, Any]]:
     user, account = await world.user_with_account()
     campaign = await _campaign(world, user, account, schedule=schedule)
-    await _upload(world, user, campaign["id"], _rows(rows))
+    await world.upload_recipients(user, campaign["id"], _rows(rows))
     response = await world.client.post(
         f"/v1/campaigns/{campaign['id']}/launch", json={}, headers=world.auth(user)
     )
@@ -68,7 +57,7 @@ async def test_the_list_is_checked_row_by_row(world: World, settings: QueueSetti
     user, account = await world.user_with_account()
     world.fake.add_attachment(user, 81)
     campaign = await _campaign(world, user, account, attachments_column="files")
-    built = await _upload(world, user, campaign["id"], LIST)
+    built = await world.upload_recipients(user, campaign["id"], LIST)
     assert built == {
         "rows": 6,
         "valid": 2,
@@ -98,7 +87,9 @@ async def test_the_report_pages_with_an_opaque_cursor(world: World) -> None:
     """The report's cursor walks every problem row once, in row order; another list's cursor is a 400."""
     user, account = await world.user_with_account()
     campaign = await _campaign(world, user, account)
-    await _upload(world, user, campaign["id"], "email,name\n" + "".join(f"bad{i},B{i}\n" for i in range(5)))
+    await world.upload_recipients(
+        user, campaign["id"], "email,name\n" + "".join(f"bad{i},B{i}\n" for i in range(5))
+    )
     url = f"/v1/campaigns/{campaign['id']}/report"
     seen: list[int] = []
     cursor = None
@@ -150,7 +141,7 @@ async def test_a_row_whose_rendered_subject_cannot_be_sent_is_a_row_problem(
     campaign = await _campaign(world, user, account)
     rows = io.StringIO()
     csv.writer(rows).writerows([["email", "name"], ["a@example.com", cell], ["b@example.com", "Bob"]])
-    built = await _upload(world, user, campaign["id"], rows.getvalue())
+    built = await world.upload_recipients(user, campaign["id"], rows.getvalue())
     assert built == {"rows": 2, "valid": 1, "problems": {"invalid_subject": 1}}
     report = (
         await world.client.get(f"/v1/campaigns/{campaign['id']}/report", headers=world.auth(user))
@@ -169,7 +160,7 @@ async def test_an_encoded_word_in_a_cell_is_subject_text(world: World, dispatche
     user, account = await world.user_with_account()
     campaign = await _campaign(world, user, account)
     attack = "=?utf-8?q?x=0D=0ABcc:_someone@example.org?="
-    built = await _upload(world, user, campaign["id"], f"email,name\r\na@example.com,{attack}\r\n")
+    built = await world.upload_recipients(user, campaign["id"], f"email,name\r\na@example.com,{attack}\r\n")
     assert built == {"rows": 1, "valid": 1, "problems": {}}
     response = await world.client.post(
         f"/v1/campaigns/{campaign['id']}/launch", json={}, headers=world.auth(user)
@@ -184,8 +175,8 @@ async def test_an_address_with_an_encoded_word_is_an_invalid_address(world: Worl
     """``=?...?=`` is legal in a local part but decoded by mail programs: the row is refused."""
     user, account = await world.user_with_account()
     campaign = await _campaign(world, user, account)
-    built = await _upload(
-        world, user, campaign["id"], "email,name\r\n=?utf-8?q?a=0D=0ABcc=3A_x=40evil.test?=@example.com,A\r\n"
+    built = await world.upload_recipients(
+        user, campaign["id"], "email,name\r\n=?utf-8?q?a=0D=0ABcc=3A_x=40evil.test?=@example.com,A\r\n"
     )
     assert built["problems"] == {"invalid_address": 1}
 
@@ -195,7 +186,7 @@ async def test_a_large_list_is_rendered_in_batches(world: World, settings: Queue
     user, account = await world.user_with_account()
     campaign = await _campaign(world, user, account)
     world.fake.render_calls.clear()
-    built = await _upload(world, user, campaign["id"], _rows(230))
+    built = await world.upload_recipients(user, campaign["id"], _rows(230))
     assert built["valid"] == 230
     assert max(world.fake.render_calls) <= settings.compose.build_batch_rows
     assert sum(world.fake.render_calls) == 230
@@ -247,7 +238,7 @@ async def test_launch_is_refused_while_rows_have_problems_unless_skipped(
     user, account = await world.user_with_account()
     world.fake.add_attachment(user, 81)
     campaign = await _campaign(world, user, account, attachments_column="files")
-    await _upload(world, user, campaign["id"], LIST)
+    await world.upload_recipients(user, campaign["id"], LIST)
     url = f"/v1/campaigns/{campaign['id']}/launch"
     refused = await world.client.post(url, json={}, headers=world.auth(user))
     assert refused.status_code == 409

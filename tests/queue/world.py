@@ -125,17 +125,23 @@ class World:
         created = await self.client.post("/v1/campaigns", json=campaign, headers=self.auth(user_id))
         assert created.status_code == 201, created.text
         campaign_id: int = created.json()["id"]
+        await self.upload_recipients(user_id, campaign_id, recipients_csv)
+        launched = await self.client.post(
+            f"/v1/campaigns/{campaign_id}/launch", json={}, headers=self.auth(user_id)
+        )
+        assert launched.status_code == 200, launched.text
+        return campaign_id
+
+    async def upload_recipients(self, user_id: int, campaign_id: int, recipients_csv: str) -> dict[str, Any]:
+        """PUT ``recipients_csv`` as the campaign's list: the build summary."""
         uploaded = await self.client.put(
             f"/v1/campaigns/{campaign_id}/recipients",
             content=recipients_csv.encode(),
             headers={**self.auth(user_id), "content-type": "text/csv"},
         )
         assert uploaded.status_code == 200, uploaded.text
-        launched = await self.client.post(
-            f"/v1/campaigns/{campaign_id}/launch", json={}, headers=self.auth(user_id)
-        )
-        assert launched.status_code == 200, launched.text
-        return campaign_id
+        summary: dict[str, Any] = uploaded.json()
+        return summary
 
     async def email(self, user_id: int, email_id: int) -> dict[str, Any]:
         response = await self.client.get(f"/v1/emails/{email_id}", headers=self.auth(user_id))
